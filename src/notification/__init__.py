@@ -1,0 +1,3 @@
+"""notification: a self-hosted mailing service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The client directory: who can receive mailings."""

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from notification.db import Entity
+
+
+class Client(Entity):
+    __tablename__ = "clients"
+    __table_args__ = (
+        CheckConstraint(r"phone ~ '^7[0-9]{10}$'", name="phone_format"),
+        CheckConstraint(r"operator_code ~ '^[0-9]{3}$'", name="operator_code_format"),
+        # A mailing filter is "operator code in (...) and/or tag in (...)": one index serves the
+        # operator-led form and its operator+tag refinement, the other the tag-only form.
+        Index("ix_clients_operator_code_tag", "operator_code", "tag"),
+        Index("ix_clients_tag", "tag"),
+    )
+
+    phone: Mapped[str] = mapped_column(String(11), unique=True)
+    operator_code: Mapped[str] = mapped_column(String(3))
+    tag: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    timezone: Mapped[str] = mapped_column(String(64))

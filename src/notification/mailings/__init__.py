@@ -1,0 +1,1 @@
+"""Mailings: what to send, to whom, and when."""

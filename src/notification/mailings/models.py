@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import TYPE_CHECKING
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import ARRAY, CheckConstraint, Integer, String, Text, Time, and_, case, column, exists, func, table
+from sqlalchemy.orm import Mapped, column_property, mapped_column
+
+from notification.db import Entity
+
+TEXT_MAX_LENGTH = 1600
+
+
+class Mailing(Entity):
+    __tablename__ = "mailings"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ends_after_start"),
+        CheckConstraint(f"char_length(text) BETWEEN 1 AND {TEXT_MAX_LENGTH}", name="text_length"),
+        CheckConstraint(
+            "(send_window_start IS NULL) = (send_window_end IS NULL)"
+            " AND (send_window_start IS NULL OR send_window_start <> send_window_end)",
+            name="send_window_complete",
+        ),
+    )
+
+    text: Mapped[str] = mapped_column(Text)
+    start_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    end_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    filter_operator_codes: Mapped[list[str]] = mapped_column(ARRAY(String(3)), default=list, server_default="{}")
+    filter_tags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list, server_default="{}")
+    send_window_start: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
+    send_window_end: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
+    # Every change that affects who gets what and when bumps plan_version; a planning run records
+    # the version it planned, so send jobs of a superseded plan recognise themselves and stop.
+    plan_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    planned_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    planned_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    if TYPE_CHECKING:
+        status: str  # a column_property, defined below the class
+
+
+class MailingStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+# A mailing is finished once its end has passed or its current plan has nothing left pending.
+_messages = table("messages", column("mailing_id"), column("status"))
+Mailing.status = column_property(  # type: ignore[assignment]
+    case(
+        (func.now() < Mailing.start_at, MailingStatus.SCHEDULED.value),
+        (func.now() >= Mailing.end_at, MailingStatus.FINISHED.value),
+        (
+            and_(
+                Mailing.planned_version == Mailing.plan_version,
+                ~exists().where(_messages.c.mailing_id == Mailing.id, _messages.c.status == "pending"),
+            ),
+            MailingStatus.FINISHED.value,
+        ),
+        else_=MailingStatus.RUNNING.value,
+    )
+)

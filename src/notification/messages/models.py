@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from advanced_alchemy.mixins import IdentityPrimaryKey
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from notification.db import Base, utcnow
+
+
+class MessageStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = frozenset(MessageStatus) - {MessageStatus.PENDING}
+_STATUS_LIST = ", ".join(f"'{s.value}'" for s in MessageStatus)
+
+
+class Message(IdentityPrimaryKey, Base):
+    """One mailing to one client; its id is the msgId the provider sees, hence its idempotency key."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("mailing_id", "client_id", name="uq_messages_mailing_client"),
+        CheckConstraint(f"status IN ({_STATUS_LIST})", name="status_known"),
+        # Statistics are GROUP BY status per mailing: an index-only scan of this index answers them.
+        Index("ix_messages_mailing_id_status", "mailing_id", "status"),
+        Index("ix_messages_client_id", "client_id"),
+    )
+
+    mailing_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mailings.id", ondelete="CASCADE"))
+    # A deleted client's sent history stays in the statistics; the link alone goes.
+    client_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("clients.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.PENDING, server_default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTimeUTC(timezone=True), default=utcnow, server_default=func.now()
+    )
+    due_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
+    leased_until: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

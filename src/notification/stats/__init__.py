@@ -1,0 +1,1 @@
+"""Delivery statistics grouped by message status."""
