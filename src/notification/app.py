@@ -14,8 +14,11 @@ from notification.config import Settings, get_settings
 from notification.db import sqlalchemy_config
 from notification.errors import exception_handlers
 from notification.health import HealthController
+from notification.jobs import job_queue_lifespan
 from notification.logging import configure_logging
 from notification.mailings.controllers import MailingController
+from notification.messages.controllers import MessageController
+from notification.stats.controllers import StatsController
 
 API_PREFIX = "/api/v1"
 
@@ -23,11 +26,12 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
-    api = Router(API_PREFIX, route_handlers=[ClientController, MailingController])
+    api = Router(API_PREFIX, route_handlers=[ClientController, MailingController, StatsController, MessageController])
     return Litestar(
         route_handlers=[api, HealthController],
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config(settings)), NotificationCLIPlugin()],
         exception_handlers=exception_handlers,
+        lifespan=[job_queue_lifespan(settings)],
         openapi_config=OpenAPIConfig(
             title="notification",
             version=__version__,

@@ -26,6 +26,7 @@ class Settings:
     retry_base_s: float = 1.0
     retry_max_s: float = 300.0
     worker_concurrency: int = 16
+    worker_heartbeat_s: float = 10.0
     stalled_job_after_s: float = 60.0
     log_level: str = "INFO"
     log_json: bool = True

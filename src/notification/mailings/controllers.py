@@ -3,14 +3,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import structlog
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Parameter
+from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.jobs import provide_job_queue
+from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead
 from notification.mailings.services import MailingService, to_read
+from notification.mailings.tasks import schedule_planning
 from notification.pagination import Limit, Offset, Page
+
+logger = structlog.get_logger(__name__)
 
 MailingId = Annotated[int, Parameter(ge=1, description="Mailing id")]
 
@@ -20,14 +27,27 @@ async def provide_mailing_service(db_session: AsyncSession) -> AsyncIterator[Mai
         yield service
 
 
+async def plan_after_commit(job_queue: App, mailing: Mailing) -> None:
+    """Enqueue planning once the mailing is committed; if this fails, the reconciler plans it."""
+    try:
+        await schedule_planning(job_queue, mailing.id, mailing.plan_version, mailing.start_at)
+    except Exception:
+        logger.warning("planning not enqueued, the reconciler will", mailing_id=mailing.id, exc_info=True)
+
+
 class MailingController(Controller):
     path = "/mailings"
     tags = ["mailings"]
-    dependencies = {"mailings": Provide(provide_mailing_service)}
+    dependencies = {
+        "mailings": Provide(provide_mailing_service),
+        "job_queue": Provide(provide_job_queue, sync_to_thread=False),
+    }
 
     @post("/", summary="Create a mailing; it starts at start_at, or at once when already due")
-    async def create_mailing(self, mailings: MailingService, data: MailingCreate) -> MailingRead:
-        return to_read(await mailings.create_mailing(data))
+    async def create_mailing(self, mailings: MailingService, job_queue: App, data: MailingCreate) -> MailingRead:
+        mailing = await mailings.create_mailing(data)
+        await plan_after_commit(job_queue, mailing)
+        return to_read(mailing)
 
     @get("/", summary="List mailings")
     async def list_mailings(self, mailings: MailingService, limit: Limit, offset: Offset) -> Page[MailingRead]:
@@ -39,15 +59,21 @@ class MailingController(Controller):
         return to_read(await mailings.get_mailing(mailing_id))
 
     @patch("/{mailing_id:int}", summary="Change some fields of a mailing; it is planned again")
-    async def patch_mailing(self, mailings: MailingService, mailing_id: MailingId, data: MailingPatch) -> MailingRead:
-        mailing, _ = await mailings.patch_mailing(mailing_id, data)
+    async def patch_mailing(
+        self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingPatch
+    ) -> MailingRead:
+        mailing, replan = await mailings.patch_mailing(mailing_id, data)
+        if replan:
+            await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
 
     @put("/{mailing_id:int}", summary="Replace a mailing; it is planned again")
     async def replace_mailing(
-        self, mailings: MailingService, mailing_id: MailingId, data: MailingCreate
+        self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingCreate
     ) -> MailingRead:
-        mailing, _ = await mailings.replace_mailing(mailing_id, data)
+        mailing, replan = await mailings.replace_mailing(mailing_id, data)
+        if replan:
+            await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
 
     @delete("/{mailing_id:int}", summary="Delete a mailing; pending messages are never sent")

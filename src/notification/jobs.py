@@ -1,0 +1,35 @@
+"""The API's handle on the job queue: a procrastinate app of its own, opened with the Litestar app,
+that enqueues tasks by name (the tasks themselves live in the worker's app)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from procrastinate import App, PsycopgConnector
+
+from notification.config import Settings
+
+
+def create_connector(settings: Settings, max_size: int) -> PsycopgConnector:
+    # Until opened, a connector is only its arguments: the CLI may import this without a database.
+    conninfo = settings.psycopg_conninfo if settings.database_url else ""
+    return PsycopgConnector(conninfo=conninfo, min_size=1, max_size=max_size)
+
+
+def job_queue_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        job_queue = App(connector=create_connector(settings, max_size=4))
+        async with job_queue.open_async():
+            app.state.job_queue = job_queue
+            yield
+
+    return lifespan
+
+
+def provide_job_queue(state: State) -> App:
+    job_queue: App = state.job_queue
+    return job_queue

@@ -1,0 +1,157 @@
+"""Planning a mailing: its messages created set-based, then send jobs deferred in batches.
+
+Everything happens in one transaction with the mailing row locked: the messages, the send jobs
+and the mark that this plan version is done commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+logger = structlog.get_logger(__name__)
+
+DeferSends = Callable[[AsyncConnection, int, int, list[list[int]], dt.datetime | None], Awaitable[None]]
+"""Defers one ``send_messages`` job per id list, all scheduled at a time (None: now)."""
+
+
+@dataclass(slots=True)
+class PlanReport:
+    planned: bool = False
+    reason: str | None = None
+    added: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    batches: int = 0
+
+
+_LOCK_MAILING = """
+SELECT id, start_at, end_at, filter_operator_codes, filter_tags, send_window_start, send_window_end,
+       plan_version, planned_version, now() AS now
+FROM mailings WHERE id = %(mailing_id)s FOR UPDATE
+"""
+
+
+def client_filter(operator_codes: list[str], tags: list[str], alias: str = "c") -> sql.Composable:
+    """The mailing's filter as SQL; an empty list filters nothing, so it adds no condition."""
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    if operator_codes:
+        conditions.append(sql.SQL("{}.operator_code = ANY(%(operator_codes)s)").format(sql.Identifier(alias)))
+    if tags:
+        conditions.append(sql.SQL("{}.tag = ANY(%(tags)s)").format(sql.Identifier(alias)))
+    return sql.SQL(" AND ").join(conditions)
+
+
+# A client cancelled by an earlier plan and matching again is planned again; nothing else that
+# already exists is touched, so planning twice never duplicates a message.
+_ADD_MATCHING = """
+INSERT INTO messages (mailing_id, client_id, due_at)
+SELECT %(mailing_id)s, c.id, %(now)s FROM clients c WHERE {filter}
+ON CONFLICT (mailing_id, client_id) DO UPDATE
+SET status = 'pending', due_at = excluded.due_at, last_error = NULL, leased_until = NULL
+WHERE messages.status = 'cancelled'
+"""
+
+_CANCEL_UNMATCHED = """
+UPDATE messages m SET status = 'cancelled', leased_until = NULL
+WHERE m.mailing_id = %(mailing_id)s AND m.status = 'pending'
+  AND NOT EXISTS (SELECT 1 FROM clients c WHERE c.id = m.client_id AND {filter})
+"""
+
+# Messages waiting for a retry keep their later due time; the rest are due from now on.
+_RESCHEDULE = """
+UPDATE messages SET due_at = greatest(due_at, %(now)s)
+WHERE mailing_id = %(mailing_id)s AND status = 'pending' AND due_at < %(now)s
+"""
+
+_EXPIRE_ALL = """
+UPDATE messages SET status = 'expired', leased_until = NULL, last_error = 'end_at passed before it could be sent'
+WHERE mailing_id = %(mailing_id)s AND status = 'pending'
+"""
+
+# Batches in due order, so that one batch holds messages due at about the same time.
+_BATCHES = """
+SELECT array_agg(id ORDER BY id) AS ids, min(due_at) AS due_at
+FROM (
+    SELECT id, due_at, (row_number() OVER (ORDER BY due_at, id) - 1) / %(batch_size)s AS batch
+    FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'pending'
+) pending
+GROUP BY batch ORDER BY batch
+"""
+
+_MARK_PLANNED = """
+UPDATE mailings SET planned_version = %(plan_version)s, planned_at = now() WHERE id = %(mailing_id)s
+"""
+
+
+async def plan_mailing(
+    conn: AsyncConnection, mailing_id: int, plan_version: int, batch_size: int, defer_sends: DeferSends
+) -> PlanReport:
+    report = PlanReport()
+    async with conn.transaction():
+        cur = conn.cursor(row_factory=dict_row)
+        mailing = await (await cur.execute(_LOCK_MAILING, {"mailing_id": mailing_id})).fetchone()
+        if mailing is None:
+            report.reason = "mailing deleted"
+            return report
+        if mailing["plan_version"] != plan_version or mailing["planned_version"] >= plan_version:
+            report.reason = "plan superseded or already done"
+            return report
+        now: dt.datetime = mailing["now"]
+        if now < mailing["start_at"]:
+            report.reason = "not due yet"
+            return report
+        params: dict[str, Any] = {
+            "mailing_id": mailing_id,
+            "now": now,
+            "operator_codes": mailing["filter_operator_codes"],
+            "tags": mailing["filter_tags"],
+            "plan_version": plan_version,
+            "batch_size": batch_size,
+        }
+        if now >= mailing["end_at"]:
+            report.expired = (await cur.execute(_EXPIRE_ALL, params)).rowcount
+        else:
+            condition = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
+            report.added = (await cur.execute(sql.SQL(_ADD_MATCHING).format(filter=condition), params)).rowcount
+            if mailing["planned_version"] > 0:
+                cancel = sql.SQL(_CANCEL_UNMATCHED).format(filter=condition)
+                report.cancelled = (await cur.execute(cancel, params)).rowcount
+                await cur.execute(_RESCHEDULE, params)
+            batches = await (await cur.execute(_BATCHES, params)).fetchall()
+            report.batches = len(batches)
+            await _defer_batches(conn, mailing_id, plan_version, now, batches, defer_sends)
+        await cur.execute(_MARK_PLANNED, params)
+        report.planned = True
+    logger.info(
+        "mailing planned",
+        mailing_id=mailing_id,
+        plan_version=plan_version,
+        added=report.added,
+        cancelled=report.cancelled,
+        expired=report.expired,
+        batches=report.batches,
+    )
+    return report
+
+
+async def _defer_batches(
+    conn: AsyncConnection,
+    mailing_id: int,
+    plan_version: int,
+    now: dt.datetime,
+    batches: list[dict[str, Any]],
+    defer_sends: DeferSends,
+) -> None:
+    by_time: dict[dt.datetime | None, list[list[int]]] = {}
+    for batch in batches:
+        at = batch["due_at"] if batch["due_at"] > now else None
+        by_time.setdefault(at, []).append(batch["ids"])
+    for at, id_lists in by_time.items():
+        await defer_sends(conn, mailing_id, plan_version, id_lists, at)

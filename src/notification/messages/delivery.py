@@ -1,0 +1,249 @@
+"""Delivery of one batch of messages: claim, send with bounded concurrency, record, follow up.
+
+A batch is safe to run twice, even at once: a claim leases each message for a while and only
+pending, due, unleased messages can be claimed; recording ``sent`` only ever moves a message
+there once. Whatever a run leaves pending gets a follow-up job at its next due time, in the
+same transaction that records the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from notification.config import Settings
+from notification.messages.models import MessageStatus
+from notification.provider.client import Outcome, ProviderClient, SendResult
+
+logger = structlog.get_logger(__name__)
+
+FollowUp = Callable[[AsyncConnection, int, int, list[int], dt.datetime], Awaitable[None]]
+"""Defers ``send_messages(mailing_id, plan_version, message_ids)`` at a time, on a connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    id: int
+    client_id: int
+    phone: str
+    attempts: int
+
+
+@dataclass(slots=True)
+class BatchReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    expired: int = 0
+    follow_up_at: dt.datetime | None = None
+    skipped: str | None = None
+    results: dict[int, SendResult] = field(default_factory=dict)
+
+
+_MAILING = """
+SELECT text, start_at, end_at, plan_version, now() AS now
+FROM mailings WHERE id = %(mailing_id)s
+"""
+
+# SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
+_CLAIM = """
+WITH claimable AS (
+    SELECT id FROM messages
+    WHERE id = ANY(%(ids)s) AND mailing_id = %(mailing_id)s AND status = 'pending'
+      AND due_at <= now() AND (leased_until IS NULL OR leased_until <= now())
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE messages m
+SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
+FROM claimable, clients c
+WHERE m.id = claimable.id AND c.id = m.client_id
+RETURNING m.id, m.client_id, c.phone, m.attempts
+"""
+
+# 'sent' wins over a cancellation or expiry that landed while the request was in flight: the
+# provider did accept it. Every other outcome only applies to a message still pending.
+_RECORD = """
+UPDATE messages m
+SET status = r.status,
+    sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE m.sent_at END,
+    last_error = r.error,
+    due_at = coalesce(r.due_at, m.due_at),
+    leased_until = NULL
+FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(errors)s::text[], %(due_ats)s::timestamptz[])
+     AS r(id, status, error, due_at)
+WHERE m.id = r.id AND (m.status = 'pending' OR (r.status = 'sent' AND m.status <> 'sent'))
+"""
+
+_REMAINING = """
+SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids,
+       min(greatest(due_at, coalesce(leased_until, due_at))) AS next_at
+FROM messages
+WHERE id = ANY(%(ids)s) AND status = 'pending'
+"""
+
+_EXPIRE = """
+UPDATE messages
+SET status = 'expired', leased_until = NULL, last_error = coalesce(%(reason)s, last_error)
+WHERE id = ANY(%(ids)s) AND status = 'pending'
+"""
+
+
+def retry_delay_s(settings: Settings, attempts: int, retry_after_s: float | None) -> float:
+    """Capped exponential backoff with jitter; the provider's Retry-After wins when it asks for longer."""
+    ceiling = min(settings.retry_max_s, settings.retry_base_s * 2 ** max(0, attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter, not cryptography)
+    if retry_after_s is not None:
+        delay = max(delay, retry_after_s)
+    return delay
+
+
+class Delivery:
+    """Sends batches for a worker process: one provider client, one concurrency budget."""
+
+    def __init__(self, settings: Settings, provider: ProviderClient) -> None:
+        self.settings = settings
+        self.provider = provider
+        self._in_flight = asyncio.Semaphore(settings.provider_concurrency)
+
+    async def send_batch(
+        self,
+        pool: AsyncConnectionPool,
+        mailing_id: int,
+        plan_version: int,
+        message_ids: Sequence[int],
+        follow_up: FollowUp,
+    ) -> BatchReport:
+        report = BatchReport()
+        ids = list(message_ids)
+        async with pool.connection() as conn:
+            claim = await self._claim(conn, mailing_id, plan_version, ids, report)
+        if claim is None:
+            return report
+        text, end_at, claimed = claim
+        report.claimed = len(claimed)
+        log = logger.bind(mailing_id=mailing_id)
+        results = await asyncio.gather(*(self._send_one(m, text, end_at, log) for m in claimed))
+        report.results = {m.id: r for m, r in zip(claimed, results, strict=True)}
+        async with pool.connection() as conn, conn.transaction():
+            await self._record(conn, claimed, results, end_at, report)
+            await self._follow_up(conn, mailing_id, plan_version, ids, end_at, follow_up, report)
+        return report
+
+    async def _claim(
+        self, conn: AsyncConnection, mailing_id: int, plan_version: int, ids: list[int], report: BatchReport
+    ) -> tuple[str, dt.datetime, list[ClaimedMessage]] | None:
+        cur = conn.cursor(row_factory=dict_row)
+        mailing = await (await cur.execute(_MAILING, {"mailing_id": mailing_id})).fetchone()
+        if mailing is None:
+            report.skipped = "mailing deleted"
+            return None
+        if mailing["plan_version"] != plan_version:
+            report.skipped = "plan superseded"
+            return None
+        if mailing["now"] >= mailing["end_at"]:
+            async with conn.transaction():
+                await cur.execute(_EXPIRE, {"ids": ids, "reason": "end_at passed before it could be sent"})
+            report.expired = cur.rowcount
+            report.skipped = "mailing ended"
+            return None
+        async with conn.transaction():
+            await cur.execute(_CLAIM, {"ids": ids, "mailing_id": mailing_id, "lease_s": self.settings.send_lease_s})
+            rows = await cur.fetchall()
+        claimed = [ClaimedMessage(r["id"], r["client_id"], r["phone"], r["attempts"]) for r in rows]
+        return mailing["text"], mailing["end_at"], claimed
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        claimed: list[ClaimedMessage],
+        results: Sequence[SendResult],
+        end_at: dt.datetime,
+        report: BatchReport,
+    ) -> None:
+        if not claimed:
+            return
+        now = dt.datetime.now(dt.UTC)
+        states = [self._next_state(m, r, end_at, now) for m, r in zip(claimed, results, strict=True)]
+        for status, _, _ in states:
+            if status == MessageStatus.SENT:
+                report.sent += 1
+            elif status == MessageStatus.FAILED:
+                report.failed += 1
+            elif status == MessageStatus.EXPIRED:
+                report.expired += 1
+            else:
+                report.retrying += 1
+        await conn.execute(
+            _RECORD,
+            {
+                "ids": [m.id for m in claimed],
+                "statuses": [status for status, _, _ in states],
+                "errors": [error for _, error, _ in states],
+                "due_ats": [due_at for _, _, due_at in states],
+            },
+        )
+
+    async def _follow_up(
+        self,
+        conn: AsyncConnection,
+        mailing_id: int,
+        plan_version: int,
+        ids: list[int],
+        end_at: dt.datetime,
+        follow_up: FollowUp,
+        report: BatchReport,
+    ) -> None:
+        """Whatever is still pending in the batch gets a job at its next due time, or expires."""
+        cur = conn.cursor(row_factory=dict_row)
+        remaining = await (await cur.execute(_REMAINING, {"ids": ids})).fetchone()
+        if remaining is None or not remaining["ids"]:
+            return
+        next_at: dt.datetime = remaining["next_at"]
+        if next_at >= end_at:
+            await cur.execute(_EXPIRE, {"ids": remaining["ids"], "reason": "no chance to send before end_at"})
+            report.expired += cur.rowcount
+            return
+        await follow_up(conn, mailing_id, plan_version, remaining["ids"], next_at)
+        report.follow_up_at = next_at
+
+    def _next_state(
+        self, message: ClaimedMessage, result: SendResult, end_at: dt.datetime, now: dt.datetime
+    ) -> tuple[str, str | None, dt.datetime | None]:
+        if result.outcome is Outcome.SENT:
+            return MessageStatus.SENT, None, None
+        if result.outcome is Outcome.PERMANENT:
+            return MessageStatus.FAILED, result.error, None
+        retry_at = now + dt.timedelta(seconds=retry_delay_s(self.settings, message.attempts, result.retry_after_s))
+        if retry_at >= end_at:
+            return MessageStatus.EXPIRED, result.error, None
+        return MessageStatus.PENDING, result.error, retry_at
+
+    async def _send_one(
+        self, message: ClaimedMessage, text: str, end_at: dt.datetime, log: structlog.stdlib.BoundLogger
+    ) -> SendResult:
+        async with self._in_flight:
+            # Checked again here: the wait for a free slot may have run past the mailing's end.
+            time_left_s = (end_at - dt.datetime.now(dt.UTC)).total_seconds()
+            if time_left_s <= 0:
+                return SendResult(Outcome.TRANSIENT, "end_at passed before the request")
+            result = await self.provider.send(message.id, message.phone, text, time_left_s)
+        log.info(
+            "provider answered",
+            message_id=message.id,
+            client_id=message.client_id,
+            outcome=result.outcome.value,
+            status_code=result.status_code,
+            error=result.error,
+            attempt=message.attempts,
+            latency_ms=round(result.latency_s * 1000, 1),
+        )
+        return result

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+
+class MessageRead(msgspec.Struct):
+    id: int
+    mailing_id: int
+    client_id: int | None
+    status: str
+    created_at: dt.datetime
+    due_at: dt.datetime
+    sent_at: dt.datetime | None
+    attempts: int
+    last_error: str | None

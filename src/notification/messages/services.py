@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from advanced_alchemy.filters import LimitOffset, OrderBy
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+
+from notification.messages.models import Message
+from notification.messages.schemas import MessageRead
+
+
+class MessageRepository(SQLAlchemyAsyncRepository[Message]):
+    model_type = Message
+
+
+def to_read(message: Message) -> MessageRead:
+    return MessageRead(
+        id=message.id,
+        mailing_id=message.mailing_id,
+        client_id=message.client_id,
+        status=message.status,
+        created_at=message.created_at,
+        due_at=message.due_at,
+        sent_at=message.sent_at,
+        attempts=message.attempts,
+        last_error=message.last_error,
+    )
+
+
+class MessageService(SQLAlchemyAsyncRepositoryService[Message, MessageRepository]):
+    repository_type = MessageRepository
+
+    async def list_messages(
+        self,
+        limit: int,
+        offset: int,
+        mailing_id: int | None = None,
+        client_id: int | None = None,
+        status: str | None = None,
+    ) -> tuple[Sequence[Message], int]:
+        filters: dict[str, Any] = {
+            name: value
+            for name, value in (("mailing_id", mailing_id), ("client_id", client_id), ("status", status))
+            if value is not None
+        }
+        return await self.list_and_count(LimitOffset(limit, offset), OrderBy("id", "asc"), **filters)

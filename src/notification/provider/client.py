@@ -1,0 +1,123 @@
+"""The HTTP client of the SMS provider, and what each of its answers means for a message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import enum
+import time
+from dataclasses import dataclass
+
+import httpx
+import msgspec
+
+from notification.config import Settings
+
+# Answers worth another try later; every other 4xx is the provider refusing the message itself.
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    error: str | None = None
+    status_code: int | None = None
+    retry_after_s: float | None = None
+    latency_s: float = 0.0
+
+
+class _ProviderAnswer(msgspec.Struct):
+    code: int
+    message: str = ""
+
+
+_answer_decoder = msgspec.json.Decoder(_ProviderAnswer)
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+def classify(response: httpx.Response) -> SendResult:
+    status = response.status_code
+    if status == 200:
+        try:
+            answer = _answer_decoder.decode(response.content)
+        except msgspec.DecodeError:
+            return SendResult(Outcome.TRANSIENT, "malformed response body", status)
+        if answer.code != 0:
+            return SendResult(Outcome.TRANSIENT, f"provider answered code {answer.code}", status)
+        return SendResult(Outcome.SENT, status_code=status)
+    if status in RETRYABLE_STATUS or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return SendResult(Outcome.TRANSIENT, f"HTTP {status}", status, retry_after)
+    return SendResult(Outcome.PERMANENT, f"HTTP {status}: {response.text[:200]}", status)
+
+
+class ProviderClient:
+    """One pooled connection set to the provider, shared by every send of a process."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._timeout_s = settings.provider_timeout_s
+        limits = httpx.Limits(
+            max_connections=settings.provider_concurrency,
+            max_keepalive_connections=settings.provider_concurrency,
+            keepalive_expiry=30,
+        )
+        headers = {"Authorization": f"Bearer {settings.provider_token}"} if settings.provider_token else {}
+        self._http = httpx.AsyncClient(
+            base_url=settings.provider_url.rstrip("/"),
+            headers=headers,
+            limits=limits,
+            timeout=httpx.Timeout(self._timeout_s),
+            transport=transport,
+        )
+
+    async def send(self, message_id: int, phone: str, text: str, time_left_s: float) -> SendResult:
+        """POST one message; never raises for the provider's failures, it classifies them."""
+        # A request may not outlive the mailing it belongs to.
+        timeout = httpx.Timeout(max(0.05, min(self._timeout_s, time_left_s)))
+        body = msgspec.json.encode({"id": message_id, "phone": int(phone), "text": text})
+        started = time.perf_counter()
+        try:
+            response = await self._http.post(
+                f"/send/{message_id}",
+                content=body,
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
+            )
+        except httpx.TimeoutException:
+            return SendResult(Outcome.TRANSIENT, "timeout", latency_s=time.perf_counter() - started)
+        except httpx.TransportError as exc:
+            return SendResult(
+                Outcome.TRANSIENT, f"connection error: {type(exc).__name__}", latency_s=time.perf_counter() - started
+            )
+        result = classify(response)
+        return SendResult(
+            result.outcome,
+            result.error,
+            result.status_code,
+            result.retry_after_s,
+            latency_s=time.perf_counter() - started,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,472 @@
+"""A fake SMS provider speaking the real provider's HTTP contract, with knobs for injecting failures.
+
+Contract: ``POST {base}/v1/send/{msgId}`` with ``Authorization: Bearer <token>`` and a JSON body
+``{"id": msgId, "phone": <int>, "text": "..."}``; success is HTTP 200 with ``{"code": 0, "message": "OK"}``.
+
+Besides the contract it serves test-only endpoints under ``/_fake/`` to inspect what was received and to
+change the knobs at runtime. Used by tests (``serve_fake_provider``), the dev command and benchmarks
+(``run_fake_provider``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any, NamedTuple, Self
+
+import msgspec
+import uvicorn
+from litestar import Litestar, Request, Response, get, patch, post
+from litestar.datastructures import State
+from litestar.enums import MediaType
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.types import Scope
+
+__all__ = [
+    "FakeProviderOptions",
+    "FakeProviderState",
+    "MessageRecord",
+    "Received",
+    "RunningFakeProvider",
+    "create_fake_provider_app",
+    "get_fake_provider_state",
+    "run_fake_provider",
+    "serve_fake_provider",
+]
+
+logger = logging.getLogger(__name__)
+
+_STATE_KEY = "fake_provider"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Hung requests poll for shutdown at this interval so stopping the server never waits out ``hang_s``.
+_HANG_POLL_S = 0.05
+
+_OK = b'{"code":0,"message":"OK"}'
+# Each one breaks a different assumption a client might make about a 200 answer.
+_MALFORMED_BODIES = (
+    b"OK",
+    b'{"code":0,"message":',
+    b"<html><body>Bad Gateway</body></html>",
+    b'["OK"]',
+    b'{"status":"ok"}',
+    b'{"code":"0","message":"OK"}',
+    b"",
+)
+
+
+class FakeProviderOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Knobs of the fake provider; the ``*_rate`` fractions are exclusive outcomes and must sum to at most 1."""
+
+    token: str | None = None
+    latency_ms: float = 0
+    latency_jitter_ms: float = 0
+    error_rate: float = 0
+    rate_limit_rate: float = 0
+    retry_after_s: float = 1
+    reject_rate: float = 0
+    malformed_rate: float = 0
+    hang_rate: float = 0
+    hang_s: float = 30
+    down: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        rates = (self.error_rate, self.rate_limit_rate, self.reject_rate, self.malformed_rate, self.hang_rate)
+        if any(not 0 <= rate <= 1 for rate in rates):
+            msg = "every *_rate must be between 0 and 1"
+            raise ValueError(msg)
+        if sum(rates) > 1 + 1e-9:
+            msg = "error_rate + rate_limit_rate + reject_rate + malformed_rate + hang_rate must not exceed 1"
+            raise ValueError(msg)
+        if min(self.latency_ms, self.latency_jitter_ms, self.retry_after_s, self.hang_s) < 0:
+            msg = "latency_ms, latency_jitter_ms, retry_after_s and hang_s must not be negative"
+            raise ValueError(msg)
+
+
+class Received(msgspec.Struct, frozen=True):
+    """Per-msgId counts of send requests received and answered with the success body."""
+
+    requests: dict[int, int]
+    accepted: dict[int, int]
+    total_requests: int
+    total_accepted: int
+
+
+class MessageRecord(msgspec.Struct, frozen=True):
+    """What the fake saw for one msgId; ``last_body`` is the decoded JSON, or the raw text if it was not JSON."""
+
+    msg_id: int
+    requests: int
+    accepted: int
+    last_body: Any
+
+
+class _Reply(NamedTuple):
+    status: int
+    body: bytes
+    headers: dict[str, str] | None = None
+
+
+def _error(status: int, message: str) -> _Reply:
+    return _Reply(status, msgspec.json.encode({"code": status, "message": message}))
+
+
+_DOWN = _error(503, "fake provider is down")
+_SHUTTING_DOWN = _error(503, "fake provider is shutting down")
+_UNAUTHORIZED = _error(401, "missing or invalid bearer token")
+_FAILED = _error(500, "injected internal error")
+_REJECTED = _error(400, "injected permanent rejection")
+_BODY_FIELDS = (("id", int, "an integer"), ("phone", int, "an integer"), ("text", str, "a string"))
+
+
+def _seconds_header(seconds: float) -> str:
+    # Fractional seconds are outside RFC 9110 but let tests retry fast; plain digits keep clients' parsers happy.
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+def _invalid_body_reason(msg_id: int, body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    for field, kind, description in _BODY_FIELDS:
+        # ``type() is`` rather than isinstance: JSON true/false must not pass as an integer.
+        if type(body.get(field)) is not kind:
+            return f"{field} must be {description}"
+    if body["id"] != msg_id:
+        return "id must equal the msgId in the path"
+    return None
+
+
+class FakeProviderState:
+    """The fake's current options plus a record of the send requests it received."""
+
+    def __init__(self, options: FakeProviderOptions | None = None) -> None:
+        self.options = options or FakeProviderOptions()
+        self._rng = random.Random(self.options.seed)
+        self._closing = False
+        self.requests: dict[int, int] = {}
+        self.accepted: dict[int, int] = {}
+        self.last_body: dict[int, Any] = {}
+        self.total_requests = 0
+        self.total_accepted = 0
+
+    def set_options(self, **changes: Any) -> FakeProviderOptions:
+        """Apply a partial change of the knobs; raises ``msgspec.ValidationError`` on unknown or invalid ones."""
+        merged = msgspec.structs.asdict(self.options) | changes
+        self.options = msgspec.convert(merged, FakeProviderOptions)
+        if "seed" in changes:
+            self._rng.seed(self.options.seed)
+        return self.options
+
+    def reset(self) -> None:
+        """Forget everything received; the random stream restarts so a reset run is reproducible."""
+        self.requests = {}
+        self.accepted = {}
+        self.last_body = {}
+        self.total_requests = 0
+        self.total_accepted = 0
+        self._rng.seed(self.options.seed)
+
+    def received(self) -> Received:
+        # dict.copy() is atomic under the GIL, so another thread may snapshot while the server is writing.
+        return Received(self.requests.copy(), self.accepted.copy(), self.total_requests, self.total_accepted)
+
+    def message(self, msg_id: int) -> MessageRecord | None:
+        if msg_id not in self.requests:
+            return None
+        return MessageRecord(msg_id, self.requests[msg_id], self.accepted.get(msg_id, 0), self.last_body.get(msg_id))
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Make hung requests answer now, so a server shutdown does not wait for them; this is final."""
+        self._closing = True
+
+    async def send(self, msg_id: int, authorization: str | None, raw_body: bytes) -> _Reply:
+        """Answer one ``POST /v1/send/{msgId}`` the way the current options say."""
+        options = self.options
+        try:
+            body: Any = msgspec.json.decode(raw_body)
+        except msgspec.DecodeError:
+            body = raw_body.decode("utf-8", "replace")
+            invalid: str | None = "body is not valid JSON"
+        else:
+            invalid = _invalid_body_reason(msg_id, body)
+        self.requests[msg_id] = self.requests.get(msg_id, 0) + 1
+        self.total_requests += 1
+        self.last_body[msg_id] = body
+
+        delay_ms = options.latency_ms
+        if options.latency_jitter_ms:
+            delay_ms += self._rng.uniform(0, options.latency_jitter_ms)
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+
+        if options.down:
+            return _DOWN
+        if options.token is not None and authorization != f"Bearer {options.token}":
+            return _UNAUTHORIZED
+        if not _INT64_MIN <= msg_id <= _INT64_MAX:
+            return _error(400, "msgId must be a 64-bit integer")
+        if invalid is not None:
+            return _error(400, invalid)
+
+        roll = self._rng.random()
+        if (roll := roll - options.error_rate) < 0:
+            return _FAILED
+        if (roll := roll - options.rate_limit_rate) < 0:
+            retry_after = {"Retry-After": _seconds_header(options.retry_after_s)}
+            return _Reply(429, b'{"code":429,"message":"rate limited"}', retry_after)
+        if (roll := roll - options.reject_rate) < 0:
+            return _REJECTED
+        if (roll := roll - options.malformed_rate) < 0:
+            return _Reply(200, self._rng.choice(_MALFORMED_BODIES))
+        if roll - options.hang_rate < 0 and not await self._hang(options.hang_s):
+            return _SHUTTING_DOWN
+        # A hung request counts as accepted even if its client gave up: the provider delivered it anyway.
+        self.accepted[msg_id] = self.accepted.get(msg_id, 0) + 1
+        self.total_accepted += 1
+        return _Reply(200, _OK)
+
+    async def _hang(self, seconds: float) -> bool:
+        """Sleep ``seconds``; False if the fake started closing meanwhile."""
+        deadline = time.monotonic() + seconds
+        while not self._closing:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            await asyncio.sleep(min(remaining, _HANG_POLL_S))
+        return False
+
+
+def _log_unexpected(exc: Exception, scope: Scope) -> None:
+    # Without this a bug in the fake would be a silent 500, indistinguishable from an injected error.
+    if not isinstance(exc, HTTPException):
+        logger.error("fake provider failed on %s", scope.get("path"), exc_info=exc)
+
+
+def create_fake_provider_app(options: FakeProviderOptions | None = None) -> Litestar:
+    """A fresh fake provider app with its own ``FakeProviderState`` (see ``get_fake_provider_state``)."""
+    fake = FakeProviderState(options)
+
+    @post("/v1/send/{msg_id:int}", status_code=200)
+    async def send(request: Request[Any, Any, Any], msg_id: int) -> Response[bytes]:
+        reply = await fake.send(msg_id, request.headers.get("authorization"), await request.body())
+        return Response(reply.body, status_code=reply.status, media_type=MediaType.JSON, headers=reply.headers)
+
+    @get("/_fake/received")
+    async def received() -> Received:
+        return fake.received()
+
+    @get("/_fake/messages/{msg_id:int}")
+    async def message(msg_id: int) -> MessageRecord:
+        record = fake.message(msg_id)
+        if record is None:
+            raise NotFoundException(f"msgId {msg_id} was never received")
+        return record
+
+    @patch("/_fake/options")
+    async def set_options(data: dict[str, Any]) -> FakeProviderOptions:
+        try:
+            return fake.set_options(**data)
+        except msgspec.ValidationError as exc:
+            raise ValidationException(str(exc)) from exc
+
+    @post("/_fake/reset", status_code=204)
+    async def reset() -> None:
+        fake.reset()
+
+    return Litestar(
+        route_handlers=[send, received, message, set_options, reset],
+        state=State({_STATE_KEY: fake}),
+        openapi_config=None,
+        # Litestar's default logging config reconfigures the root logger, which is not ours to touch.
+        logging_config=None,
+        after_exception=[_log_unexpected],
+    )
+
+
+def get_fake_provider_state(app: Litestar) -> FakeProviderState:
+    """The state of an app made by ``create_fake_provider_app``."""
+    state = app.state[_STATE_KEY]
+    if not isinstance(state, FakeProviderState):
+        msg = "not a fake provider app"
+        raise TypeError(msg)
+    return state
+
+
+def run_fake_provider(host: str, port: int, options: FakeProviderOptions) -> None:
+    """Serve the fake provider in the foreground until interrupted."""
+    uvicorn.run(
+        create_fake_provider_app(options),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # Hung requests would otherwise hold Ctrl+C for up to ``hang_s``.
+        timeout_graceful_shutdown=1,
+    )
+
+
+class RunningFakeProvider:
+    """A fake provider served by uvicorn in a background thread; a sync and an async context manager.
+
+    ``with`` blocks only while starting and stopping; ``async with`` polls without blocking the event loop.
+    """
+
+    def __init__(
+        self,
+        options: FakeProviderOptions | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        startup_timeout_s: float = 10.0,
+    ) -> None:
+        self.app = create_fake_provider_app(options)
+        self.state = get_fake_provider_state(self.app)
+        self.host = host
+        self._requested_port = port
+        self._startup_timeout_s = startup_timeout_s
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            msg = "the fake provider is not running"
+            raise RuntimeError(msg)
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Root of the server, where the ``/_fake/`` endpoints live."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The provider base URL as the service is configured with it, ``/v1`` included."""
+        return f"{self.url}/v1"
+
+    def received(self) -> Received:
+        return self.state.received()
+
+    def set_options(self, **changes: Any) -> FakeProviderOptions:
+        return self.state.set_options(**changes)
+
+    def message(self, msg_id: int) -> MessageRecord | None:
+        return self.state.message(msg_id)
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def _launch(self) -> None:
+        if self._thread is not None or self.state.closed:
+            msg = "a RunningFakeProvider runs once; create a new one"
+            raise RuntimeError(msg)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # Binding here rather than in uvicorn gives the real port up front and queues early connections.
+        sock = socket.create_server((self.host, self._requested_port), family=family)
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Safety net for long latency_ms; hangs are released by FakeProviderState.close() already.
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._serve, args=(self._server, sock), name="fake-sms-provider", daemon=True
+        )
+        self._thread.start()
+
+    @staticmethod
+    def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+        with sock:
+            server.run(sockets=[sock])
+
+    def _startup_status(self, deadline: float) -> bool:
+        """True once serving; raises if the server died or the deadline passed."""
+        assert self._server is not None and self._thread is not None
+        if self._server.started:
+            return True
+        if not self._thread.is_alive():
+            self._teardown()
+            msg = "the fake provider failed to start"
+            raise RuntimeError(msg)
+        if time.monotonic() > deadline:
+            # No join: a server stuck in startup would never let it return; the thread is a daemon.
+            self._begin_stop()
+            self._teardown()
+            msg = f"the fake provider did not start within {self._startup_timeout_s}s"
+            raise TimeoutError(msg)
+        return False
+
+    def _begin_stop(self) -> None:
+        self.state.close()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def _teardown(self) -> None:
+        self._server = None
+        self._thread = None
+        self._port = None
+
+    def start(self) -> Self:
+        self._launch()
+        deadline = time.monotonic() + self._startup_timeout_s
+        while not self._startup_status(deadline):
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._begin_stop()
+        self._thread.join()
+        self._teardown()
+
+    async def astart(self) -> Self:
+        self._launch()
+        deadline = time.monotonic() + self._startup_timeout_s
+        while not self._startup_status(deadline):
+            await asyncio.sleep(0.005)
+        return self
+
+    async def astop(self) -> None:
+        if self._thread is None:
+            return
+        self._begin_stop()
+        while self._thread.is_alive():
+            await asyncio.sleep(0.01)
+        self._teardown()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await self.astart()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.astop()
+
+
+def serve_fake_provider(
+    options: FakeProviderOptions | None = None, host: str = "127.0.0.1", port: int = 0
+) -> RunningFakeProvider:
+    """A fake provider to use as ``with serve_fake_provider() as fake:`` or ``async with ...``."""
+    return RunningFakeProvider(options, host=host, port=port)

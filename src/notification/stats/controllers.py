@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification.mailings.controllers import MailingId, provide_mailing_service
+from notification.mailings.schemas import MailingRead
+from notification.mailings.services import MailingService
+from notification.mailings.services import to_read as mailing_to_read
+from notification.messages.controllers import provide_message_service
+from notification.messages.models import MessageStatus
+from notification.messages.schemas import MessageRead
+from notification.messages.services import MessageService
+from notification.messages.services import to_read as message_to_read
+from notification.pagination import Limit, Offset, Page
+from notification.stats.queries import (
+    MailingCounts,
+    StatusCounts,
+    Timings,
+    Totals,
+    all_mailing_counts,
+    mailing_counts,
+    mailing_timings,
+)
+
+
+class AllMailingStats(msgspec.Struct):
+    items: list[MailingCounts]
+    totals: Totals
+
+
+class MailingStats(msgspec.Struct):
+    mailing_id: int
+    total: int
+    by_status: StatusCounts
+    timings: Timings
+    mailing: MailingRead
+    messages: Page[MessageRead]
+
+
+class StatsController(Controller):
+    path = "/mailings"
+    tags = ["statistics"]
+    dependencies = {
+        "mailings": Provide(provide_mailing_service),
+        "messages": Provide(provide_message_service),
+    }
+
+    @get("/stats", summary="Every mailing with its message counts by status")
+    async def all_stats(self, db_session: AsyncSession) -> AllMailingStats:
+        items, totals = await all_mailing_counts(db_session)
+        return AllMailingStats(items=items, totals=totals)
+
+    @get("/{mailing_id:int}/stats", summary="One mailing: counts by status, timings and its messages")
+    async def mailing_stats(
+        self,
+        db_session: AsyncSession,
+        mailings: MailingService,
+        messages: MessageService,
+        mailing_id: MailingId,
+        limit: Limit,
+        offset: Offset,
+        status: Annotated[MessageStatus | None, Parameter(description="Only messages in this status")] = None,
+    ) -> MailingStats:
+        mailing = await mailings.get_mailing(mailing_id)
+        counts = await mailing_counts(db_session, mailing_id)
+        rows, total = await messages.list_messages(limit, offset, mailing_id=mailing_id, status=status)
+        return MailingStats(
+            mailing_id=mailing_id,
+            total=counts.total,
+            by_status=counts.by_status,
+            timings=await mailing_timings(db_session, mailing_id),
+            mailing=mailing_to_read(mailing),
+            messages=Page(items=[message_to_read(m) for m in rows], total=total, limit=limit, offset=offset),
+        )

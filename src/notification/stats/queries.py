@@ -1,0 +1,91 @@
+"""Statistics read from the reporting views (migration 0003), so the API and an analyst's SQL
+always agree on the numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification.messages.models import MessageStatus
+
+
+class StatusCounts(msgspec.Struct):
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    expired: int = 0
+    cancelled: int = 0
+
+
+class MailingCounts(msgspec.Struct):
+    mailing_id: int
+    total: int
+    by_status: StatusCounts
+
+
+class Totals(msgspec.Struct):
+    total: int
+    by_status: StatusCounts
+
+
+class Timings(msgspec.Struct):
+    planned_at: dt.datetime | None
+    first_sent_at: dt.datetime | None
+    last_sent_at: dt.datetime | None
+
+
+def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
+    by_status = {MessageStatus(status).value: count for status, count in rows}
+    return sum(by_status.values()), StatusCounts(**by_status)
+
+
+# Mailings without messages yet still appear, with zeros.
+_ALL = text(
+    """
+    SELECT g.id AS mailing_id, s.status, coalesce(s.messages, 0) AS messages
+    FROM mailings g LEFT JOIN mailing_status_counts s ON s.mailing_id = g.id
+    ORDER BY g.id
+    """
+)
+
+_ONE = text("SELECT status, messages FROM mailing_status_counts WHERE mailing_id = :mailing_id")
+
+_TIMINGS = text(
+    """
+    SELECT g.planned_at, min(m.sent_at) AS first_sent_at, max(m.sent_at) AS last_sent_at
+    FROM mailings g LEFT JOIN messages m ON m.mailing_id = g.id AND m.status = 'sent'
+    WHERE g.id = :mailing_id
+    GROUP BY g.planned_at
+    """
+)
+
+
+async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingCounts], Totals]:
+    grouped: dict[int, list[tuple[str, int]]] = {}
+    for mailing_id, status, messages in await session.execute(_ALL):
+        rows = grouped.setdefault(mailing_id, [])
+        if status is not None:
+            rows.append((status, messages))
+    items = []
+    overall: dict[str, int] = {}
+    for mailing_id, rows in grouped.items():
+        total, by_status = _counts(rows)
+        items.append(MailingCounts(mailing_id=mailing_id, total=total, by_status=by_status))
+        for status, count in rows:
+            overall[status] = overall.get(status, 0) + count
+    total, by_status = _counts(list(overall.items()))
+    return items, Totals(total=total, by_status=by_status)
+
+
+async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCounts:
+    rows = [(status, count) for status, count in await session.execute(_ONE, {"mailing_id": mailing_id})]
+    total, by_status = _counts(rows)
+    return MailingCounts(mailing_id=mailing_id, total=total, by_status=by_status)
+
+
+async def mailing_timings(session: AsyncSession, mailing_id: int) -> Timings:
+    row = (await session.execute(_TIMINGS, {"mailing_id": mailing_id})).one()
+    return Timings(planned_at=row.planned_at, first_sent_at=row.first_sent_at, last_sent_at=row.last_sent_at)

@@ -1,0 +1,115 @@
+"""Every test talks to a real PostgreSQL: NOTIFICATION_TEST_DATABASE_URL, else the server on
+127.0.0.1:5432, else an embedded one. Each test gets its own database cloned from a migrated
+template (about 40 ms here, half the cost of truncating every table, and safe for tests whose
+worker runs in another process)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from notification.app import create_app
+from notification.config import Settings, load_settings
+from notification.migrate import upgrade_database
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A URL of the server, connected to its maintenance database."""
+    configured = os.environ.get("NOTIFICATION_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if _reachable(LOCAL_SERVER):
+        yield LOCAL_SERVER
+        return
+    from notification.embedded_db import start_embedded_postgres
+
+    server = start_embedded_postgres(PROJECT_ROOT / ".notification" / "test-postgres", keep_data=False)
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_database_url(pg_server_url: str) -> Iterator[str]:
+    name = f"notification_tpl_{os.getpid()}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(pg_server_url, name)
+    upgrade_database(replace(load_settings({}), database_url=url))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, template_database_url: str) -> Iterator[str]:
+    name = f"notification_t_{uuid.uuid4().hex[:12]}"
+    template = make_url(template_database_url).database
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY WAL_LOG')
+    try:
+        yield _with_database(pg_server_url, name)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return replace(load_settings({}), database_url=database_url, log_json=True, log_level="WARNING")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(settings.sqlalchemy_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and checking rows directly, beside the API."""
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        yield session

@@ -1,0 +1,61 @@
+"""A real procrastinate worker in its own process, as production runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from notification.config import PREFIX, Settings
+
+# Short enough that a test sees retries, leases and stalled jobs come round in seconds.
+FAST_DELIVERY = {
+    "PROVIDER_TIMEOUT_S": "2",
+    "SEND_LEASE_S": "4",
+    "RETRY_BASE_S": "0.2",
+    "RETRY_MAX_S": "1",
+    "WORKER_HEARTBEAT_S": "1",
+    "STALLED_JOB_AFTER_S": "3",
+}
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, provider_url: str, log_path: Path, **overrides: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+        values = {
+            "DATABASE_URL": settings.psycopg_conninfo,
+            "PROVIDER_URL": provider_url,
+            "LOG_LEVEL": "INFO",
+            "LOG_JSON": "true",
+            **FAST_DELIVERY,
+            **overrides,
+        }
+        env.update({PREFIX + key: value for key, value in values.items()})
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no goodbye, jobs left in 'doing'."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
