@@ -17,6 +17,7 @@ FAST_DELIVERY = {
     "RETRY_BASE_S": "0.2",
     "RETRY_MAX_S": "1",
     "WORKER_HEARTBEAT_S": "1",
+    "WORKER_POLL_S": "0.2",
     "STALLED_JOB_AFTER_S": "3",
 }
 

@@ -24,6 +24,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "concurrency": settings.worker_concurrency,
         "delete_jobs": "successful",
         "update_heartbeat_interval": settings.worker_heartbeat_s,
+        # New jobs arrive by LISTEN/NOTIFY; polling is what wakes jobs scheduled for later (retries).
+        "fetch_job_polling_interval": settings.worker_poll_s,
         "additional_context": {"settings": settings, "delivery": Delivery(settings, ProviderClient(settings))},
     }
 

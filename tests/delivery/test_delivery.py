@@ -8,8 +8,11 @@ import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from notification.provider.fake import RunningFakeProvider
-from tests.factories import ClientCreateFactory
+from tests.factories import ClientCreateFactory, MailingFactory
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -70,3 +73,192 @@ async def test_due_mailing_is_delivered_once_to_every_matching_client(
         record = fake_provider.message(message["id"])
         assert record is not None
         assert record.last_body == {"id": message["id"], "phone": phones[message["client_id"]], "text": "Winter sale"}
+
+
+async def _send_jobs_left(db: AsyncSession) -> int:
+    result = await db.execute(
+        text(
+            "SELECT count(*) FROM procrastinate_jobs"
+            " WHERE task_name = 'messages:send_messages' AND status IN ('todo', 'doing')"
+        )
+    )
+    return int(result.scalar_one())
+
+
+async def test_future_mailing_starts_by_itself_at_start_at(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 5)
+    start_worker()
+    start_at = _now() + dt.timedelta(seconds=3)
+    mailing = await _create_mailing(client, start_at=start_at.isoformat())
+    assert mailing["status"] == "scheduled"
+    early = await _stats(client, mailing["id"])
+    assert early["total"] == 0
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 5)
+    for message in stats["messages"]["items"]:
+        assert dt.datetime.fromisoformat(message["sent_at"]) >= start_at
+    assert fake_provider.received().total_accepted == 5
+
+
+async def test_provider_down_until_after_end_at_leaves_every_message_expired(
+    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 20)
+    fake_provider.set_options(down=True)
+    start_worker()
+    end_at = _now() + dt.timedelta(seconds=4)
+    mailing = await _create_mailing(client, end_at=end_at.isoformat())
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 20)
+    assert stats["by_status"] == {"pending": 0, "sent": 0, "failed": 0, "expired": 20, "cancelled": 0}
+    assert fake_provider.received().total_requests > 0, "the provider was tried while down"
+    assert fake_provider.received().total_accepted == 0
+    assert all(m["last_error"] for m in stats["messages"]["items"])
+    # With the provider back there is nothing left that could still send.
+    fake_provider.set_options(down=False)
+    assert await _send_jobs_left(db) == 0
+
+
+async def test_transient_errors_are_retried_until_sent(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 40)
+    fake_provider.set_options(error_rate=0.3, malformed_rate=0.1, rate_limit_rate=0.1, retry_after_s=0.5, seed=7)
+    start_worker()
+    mailing = await _create_mailing(client)
+
+    stats = await wait_for(
+        lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 40, timeout_s=60
+    )
+    messages = stats["messages"]["items"]
+    assert any(m["attempts"] > 1 for m in messages), "the fault rates must have forced some retries"
+    received = fake_provider.received()
+    assert all(received.accepted[m["id"]] == 1 for m in messages)
+    assert sum(received.requests.values()) == sum(m["attempts"] for m in messages)
+
+
+async def test_permanent_rejections_fail_without_retry(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 10)
+    fake_provider.set_options(reject_rate=1.0)
+    start_worker()
+    mailing = await _create_mailing(client)
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["failed"] == 10)
+    for message in stats["messages"]["items"]:
+        assert message["attempts"] == 1
+        assert message["last_error"].startswith("HTTP 400")
+    assert fake_provider.received().total_requests == 10
+
+
+async def test_patch_adds_new_clients_and_never_sends_twice(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 10, tag="vip")
+    await _add_clients(client, 5, tag="new")
+    start_worker()
+    mailing = await _create_mailing(client, filter={"operator_codes": [], "tags": ["vip"]})
+    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 10)
+
+    response = await client.patch(
+        f"/api/v1/mailings/{mailing['id']}", json={"text": "Second wave", "filter": {"tags": ["vip", "new"]}}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["filter"] == {"operator_codes": [], "tags": ["new", "vip"]}
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 15)
+    assert stats["total"] == 15
+    received = fake_provider.received()
+    assert received.total_requests == 15
+    assert all(count == 1 for count in received.requests.values())
+    texts = {fake_provider.message(m["id"]).last_body["text"] for m in stats["messages"]["items"]}  # type: ignore[union-attr]
+    assert texts == {"Winter sale", "Second wave"}
+
+
+async def test_patch_cancels_pending_messages_of_clients_no_longer_matching(
+    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 6, tag="vip")
+    await _add_clients(client, 4, tag="new")
+    # Unreachable provider: every message stays pending, retrying, until the plan changes.
+    fake_provider.set_options(down=True)
+    start_worker()
+    mailing = await _create_mailing(client)
+    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["total"] == 10)
+
+    response = await client.patch(f"/api/v1/mailings/{mailing['id']}", json={"filter": {"tags": ["vip"]}})
+    assert response.status_code == 200
+    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["cancelled"] == 4)
+    fake_provider.set_options(down=False)
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 6)
+    assert stats["by_status"] == {"pending": 0, "sent": 6, "failed": 0, "expired": 0, "cancelled": 4}
+    cancelled = {m["id"] for m in stats["messages"]["items"] if m["status"] == "cancelled"}
+    assert not cancelled & set(fake_provider.received().accepted)
+
+
+async def test_delete_mid_mailing_stops_it_without_a_second_send(
+    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 120)
+    fake_provider.set_options(latency_ms=100)
+    start_worker(SEND_BATCH_SIZE="20", PROVIDER_CONCURRENCY="10", WORKER_CONCURRENCY="2")
+    mailing = await _create_mailing(client)
+    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 10)
+
+    response = await client.delete(f"/api/v1/mailings/{mailing['id']}")
+    assert response.status_code == 204
+    assert (await client.get(f"/api/v1/mailings/{mailing['id']}")).status_code == 404
+    await wait_for(lambda: _send_jobs_left(db), lambda left: left == 0)
+    received = fake_provider.received()
+    assert received.total_requests < 120, "the deletion must have stopped the mailing"
+    assert all(count == 1 for count in received.requests.values())
+
+
+async def test_reconciler_plans_a_due_mailing_whose_planning_was_never_enqueued(
+    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 3)
+    # As if the API had died between its commit and the defer.
+    mailing = MailingFactory.build()
+    db.add(mailing)
+    await db.commit()
+    start_worker()
+    stats = await wait_for(lambda: _stats(client, mailing.id), lambda s: s["by_status"]["sent"] == 3, timeout_s=40)
+    assert stats["total"] == 3
+
+
+async def test_worker_killed_mid_mailing_loses_nothing_and_records_no_second_send(
+    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 200)
+    fake_provider.set_options(latency_ms=150)
+    tuning = {
+        "SEND_BATCH_SIZE": "25",
+        "PROVIDER_CONCURRENCY": "20",
+        "WORKER_CONCURRENCY": "4",
+        "RESULT_FLUSH_SIZE": "5",
+    }
+    first = start_worker(**tuning)
+    mailing = await _create_mailing(client)
+    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: 0 < s["by_status"]["sent"] < 150)
+
+    first.kill()
+    killed_at = await _stats(client, mailing["id"])
+    assert killed_at["by_status"]["pending"] > 0, "the kill must land mid-mailing"
+    start_worker(**tuning)
+
+    stats = await wait_for(
+        lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 200, timeout_s=90
+    )
+    assert stats["by_status"]["pending"] == 0
+    rows = await db.execute(text("SELECT count(*), count(DISTINCT id) FROM messages WHERE status = 'sent'"))
+    assert tuple(rows.one()) == (200, 200)
+    received = fake_provider.received()
+    assert set(received.accepted) == {m["id"] for m in stats["messages"]["items"]}
+    # Only what was in flight at the kill, or answered but not yet written, may reach it twice.
+    resent = sum(count - 1 for count in received.requests.values())
+    unwritten = int(tuning["WORKER_CONCURRENCY"]) * (int(tuning["RESULT_FLUSH_SIZE"]) - 1)
+    assert resent <= int(tuning["PROVIDER_CONCURRENCY"]) + unwritten

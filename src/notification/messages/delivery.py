@@ -48,6 +48,16 @@ class BatchReport:
     skipped: str | None = None
     results: dict[int, SendResult] = field(default_factory=dict)
 
+    def count(self, status: str) -> None:
+        if status == MessageStatus.SENT:
+            self.sent += 1
+        elif status == MessageStatus.FAILED:
+            self.failed += 1
+        elif status == MessageStatus.EXPIRED:
+            self.expired += 1
+        else:
+            self.retrying += 1
+
 
 _MAILING = """
 SELECT text, start_at, end_at, plan_version, now() AS now
@@ -131,10 +141,14 @@ class Delivery:
         text, end_at, claimed = claim
         report.claimed = len(claimed)
         log = logger.bind(mailing_id=mailing_id)
-        results = await asyncio.gather(*(self._send_one(m, text, end_at, log) for m in claimed))
-        report.results = {m.id: r for m, r in zip(claimed, results, strict=True)}
+        recorder = _Recorder(self, pool, end_at, report)
+
+        async def send_and_record(message: ClaimedMessage) -> None:
+            await recorder.add(message, await self._send_one(message, text, end_at, log))
+
+        await asyncio.gather(*(send_and_record(m) for m in claimed))
         async with pool.connection() as conn, conn.transaction():
-            await self._record(conn, claimed, results, end_at, report)
+            await recorder.flush_on(conn)
             await self._follow_up(conn, mailing_id, plan_version, ids, end_at, follow_up, report)
         return report
 
@@ -161,37 +175,6 @@ class Delivery:
         claimed = [ClaimedMessage(r["id"], r["client_id"], r["phone"], r["attempts"]) for r in rows]
         return mailing["text"], mailing["end_at"], claimed
 
-    async def _record(
-        self,
-        conn: AsyncConnection,
-        claimed: list[ClaimedMessage],
-        results: Sequence[SendResult],
-        end_at: dt.datetime,
-        report: BatchReport,
-    ) -> None:
-        if not claimed:
-            return
-        now = dt.datetime.now(dt.UTC)
-        states = [self._next_state(m, r, end_at, now) for m, r in zip(claimed, results, strict=True)]
-        for status, _, _ in states:
-            if status == MessageStatus.SENT:
-                report.sent += 1
-            elif status == MessageStatus.FAILED:
-                report.failed += 1
-            elif status == MessageStatus.EXPIRED:
-                report.expired += 1
-            else:
-                report.retrying += 1
-        await conn.execute(
-            _RECORD,
-            {
-                "ids": [m.id for m in claimed],
-                "statuses": [status for status, _, _ in states],
-                "errors": [error for _, error, _ in states],
-                "due_ats": [due_at for _, _, due_at in states],
-            },
-        )
-
     async def _follow_up(
         self,
         conn: AsyncConnection,
@@ -215,7 +198,7 @@ class Delivery:
         await follow_up(conn, mailing_id, plan_version, remaining["ids"], next_at)
         report.follow_up_at = next_at
 
-    def _next_state(
+    def next_state(
         self, message: ClaimedMessage, result: SendResult, end_at: dt.datetime, now: dt.datetime
     ) -> tuple[str, str | None, dt.datetime | None]:
         if result.outcome is Outcome.SENT:
@@ -247,3 +230,41 @@ class Delivery:
             latency_ms=round(result.latency_s * 1000, 1),
         )
         return result
+
+
+class _Recorder:
+    """Writes results as they arrive, a few at a time: a worker that dies mid-batch re-sends at
+    most what was in flight or not yet written, never the whole batch."""
+
+    def __init__(self, delivery: Delivery, pool: AsyncConnectionPool, end_at: dt.datetime, report: BatchReport):
+        self._delivery = delivery
+        self._pool = pool
+        self._end_at = end_at
+        self._report = report
+        self._pending: list[tuple[ClaimedMessage, SendResult]] = []
+        self._lock = asyncio.Lock()
+
+    async def add(self, message: ClaimedMessage, result: SendResult) -> None:
+        self._report.results[message.id] = result
+        self._pending.append((message, result))
+        if len(self._pending) >= self._delivery.settings.result_flush_size:
+            async with self._lock, self._pool.connection() as conn, conn.transaction():
+                await self.flush_on(conn)
+
+    async def flush_on(self, conn: AsyncConnection) -> None:
+        taken, self._pending = self._pending, []
+        if not taken:
+            return
+        now = dt.datetime.now(dt.UTC)
+        states = [self._delivery.next_state(m, r, self._end_at, now) for m, r in taken]
+        for status, _, _ in states:
+            self._report.count(status)
+        await conn.execute(
+            _RECORD,
+            {
+                "ids": [m.id for m, _ in taken],
+                "statuses": [status for status, _, _ in states],
+                "errors": [error for _, error, _ in states],
+                "due_ats": [due_at for _, _, due_at in states],
+            },
+        )

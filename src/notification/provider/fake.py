@@ -129,7 +129,18 @@ def _seconds_header(seconds: float) -> str:
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
-def _invalid_body_reason(msg_id: int, body: Any) -> str | None:
+def _decode_send_body(msg_id: int, raw_body: bytes) -> tuple[Any, str | None]:
+    """The body as received (JSON, else text) and why it breaks the contract, if it does."""
+    try:
+        body = msgspec.json.decode(raw_body)
+    except msgspec.DecodeError:
+        return raw_body.decode("utf-8", "replace"), "body is not valid JSON"
+    return body, _contract_violation(msg_id, body)
+
+
+def _contract_violation(msg_id: int, body: Any) -> str | None:
+    if not _INT64_MIN <= msg_id <= _INT64_MAX:
+        return "msgId must be a 64-bit integer"
     if not isinstance(body, dict):
         return "body must be a JSON object"
     for field, kind, description in _BODY_FIELDS:
@@ -146,7 +157,7 @@ class FakeProviderState:
 
     def __init__(self, options: FakeProviderOptions | None = None) -> None:
         self.options = options or FakeProviderOptions()
-        self._rng = random.Random(self.options.seed)
+        self._rng = random.Random(self.options.seed)  # noqa: S311 - injects failures, guards nothing
         self._closing = False
         self.requests: dict[int, int] = {}
         self.accepted: dict[int, int] = {}
@@ -191,13 +202,7 @@ class FakeProviderState:
     async def send(self, msg_id: int, authorization: str | None, raw_body: bytes) -> _Reply:
         """Answer one ``POST /v1/send/{msgId}`` the way the current options say."""
         options = self.options
-        try:
-            body: Any = msgspec.json.decode(raw_body)
-        except msgspec.DecodeError:
-            body = raw_body.decode("utf-8", "replace")
-            invalid: str | None = "body is not valid JSON"
-        else:
-            invalid = _invalid_body_reason(msg_id, body)
+        body, violation = _decode_send_body(msg_id, raw_body)
         self.requests[msg_id] = self.requests.get(msg_id, 0) + 1
         self.total_requests += 1
         self.last_body[msg_id] = body
@@ -212,11 +217,12 @@ class FakeProviderState:
             return _DOWN
         if options.token is not None and authorization != f"Bearer {options.token}":
             return _UNAUTHORIZED
-        if not _INT64_MIN <= msg_id <= _INT64_MAX:
-            return _error(400, "msgId must be a 64-bit integer")
-        if invalid is not None:
-            return _error(400, invalid)
+        if violation is not None:
+            return _error(400, violation)
+        return await self._injected_outcome(options, msg_id)
 
+    async def _injected_outcome(self, options: FakeProviderOptions, msg_id: int) -> _Reply:
+        # One draw against the cumulative rates keeps the outcomes exclusive, each with exactly its own rate.
         roll = self._rng.random()
         if (roll := roll - options.error_rate) < 0:
             return _FAILED
