@@ -60,7 +60,13 @@ _MALFORMED_BODIES = (
 
 
 class FakeProviderOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Knobs of the fake provider; the ``*_rate`` fractions are exclusive outcomes and must sum to at most 1."""
+    """Knobs of the fake provider.
+
+    Every send is answered after ``latency_ms`` plus a uniform ``[0, latency_jitter_ms]``. ``down``, a wrong token
+    (when ``token`` is set) and a body breaking the contract are answered 503, 401 and 400. A valid send then meets
+    one injected outcome by the ``*_rate`` fractions, which are exclusive and sum to at most 1: 500, 429, 400,
+    a malformed 200, or a ``hang_s`` stall before the normal success; the rest succeed.
+    """
 
     token: str | None = None
     latency_ms: float = 0
@@ -165,7 +171,7 @@ class FakeProviderState:
         self.total_requests = 0
         self.total_accepted = 0
 
-    def set_options(self, **changes: Any) -> FakeProviderOptions:
+    def set_options(self, /, **changes: Any) -> FakeProviderOptions:
         """Apply a partial change of the knobs; raises ``msgspec.ValidationError`` on unknown or invalid ones."""
         merged = msgspec.structs.asdict(self.options) | changes
         self.options = msgspec.convert(merged, FakeProviderOptions)
@@ -363,7 +369,7 @@ class RunningFakeProvider:
     def received(self) -> Received:
         return self.state.received()
 
-    def set_options(self, **changes: Any) -> FakeProviderOptions:
+    def set_options(self, /, **changes: Any) -> FakeProviderOptions:
         return self.state.set_options(**changes)
 
     def message(self, msg_id: int) -> MessageRecord | None:
@@ -400,22 +406,23 @@ class RunningFakeProvider:
         with sock:
             server.run(sockets=[sock])
 
-    def _startup_status(self, deadline: float) -> bool:
-        """True once serving; raises if the server died or the deadline passed."""
-        assert self._server is not None and self._thread is not None
-        if self._server.started:
-            return True
-        if not self._thread.is_alive():
-            self._teardown()
-            msg = "the fake provider failed to start"
-            raise RuntimeError(msg)
-        if time.monotonic() > deadline:
-            # No join: a server stuck in startup would never let it return; the thread is a daemon.
-            self._begin_stop()
-            self._teardown()
-            msg = f"the fake provider did not start within {self._startup_timeout_s}s"
-            raise TimeoutError(msg)
-        return False
+    def _wait_until_serving(self) -> None:
+        server, thread = self._server, self._thread
+        assert server is not None
+        assert thread is not None
+        deadline = time.monotonic() + self._startup_timeout_s
+        while not server.started:
+            if not thread.is_alive():
+                self._teardown()
+                msg = "the fake provider failed to start"
+                raise RuntimeError(msg)
+            if time.monotonic() > deadline:
+                # No join: a server stuck in startup would never let it return; the thread is a daemon.
+                self._begin_stop()
+                self._teardown()
+                msg = f"the fake provider did not start within {self._startup_timeout_s}s"
+                raise TimeoutError(msg)
+            time.sleep(0.005)
 
     def _begin_stop(self) -> None:
         self.state.close()
@@ -429,32 +436,25 @@ class RunningFakeProvider:
 
     def start(self) -> Self:
         self._launch()
-        deadline = time.monotonic() + self._startup_timeout_s
-        while not self._startup_status(deadline):
-            time.sleep(0.005)
+        self._wait_until_serving()
         return self
 
     def stop(self) -> None:
-        if self._thread is None:
+        thread = self._thread
+        if thread is None:
             return
         self._begin_stop()
-        self._thread.join()
+        thread.join()
         self._teardown()
 
     async def astart(self) -> Self:
         self._launch()
-        deadline = time.monotonic() + self._startup_timeout_s
-        while not self._startup_status(deadline):
-            await asyncio.sleep(0.005)
+        # The waits poll and join; a worker thread keeps them off the caller's event loop.
+        await asyncio.to_thread(self._wait_until_serving)
         return self
 
     async def astop(self) -> None:
-        if self._thread is None:
-            return
-        self._begin_stop()
-        while self._thread.is_alive():
-            await asyncio.sleep(0.01)
-        self._teardown()
+        await asyncio.to_thread(self.stop)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -1,0 +1,218 @@
+"""The fake SMS provider, exercised over real HTTP the way the service talks to it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from notification.provider.fake import FakeProviderOptions, Received, RunningFakeProvider, serve_fake_provider
+
+OK = {"code": 0, "message": "OK"}
+TOKEN = "s3cret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def body(msg_id: int, phone: int = 79001234567, text: str = "hello") -> dict[str, Any]:
+    return {"id": msg_id, "phone": phone, "text": text}
+
+
+def send(fake: RunningFakeProvider, msg_id: int, payload: Any = None, **kwargs: Any) -> httpx.Response:
+    payload = body(msg_id) if payload is None else payload
+    return httpx.post(f"{fake.base_url}/send/{msg_id}", json=payload, headers=AUTH, **kwargs)
+
+
+def is_ok_body(content: bytes) -> bool:
+    try:
+        return bool(json.loads(content) == OK)
+    except ValueError:
+        return False
+
+
+def test_accepts_a_valid_send_and_records_it() -> None:
+    with serve_fake_provider(FakeProviderOptions(token=TOKEN)) as fake:
+        response = send(fake, 42)
+
+        assert response.status_code == 200
+        assert response.json() == OK
+        assert fake.received() == Received(requests={42: 1}, accepted={42: 1}, total_requests=1, total_accepted=1)
+        assert httpx.get(f"{fake.url}/_fake/received").json() == {
+            "requests": {"42": 1},
+            "accepted": {"42": 1},
+            "total_requests": 1,
+            "total_accepted": 1,
+        }
+        assert httpx.get(f"{fake.url}/_fake/messages/42").json() == {
+            "msg_id": 42,
+            "requests": 1,
+            "accepted": 1,
+            "last_body": body(42),
+        }
+        assert httpx.get(f"{fake.url}/_fake/messages/43").status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
+def test_rejects_a_missing_or_wrong_token(headers: dict[str, str]) -> None:
+    with serve_fake_provider(FakeProviderOptions(token=TOKEN)) as fake:
+        response = httpx.post(f"{fake.base_url}/send/1", json=body(1), headers=headers)
+
+        assert response.status_code == 401
+        assert response.json() == {"code": 401, "message": "missing or invalid bearer token"}
+        assert fake.received() == Received(requests={1: 1}, accepted={}, total_requests=1, total_accepted=0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (body(8), "id must equal the msgId in the path"),
+        ({"id": 7, "phone": "79001234567", "text": "hi"}, "phone must be an integer"),
+        ({"id": True, "phone": 79001234567, "text": "hi"}, "id must be an integer"),
+        ({"id": 7, "phone": 79001234567}, "text must be a string"),
+        ([7], "body must be a JSON object"),
+    ],
+)
+def test_rejects_a_body_not_matching_the_contract(payload: Any, message: str) -> None:
+    with serve_fake_provider() as fake:
+        response = send(fake, 7, payload)
+
+        assert response.status_code == 400
+        assert response.json() == {"code": 400, "message": message}
+        assert fake.received().accepted == {}
+
+
+def test_rejects_a_body_that_is_not_json() -> None:
+    with serve_fake_provider() as fake:
+        response = httpx.post(f"{fake.base_url}/send/7", content=b"{not json")
+
+        assert response.status_code == 400
+        assert response.json() == {"code": 400, "message": "body is not valid JSON"}
+        record = fake.message(7)
+        assert record is not None
+        assert record.last_body == "{not json"
+
+
+def test_down_answers_503_until_switched_off_at_runtime() -> None:
+    with serve_fake_provider(FakeProviderOptions(down=True)) as fake:
+        down = send(fake, 1)
+        assert down.status_code == 503
+        assert down.json() == {"code": 503, "message": "fake provider is down"}
+
+        options = httpx.patch(f"{fake.url}/_fake/options", json={"down": False})
+        assert options.status_code == 200
+        assert options.json()["down"] is False
+
+        up = send(fake, 1)
+        assert up.status_code == 200
+        assert up.json() == OK
+        assert fake.received() == Received(requests={1: 2}, accepted={1: 1}, total_requests=2, total_accepted=1)
+
+
+def test_options_patch_refuses_unknown_or_invalid_knobs() -> None:
+    with serve_fake_provider() as fake:
+        assert httpx.patch(f"{fake.url}/_fake/options", json={"dwon": True}).status_code == 400
+        assert httpx.patch(f"{fake.url}/_fake/options", json={"error_rate": 1.5}).status_code == 400
+        assert httpx.patch(f"{fake.url}/_fake/options", json={"down": "yes"}).status_code == 400
+        assert fake.state.options == FakeProviderOptions()
+
+
+def test_reset_forgets_what_was_received() -> None:
+    with serve_fake_provider() as fake:
+        send(fake, 1)
+        assert httpx.post(f"{fake.url}/_fake/reset").status_code == 204
+        assert fake.received() == Received(requests={}, accepted={}, total_requests=0, total_accepted=0)
+        assert httpx.get(f"{fake.url}/_fake/messages/1").status_code == 404
+
+
+def test_error_rate_answers_500() -> None:
+    with serve_fake_provider(FakeProviderOptions(error_rate=1)) as fake:
+        response = send(fake, 1)
+
+        assert response.status_code == 500
+        assert response.json() == {"code": 500, "message": "injected internal error"}
+        assert fake.received().total_accepted == 0
+
+
+def test_reject_rate_answers_400() -> None:
+    with serve_fake_provider(FakeProviderOptions(reject_rate=1)) as fake:
+        response = send(fake, 1)
+
+        assert response.status_code == 400
+        assert response.json() == {"code": 400, "message": "injected permanent rejection"}
+        assert fake.received().total_accepted == 0
+
+
+@pytest.mark.parametrize(("retry_after_s", "header"), [(1, "1"), (2.5, "2.5")])
+def test_rate_limit_rate_answers_429_with_retry_after(retry_after_s: float, header: str) -> None:
+    with serve_fake_provider(FakeProviderOptions(rate_limit_rate=1, retry_after_s=retry_after_s)) as fake:
+        response = send(fake, 1)
+
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == header
+        assert response.json() == {"code": 429, "message": "rate limited"}
+        assert fake.received().total_accepted == 0
+
+
+def test_malformed_rate_answers_200_with_a_body_that_is_not_the_success_json() -> None:
+    with serve_fake_provider(FakeProviderOptions(malformed_rate=1, seed=1)) as fake:
+        responses = [send(fake, msg_id) for msg_id in range(20)]
+
+        assert {response.status_code for response in responses} == {200}
+        assert not any(is_ok_body(response.content) for response in responses)
+        assert len({response.content for response in responses}) > 1
+        assert fake.received().total_accepted == 0
+
+
+def test_latency_delays_every_answer() -> None:
+    with serve_fake_provider(FakeProviderOptions(latency_ms=200)) as fake:
+        started = time.perf_counter()
+        response = send(fake, 1)
+        elapsed = time.perf_counter() - started
+
+        assert response.status_code == 200
+        assert elapsed >= 0.2
+
+
+def test_hang_outlasts_the_client_timeout_without_holding_up_shutdown() -> None:
+    with serve_fake_provider(FakeProviderOptions(hang_rate=1, hang_s=30)) as fake:
+        with pytest.raises(httpx.ReadTimeout):
+            send(fake, 1, timeout=0.2)
+        stopping = time.perf_counter()
+    assert time.perf_counter() - stopping < 2
+    assert fake.received() == Received(requests={1: 1}, accepted={}, total_requests=1, total_accepted=0)
+
+
+def test_seed_makes_the_failure_stream_reproducible() -> None:
+    options = FakeProviderOptions(error_rate=0.5, seed=1234)
+    runs = []
+    for _ in range(2):
+        with serve_fake_provider(options) as fake:
+            runs.append([send(fake, msg_id).status_code for msg_id in range(30)])
+
+    assert runs[0] == runs[1]
+    assert set(runs[0]) == {200, 500}
+
+
+@pytest.mark.asyncio
+async def test_async_context_manager_serves_async_clients() -> None:
+    async with serve_fake_provider(FakeProviderOptions(token=TOKEN)) as fake, httpx.AsyncClient() as client:
+        response = await client.post(f"{fake.base_url}/send/5", json=body(5), headers=AUTH)
+
+        assert response.status_code == 200
+        assert response.json() == OK
+        fake.set_options(down=True)
+        assert (await client.post(f"{fake.base_url}/send/5", json=body(5), headers=AUTH)).status_code == 503
+        assert fake.received().requests == {5: 2}
+
+
+@pytest.mark.asyncio
+async def test_sync_context_manager_runs_off_the_test_event_loop() -> None:
+    # A server on the test's own loop would deadlock here: the request below awaits on that same loop.
+    with serve_fake_provider(FakeProviderOptions(latency_ms=50)) as fake:
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{fake.base_url}/send/9", json=body(9))
+
+        assert response.status_code == 200
+        assert response.json() == OK
