@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import psycopg
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import make_url, text
@@ -34,11 +33,6 @@ async def test_ready_when_the_database_is_current(client: Api) -> None:
     assert response.json() == {"status": "ok", "database": "ok", "migrations": "current"}
 
 
-@pytest.mark.xfail(
-    reason="jobs.job_queue_lifespan opens procrastinate's pool with min_size=1 and waits for it: with the database "
-    "down the app does not start at all (PoolTimeout after 30 s), so /ready can never answer 503",
-    strict=True,
-)
 async def test_not_ready_when_the_database_is_unreachable(settings: Settings) -> None:
     app = create_app(replace(settings, database_url=UNREACHABLE_DATABASE))
 
@@ -103,12 +97,6 @@ async def test_openapi_schema_lists_the_api(client: Api) -> None:
     assert {"/health", "/ready"} <= set(paths)
 
 
-@pytest.mark.xfail(
-    reason="the schema documents Litestar's default 400 body (status_code/detail/extra, application/json) "
-    "instead of the problem details the API answers with",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_openapi_documents_errors_as_problem_details(client: Api) -> None:
     create = (await client.get("/docs/openapi.json")).json()["paths"]["/api/v1/clients"]["post"]
 

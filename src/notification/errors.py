@@ -10,6 +10,7 @@ import structlog
 from advanced_alchemy.exceptions import NotFoundError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -19,6 +20,38 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldProblem(msgspec.Struct):
+    field: str
+    message: str
+
+
+class ProblemDetails(msgspec.Struct):
+    """RFC 9457 body of every error; ``errors`` names each offending field."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | msgspec.UnsetType = msgspec.UNSET
+
+
+_DESCRIPTIONS = {
+    400: "Invalid input; `errors` names each offending field",
+    404: "No such resource",
+    409: "Conflicts with existing data; `errors` names the field",
+}
+
+
+def problem_responses(*status_codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem-details answers a handler may give."""
+    return {
+        code: ResponseSpec(ProblemDetails, description=_DESCRIPTIONS[code], media_type=PROBLEM_MEDIA_TYPE)
+        for code in status_codes
+    }
+
+
 logger = structlog.get_logger(__name__)
 
 
@@ -68,6 +101,9 @@ def _field_path(key: str) -> str:
     return _PATH_NOISE.sub("", key) or "body"
 
 
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
 def _located_in_cause(exc: ValidationException) -> str | None:
     """msgspec's own message says where in a list body the error is; Litestar's summary drops that."""
     cause = exc.__cause__
@@ -87,6 +123,9 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, str]]:
         field = _field_path(str(item.get("key", "body")))
         if field == "body" and len(extra) == 1:
             field = _located_in_cause(exc) or field
+        if unknown := _UNKNOWN_FIELD.search(message):
+            # msgspec places this error on the object; the field to name is the unknown one.
+            field = unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
         entry = {"field": field, "message": message}
         if source := item.get("source"):
             entry["source"] = str(source)

@@ -13,16 +13,17 @@ from procrastinate import App, PsycopgConnector
 from notification.config import Settings
 
 
-def create_connector(settings: Settings, max_size: int) -> PsycopgConnector:
+def create_connector(settings: Settings, max_size: int, min_size: int = 1) -> PsycopgConnector:
     # Until opened, a connector is only its arguments: the CLI may import this without a database.
     conninfo = settings.psycopg_conninfo if settings.database_url else ""
-    return PsycopgConnector(conninfo=conninfo, min_size=1, max_size=max_size)
+    return PsycopgConnector(conninfo=conninfo, min_size=min_size, max_size=max_size)
 
 
 def job_queue_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        job_queue = App(connector=create_connector(settings, max_size=4))
+        # min_size=0: the API starts, and answers /ready with 503, while the database is away.
+        job_queue = App(connector=create_connector(settings, max_size=4, min_size=0))
         async with job_queue.open_async():
             app.state.job_queue = job_queue
             yield

@@ -125,11 +125,6 @@ async def test_list_defaults(client: Api) -> None:
     assert [c["id"] for c in first["items"]] == ids
 
 
-@pytest.mark.xfail(
-    reason="list_and_count counts with a window function over the page, so a page past the end reports total 0",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_list_past_the_end_still_counts_every_row(client: Api) -> None:
     for _ in range(3):
         await create(client)
@@ -184,11 +179,6 @@ async def test_list_refuses_bad_query_parameters(client: Api, params: dict[str, 
     assert_problem(await client.get(CLIENTS, params=params), 400, field)
 
 
-@pytest.mark.xfail(
-    reason="Litestar drops the msgspec.Meta pattern of OperatorCode on a query parameter: 200 with no rows",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_list_refuses_a_malformed_operator_code_filter(client: Api) -> None:
     assert_problem(await client.get(CLIENTS, params={"operator_code": "91"}), 400, "operator_code")
 
@@ -330,12 +320,6 @@ async def test_duplicate_phone_on_create_is_409(client: Api, db: AsyncSession) -
     assert await count_clients(db) == 1
 
 
-@pytest.mark.xfail(
-    reason="ClientService.patch_client catches DuplicateKeyError, but the unique violation surfaces from an "
-    "autoflush inside update() as advanced_alchemy IntegrityError: answered 500",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_patch_to_an_existing_phone_is_409(client: Api) -> None:
     await create(client, phone="79161234567")
     other = await create(client, phone="79031234567")
@@ -346,11 +330,6 @@ async def test_patch_to_an_existing_phone_is_409(client: Api) -> None:
     assert (await client.get(f"{CLIENTS}/{other['id']}")).json()["phone"] == "79031234567"
 
 
-@pytest.mark.xfail(
-    reason="same cause as PATCH: replace_client goes through patch_client, answered 500",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_put_to_an_existing_phone_is_409(client: Api) -> None:
     await create(client, phone="79161234567")
     other = await create(client, phone="79031234567")
@@ -413,12 +392,6 @@ async def test_create_refuses_an_unknown_field(client: Api, db: AsyncSession) ->
     assert await count_clients(db) == 0
 
 
-@pytest.mark.xfail(
-    reason="errors._validation_errors reports msgspec's 'unknown field' at the object's path ('body'), "
-    "not the unknown field's own name",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_unknown_field_error_names_the_field(client: Api) -> None:
     assert_problem(await client.post(CLIENTS, json=client_body(nickname="bob")), 400, "nickname")
 
@@ -577,20 +550,10 @@ async def test_bulk_refuses_an_object_instead_of_an_array(client: Api, db: Async
     assert await count_clients(db) == 0
 
 
-@pytest.mark.xfail(
-    reason="Litestar ignores msgspec.Meta(min_length=1) on the bulk `data` annotation: an empty array gets 201 []",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_bulk_refuses_an_empty_array(client: Api) -> None:
     assert_problem(await client.post(BULK, json=[]), 400, "body")
 
 
-@pytest.mark.xfail(
-    reason="Litestar ignores msgspec.Meta(max_length=10000) on the bulk `data` annotation: 10,001 rows are written",
-    strict=True,
-    raises=AssertionError,
-)
 async def test_bulk_refuses_more_than_the_largest_batch(client: Api, db: AsyncSession) -> None:
     rows = [{"phone": f"7{i:010d}", "timezone": "UTC"} for i in range(MAX_BULK_ROWS + 1)]
 

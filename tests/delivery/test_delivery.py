@@ -7,7 +7,6 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,9 +58,7 @@ async def test_due_mailing_is_delivered_once_to_every_matching_client(
     start_worker()
     mailing = await _create_mailing(client, filter={"operator_codes": ["916"], "tags": ["vip"]})
 
-    stats = await wait_for(
-        lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 30, timeout_s=30
-    )
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 30, timeout_s=30)
     assert stats["total"] == 30
     assert stats["by_status"] == {"pending": 0, "sent": 30, "failed": 0, "expired": 0, "cancelled": 0}
     received = fake_provider.received()
@@ -129,9 +126,7 @@ async def test_transient_errors_are_retried_until_sent(
     start_worker()
     mailing = await _create_mailing(client)
 
-    stats = await wait_for(
-        lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 40, timeout_s=60
-    )
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 40, timeout_s=60)
     messages = stats["messages"]["items"]
     assert any(m["attempts"] > 1 for m in messages), "the fault rates must have forced some retries"
     received = fake_provider.received()
@@ -250,9 +245,7 @@ async def test_worker_killed_mid_mailing_loses_nothing_and_records_no_second_sen
     assert killed_at["by_status"]["pending"] > 0, "the kill must land mid-mailing"
     start_worker(**tuning)
 
-    stats = await wait_for(
-        lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 200, timeout_s=90
-    )
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 200, timeout_s=90)
     assert stats["by_status"]["pending"] == 0
     rows = await db.execute(text("SELECT count(*), count(DISTINCT id) FROM messages WHERE status = 'sent'"))
     assert tuple(rows.one()) == (200, 200)

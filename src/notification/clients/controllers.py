@@ -3,15 +3,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import Body, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.clients.models import Client
-from notification.clients.schemas import ClientCreate, ClientPatch, ClientRead, OperatorCode, Tag
+from notification.clients.schemas import (
+    OPERATOR_CODE_PATTERN,
+    TAG_MAX_LENGTH,
+    ClientCreate,
+    ClientPatch,
+    ClientRead,
+)
 from notification.clients.services import ClientService
+from notification.errors import problem_responses
 from notification.pagination import Limit, Offset, Page
 
 MAX_BULK_ROWS = 10_000
@@ -41,42 +47,46 @@ class ClientController(Controller):
     tags = ["clients"]
     dependencies = {"clients": Provide(provide_client_service)}
 
-    @post("/", summary="Add a client")
+    @post("/", summary="Add a client", responses=problem_responses(400, 409))
     async def create_client(self, clients: ClientService, data: ClientCreate) -> ClientRead:
         return to_read(await clients.create_client(data))
 
-    @post("/bulk", summary="Add many clients at once, all or none")
+    @post("/bulk", summary="Add many clients at once, all or none", responses=problem_responses(400, 409))
     async def create_clients(
         self,
         clients: ClientService,
-        data: Annotated[list[ClientCreate], msgspec.Meta(min_length=1, max_length=MAX_BULK_ROWS)],
+        data: Annotated[list[ClientCreate], Body(min_items=1, max_items=MAX_BULK_ROWS)],
     ) -> list[ClientRead]:
         return [to_read(c) for c in await clients.create_clients(data)]
 
-    @get("/", summary="List clients")
+    @get("/", summary="List clients", responses=problem_responses(400))
     async def list_clients(
         self,
         clients: ClientService,
         limit: Limit,
         offset: Offset,
-        operator_code: Annotated[OperatorCode | None, Parameter(query="operator_code")] = None,
-        tag: Annotated[Tag | None, Parameter(query="tag")] = None,
+        operator_code: Annotated[str | None, Parameter(pattern=OPERATOR_CODE_PATTERN)] = None,
+        tag: Annotated[str | None, Parameter(max_length=TAG_MAX_LENGTH)] = None,
     ) -> Page[ClientRead]:
         rows, total = await clients.list_clients(limit, offset, operator_code, tag)
         return Page(items=[to_read(c) for c in rows], total=total, limit=limit, offset=offset)
 
-    @get("/{client_id:int}", summary="Get a client")
+    @get("/{client_id:int}", summary="Get a client", responses=problem_responses(400, 404))
     async def get_client(self, clients: ClientService, client_id: ClientId) -> ClientRead:
         return to_read(await clients.get_client(client_id))
 
-    @patch("/{client_id:int}", summary="Change some fields of a client")
+    @patch("/{client_id:int}", summary="Change some fields of a client", responses=problem_responses(400, 404, 409))
     async def patch_client(self, clients: ClientService, client_id: ClientId, data: ClientPatch) -> ClientRead:
         return to_read(await clients.patch_client(client_id, data))
 
-    @put("/{client_id:int}", summary="Replace a client")
+    @put("/{client_id:int}", summary="Replace a client", responses=problem_responses(400, 404, 409))
     async def replace_client(self, clients: ClientService, client_id: ClientId, data: ClientCreate) -> ClientRead:
         return to_read(await clients.replace_client(client_id, data))
 
-    @delete("/{client_id:int}", summary="Remove a client; its pending messages are cancelled")
+    @delete(
+        "/{client_id:int}",
+        summary="Remove a client; its pending messages are cancelled",
+        responses=problem_responses(400, 404),
+    )
     async def delete_client(self, clients: ClientService, client_id: ClientId) -> None:
         await clients.delete_client(client_id)

@@ -13,8 +13,10 @@ Phone = Annotated[
         examples=["79161234567"],
     ),
 ]
-OperatorCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{3}$", description="3 digits", examples=["916"])]
-Tag = Annotated[str, msgspec.Meta(max_length=100, examples=["vip"])]
+OPERATOR_CODE_PATTERN = r"^[0-9]{3}$"
+TAG_MAX_LENGTH = 100
+OperatorCode = Annotated[str, msgspec.Meta(pattern=OPERATOR_CODE_PATTERN, description="3 digits", examples=["916"])]
+Tag = Annotated[str, msgspec.Meta(max_length=TAG_MAX_LENGTH, examples=["vip"])]
 TimeZone = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, description="IANA name", examples=["Europe/Moscow"])
 ]

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from advanced_alchemy.exceptions import DuplicateKeyError
+from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
@@ -34,6 +34,8 @@ def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> No
 
 class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     repository_type = ClientRepository
+    # A window-function count says 0 for a page past the end; totals must count every row.
+    count_with_window_function = False
 
     async def get_client(self, client_id: int) -> Client:
         client = await self.get_one_or_none(id=client_id)
@@ -104,10 +106,12 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             raise InvalidInput(errors)
         for name, value in changes.items():
             setattr(client, name, value)
+        phone = client.phone
         try:
+            # The phone is the only unique column a change can collide on; validation covers the rest.
             return await self.update(client, auto_commit=False)
-        except DuplicateKeyError:
-            raise Conflict("phone", f"a client with phone {client.phone} already exists") from None
+        except IntegrityError:
+            raise Conflict("phone", f"a client with phone {phone} already exists") from None
 
     async def replace_client(self, client_id: int, data: ClientCreate) -> Client:
         await self.get_client(client_id)

@@ -10,6 +10,7 @@ from litestar.params import Parameter
 from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.errors import problem_responses
 from notification.jobs import provide_job_queue
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead
@@ -43,22 +44,30 @@ class MailingController(Controller):
         "job_queue": Provide(provide_job_queue, sync_to_thread=False),
     }
 
-    @post("/", summary="Create a mailing; it starts at start_at, or at once when already due")
+    @post(
+        "/",
+        summary="Create a mailing; it starts at start_at, or at once when already due",
+        responses=problem_responses(400),
+    )
     async def create_mailing(self, mailings: MailingService, job_queue: App, data: MailingCreate) -> MailingRead:
         mailing = await mailings.create_mailing(data)
         await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
 
-    @get("/", summary="List mailings")
+    @get("/", summary="List mailings", responses=problem_responses(400))
     async def list_mailings(self, mailings: MailingService, limit: Limit, offset: Offset) -> Page[MailingRead]:
         rows, total = await mailings.list_mailings(limit, offset)
         return Page(items=[to_read(m) for m in rows], total=total, limit=limit, offset=offset)
 
-    @get("/{mailing_id:int}", summary="Get a mailing")
+    @get("/{mailing_id:int}", summary="Get a mailing", responses=problem_responses(400, 404))
     async def get_mailing(self, mailings: MailingService, mailing_id: MailingId) -> MailingRead:
         return to_read(await mailings.get_mailing(mailing_id))
 
-    @patch("/{mailing_id:int}", summary="Change some fields of a mailing; it is planned again")
+    @patch(
+        "/{mailing_id:int}",
+        summary="Change some fields of a mailing; it is planned again",
+        responses=problem_responses(400, 404),
+    )
     async def patch_mailing(
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingPatch
     ) -> MailingRead:
@@ -67,7 +76,7 @@ class MailingController(Controller):
             await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
 
-    @put("/{mailing_id:int}", summary="Replace a mailing; it is planned again")
+    @put("/{mailing_id:int}", summary="Replace a mailing; it is planned again", responses=problem_responses(400, 404))
     async def replace_mailing(
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingCreate
     ) -> MailingRead:
@@ -76,6 +85,10 @@ class MailingController(Controller):
             await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
 
-    @delete("/{mailing_id:int}", summary="Delete a mailing; pending messages are never sent")
+    @delete(
+        "/{mailing_id:int}",
+        summary="Delete a mailing; pending messages are never sent",
+        responses=problem_responses(400, 404),
+    )
     async def delete_mailing(self, mailings: MailingService, mailing_id: MailingId) -> None:
         await mailings.delete_mailing(mailing_id)

@@ -77,6 +77,8 @@ def _columns(
 
 class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository]):
     repository_type = MailingRepository
+    # A window-function count says 0 for a page past the end; totals must count every row.
+    count_with_window_function = False
 
     async def get_mailing(self, mailing_id: int) -> Mailing:
         mailing = await self.repository.get_one_or_none(id=mailing_id, execution_options={"populate_existing": True})

@@ -8,6 +8,7 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.errors import problem_responses
 from notification.messages.models import MessageStatus
 from notification.messages.schemas import MessageRead
 from notification.messages.services import MessageService, to_read
@@ -24,7 +25,7 @@ class MessageController(Controller):
     tags = ["messages"]
     dependencies = {"messages": Provide(provide_message_service)}
 
-    @get("/", summary="List messages")
+    @get("/", summary="List messages", responses=problem_responses(400))
     async def list_messages(
         self,
         messages: MessageService,

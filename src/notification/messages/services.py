@@ -31,6 +31,8 @@ def to_read(message: Message) -> MessageRead:
 
 class MessageService(SQLAlchemyAsyncRepositoryService[Message, MessageRepository]):
     repository_type = MessageRepository
+    # A window-function count says 0 for a page past the end; totals must count every row.
+    count_with_window_function = False
 
     async def list_messages(
         self,

@@ -8,6 +8,7 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.errors import problem_responses
 from notification.mailings.controllers import MailingId, provide_mailing_service
 from notification.mailings.schemas import MailingRead
 from notification.mailings.services import MailingService
@@ -56,7 +57,11 @@ class StatsController(Controller):
         items, totals = await all_mailing_counts(db_session)
         return AllMailingStats(items=items, totals=totals)
 
-    @get("/{mailing_id:int}/stats", summary="One mailing: counts by status, timings and its messages")
+    @get(
+        "/{mailing_id:int}/stats",
+        summary="One mailing: counts by status, timings and its messages",
+        responses=problem_responses(400, 404),
+    )
     async def mailing_stats(
         self,
         db_session: AsyncSession,

@@ -1,0 +1,144 @@
+"""End-to-end delivery benchmark: N clients, one mailing, the fake provider with a given latency.
+
+    uv run python bench/delivery.py --clients 100000 --latency-ms 50
+
+Reports the fan-out time (API request to every message planned and every send job deferred),
+messages/s from the API request to the last message final, and the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import (
+    free_port,
+    peak_rss_mb,
+    python,
+    service_env,
+    start,
+    stop,
+    throwaway_database,
+    wait_http,
+)
+
+SEED_CLIENTS = """
+INSERT INTO clients (phone, operator_code, tag, timezone)
+SELECT (79000000000 + n)::text, '9' || lpad((n %% 100)::text, 2, '0'), 'bench', 'Europe/Moscow'
+FROM generate_series(1, %(count)s) AS n
+"""
+
+PROGRESS = """
+SELECT count(*) FILTER (WHERE status <> 'pending') AS final, count(*) AS total,
+       count(*) FILTER (WHERE status = 'sent') AS sent
+FROM messages WHERE mailing_id = %(mailing_id)s
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=100_000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--provider-concurrency", type=int, default=200)
+    parser.add_argument("--worker-concurrency", type=int, default=16)
+    parser.add_argument("--database-url", default=None, help="server to create the throwaway database on")
+    parser.add_argument("--timeout-s", type=float, default=600)
+    args = parser.parse_args()
+
+    logs = Path(tempfile.mkdtemp(prefix="notification-bench-"))
+    with throwaway_database(args.database_url) as settings:
+        with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+            conn.execute(SEED_CLIENTS, {"count": args.clients})
+            conn.execute("VACUUM ANALYZE clients")
+        provider_port, api_port = free_port(), free_port()
+        env = service_env(
+            settings,
+            PROVIDER_URL=f"http://127.0.0.1:{provider_port}/v1",
+            SEND_BATCH_SIZE=str(args.batch_size),
+            PROVIDER_CONCURRENCY=str(args.provider_concurrency),
+            WORKER_CONCURRENCY=str(args.worker_concurrency),
+            LOG_LEVEL="WARNING",
+        )
+        provider = start(
+            [
+                python(),
+                "-m",
+                "notification",
+                "fake-provider",
+                "--port",
+                str(provider_port),
+                "--latency-ms",
+                str(args.latency_ms),
+            ],
+            env,
+            logs / "provider.log",
+        )
+        api = start(
+            [python(), "-m", "notification", "serve", "--host", "127.0.0.1", "--port", str(api_port)],
+            env,
+            logs / "api.log",
+        )
+        worker = start(
+            [python(), "-m", "procrastinate", "--app=notification.worker.app", "worker"], env, logs / "worker.log"
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{provider_port}/_fake/received")
+            wait_http(f"http://127.0.0.1:{api_port}/health")
+            now = dt.datetime.now(dt.UTC)
+            started = time.perf_counter()
+            response = httpx.post(
+                f"http://127.0.0.1:{api_port}/api/v1/mailings",
+                json={
+                    "text": "Benchmark",
+                    "start_at": (now - dt.timedelta(seconds=1)).isoformat(),
+                    "end_at": (now + dt.timedelta(hours=1)).isoformat(),
+                },
+                timeout=30,
+            )
+            response.raise_for_status()
+            mailing_id = response.json()["id"]
+            fan_out_s = None
+            deadline = time.monotonic() + args.timeout_s
+            with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+                while time.monotonic() < deadline:
+                    if fan_out_s is None:
+                        row = conn.execute(
+                            "SELECT planned_at, created_at FROM mailings WHERE id = %s", (mailing_id,)
+                        ).fetchone()
+                        if row and row[0]:
+                            fan_out_s = time.perf_counter() - started
+                    final, total, sent = conn.execute(PROGRESS, {"mailing_id": mailing_id}).fetchone()  # type: ignore[misc]
+                    if total == args.clients and final == total:
+                        break
+                    time.sleep(0.05)
+                else:
+                    raise SystemExit(f"not done within {args.timeout_s} s: {final}/{total} final")
+            elapsed = time.perf_counter() - started
+            rss = peak_rss_mb(worker.pid)
+            received = httpx.get(f"http://127.0.0.1:{provider_port}/_fake/received", timeout=30).json()
+        finally:
+            for process in (worker, api, provider):
+                stop(process)
+
+    print(f"clients                 {args.clients}")
+    print(f"provider latency        {args.latency_ms:.0f} ms")
+    print(f"fan-out (plan + defer)  {fan_out_s:.2f} s")
+    print(f"end to end              {elapsed:.2f} s")
+    print(f"messages/s              {args.clients / elapsed:,.0f}")
+    print(f"sent                    {sent}")
+    print(f"provider requests       {received['total_requests']} (accepted {received['total_accepted']})")
+    print(f"worker peak RSS         {rss:.0f} MB")
+    print(f"logs                    {logs}")
+
+
+if __name__ == "__main__":
+    main()
