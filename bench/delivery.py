@@ -36,11 +36,10 @@ SELECT (79000000000 + n)::text, '9' || lpad((n %% 100)::text, 2, '0'), 'bench', 
 FROM generate_series(1, %(count)s) AS n
 """
 
-PROGRESS = """
-SELECT count(*) FILTER (WHERE status <> 'pending') AS final, count(*) AS total,
-       count(*) FILTER (WHERE status = 'sent') AS sent
-FROM messages WHERE mailing_id = %(mailing_id)s
-"""
+# Cheap enough to poll without slowing what it measures: an index-only scan of the pending rows.
+PENDING = "SELECT count(*) FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'pending'"
+PLANNED = "SELECT planned_at IS NOT NULL FROM mailings WHERE id = %(mailing_id)s"
+SENT = "SELECT count(*) FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'sent'"
 
 
 def main() -> None:
@@ -49,7 +48,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--provider-concurrency", type=int, default=200)
-    parser.add_argument("--worker-concurrency", type=int, default=16)
+    parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--log-level", default="WARNING", help="the services' log level (INFO logs every send)")
     parser.add_argument("--database-url", default=None, help="server to create the throwaway database on")
     parser.add_argument("--timeout-s", type=float, default=600)
     args = parser.parse_args()
@@ -66,7 +66,7 @@ def main() -> None:
             SEND_BATCH_SIZE=str(args.batch_size),
             PROVIDER_CONCURRENCY=str(args.provider_concurrency),
             WORKER_CONCURRENCY=str(args.worker_concurrency),
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL=args.log_level,
         )
         provider = start(
             [
@@ -108,21 +108,19 @@ def main() -> None:
             mailing_id = response.json()["id"]
             fan_out_s = None
             deadline = time.monotonic() + args.timeout_s
+            params = {"mailing_id": mailing_id}
             with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
-                while time.monotonic() < deadline:
-                    if fan_out_s is None:
-                        row = conn.execute(
-                            "SELECT planned_at, created_at FROM mailings WHERE id = %s", (mailing_id,)
-                        ).fetchone()
-                        if row and row[0]:
-                            fan_out_s = time.perf_counter() - started
-                    final, total, sent = conn.execute(PROGRESS, {"mailing_id": mailing_id}).fetchone()  # type: ignore[misc]
-                    if total == args.clients and final == total:
-                        break
-                    time.sleep(0.05)
-                else:
-                    raise SystemExit(f"not done within {args.timeout_s} s: {final}/{total} final")
-            elapsed = time.perf_counter() - started
+                while fan_out_s is None:
+                    if conn.execute(PLANNED, params).fetchone() == (True,):
+                        fan_out_s = time.perf_counter() - started
+                    else:
+                        time.sleep(0.02)
+                while conn.execute(PENDING, params).fetchone() != (0,):
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"not done within {args.timeout_s} s")
+                    time.sleep(0.5)
+                elapsed = time.perf_counter() - started
+                sent = conn.execute(SENT, params).fetchone()[0]  # type: ignore[index]
             rss = peak_rss_mb(worker.pid)
             received = httpx.get(f"http://127.0.0.1:{provider_port}/_fake/received", timeout=30).json()
         finally:

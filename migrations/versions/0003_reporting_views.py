@@ -24,7 +24,9 @@ def upgrade() -> None:
         GROUP BY mailing_id, status
         """
     )
-    op.execute("COMMENT ON VIEW mailing_status_counts IS 'Messages of each mailing by status (one row per pair present)'")
+    op.execute(
+        "COMMENT ON VIEW mailing_status_counts IS 'Messages of each mailing by status (one row per pair present)'"
+    )
     op.execute(
         """
         CREATE VIEW mailing_stats AS

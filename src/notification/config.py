@@ -23,10 +23,10 @@ class Settings:
     provider_concurrency: int = 200
     send_batch_size: int = 500
     send_lease_s: float = 60.0
-    result_flush_size: int = 50
+    result_flush_size: int = 100
     retry_base_s: float = 1.0
     retry_max_s: float = 300.0
-    worker_concurrency: int = 16
+    worker_concurrency: int = 4
     worker_heartbeat_s: float = 10.0
     worker_poll_s: float = 1.0
     stalled_job_after_s: float = 60.0

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from procrastinate import App, PsycopgConnector
+from psycopg import AsyncConnection
 
 from notification.config import Settings
 
@@ -16,7 +17,13 @@ from notification.config import Settings
 def create_connector(settings: Settings, max_size: int, min_size: int = 1) -> PsycopgConnector:
     # Until opened, a connector is only its arguments: the CLI may import this without a database.
     conninfo = settings.psycopg_conninfo if settings.database_url else ""
-    return PsycopgConnector(conninfo=conninfo, min_size=min_size, max_size=max_size)
+    return PsycopgConnector(conninfo=conninfo, min_size=min_size, max_size=max_size, configure=_autocommit)
+
+
+async def _autocommit(connection: AsyncConnection) -> None:
+    # A statement outside `conn.transaction()` must not open a transaction that silently turns
+    # the blocks after it into savepoints, committed only when the connection goes back.
+    await connection.set_autocommit(True)
 
 
 def job_queue_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:

@@ -5,6 +5,7 @@ Its connector and the delivery machinery come from the ``NOTIFICATION_*`` settin
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from procrastinate import App
@@ -30,6 +31,13 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _relax_garbage_collection() -> None:
+    """Every send allocates tasks, requests and rows that die young; with CPython's default
+    thresholds the collector ran often enough to cost a fifth of the worker's throughput."""
+    gc.freeze()  # what the imports built lives as long as the process: never scan it again
+    gc.set_threshold(100_000, 50, 100)
+
+
 def _create_app(settings: Settings) -> App:
     configure_logging(settings)
     job_queue = App(
@@ -41,4 +49,5 @@ def _create_app(settings: Settings) -> App:
     return job_queue
 
 
+_relax_garbage_collection()
 app = _create_app(get_settings())

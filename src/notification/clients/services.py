@@ -126,7 +126,12 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     async def delete_client(self, client_id: int) -> None:
         await self.get_client(client_id)
         # Its pending messages are cancelled; sent history stays, detached, in the statistics.
-        await self.repository.session.execute(
+        # Its messages are locked in id order first, the order every writer of messages uses.
+        session = self.repository.session
+        await session.execute(
+            select(Message.id).where(Message.client_id == client_id).order_by(Message.id).with_for_update()
+        )
+        await session.execute(
             update(Message)
             .where(Message.client_id == client_id, Message.status == MessageStatus.PENDING)
             .values(status=MessageStatus.CANCELLED)

@@ -17,6 +17,8 @@ from psycopg.rows import dict_row
 
 logger = structlog.get_logger(__name__)
 
+ANALYZE_AFTER_ROWS = 10_000
+
 DeferSends = Callable[[AsyncConnection, int, int, list[list[int]], dt.datetime | None], Awaitable[None]]
 """Defers one ``send_messages`` job per id list, all scheduled at a time (None: now)."""
 
@@ -58,21 +60,34 @@ SET status = 'pending', due_at = excluded.due_at, last_error = NULL, leased_unti
 WHERE messages.status = 'cancelled'
 """
 
+# Messages are locked in id order before any write, the order every writer of messages uses.
 _CANCEL_UNMATCHED = """
+WITH unmatched AS (
+    SELECT m.id FROM messages m
+    WHERE m.mailing_id = %(mailing_id)s AND m.status = 'pending'
+      AND NOT EXISTS (SELECT 1 FROM clients c WHERE c.id = m.client_id AND {filter})
+    ORDER BY m.id FOR UPDATE
+)
 UPDATE messages m SET status = 'cancelled', leased_until = NULL
-WHERE m.mailing_id = %(mailing_id)s AND m.status = 'pending'
-  AND NOT EXISTS (SELECT 1 FROM clients c WHERE c.id = m.client_id AND {filter})
+FROM unmatched WHERE m.id = unmatched.id AND m.status = 'pending'
 """
 
 # Messages waiting for a retry keep their later due time; the rest are due from now on.
 _RESCHEDULE = """
-UPDATE messages SET due_at = greatest(due_at, %(now)s)
-WHERE mailing_id = %(mailing_id)s AND status = 'pending' AND due_at < %(now)s
+WITH overdue AS (
+    SELECT id FROM messages
+    WHERE mailing_id = %(mailing_id)s AND status = 'pending' AND due_at < %(now)s
+    ORDER BY id FOR UPDATE
+)
+UPDATE messages m SET due_at = %(now)s FROM overdue WHERE m.id = overdue.id
 """
 
 _EXPIRE_ALL = """
-UPDATE messages SET status = 'expired', leased_until = NULL, last_error = 'end_at passed before it could be sent'
-WHERE mailing_id = %(mailing_id)s AND status = 'pending'
+WITH pending AS (
+    SELECT id FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'pending' ORDER BY id FOR UPDATE
+)
+UPDATE messages m SET status = 'expired', leased_until = NULL, last_error = 'end_at passed before it could be sent'
+FROM pending WHERE m.id = pending.id AND m.status = 'pending'
 """
 
 # Batches in due order, so that one batch holds messages due at about the same time.
@@ -120,6 +135,11 @@ async def plan_mailing(
         else:
             condition = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
             report.added = (await cur.execute(sql.SQL(_ADD_MATCHING).format(filter=condition), params)).rowcount
+            if report.added >= ANALYZE_AFTER_ROWS:
+                # Autovacuum would refresh the statistics only later: until then the planner
+                # still sees the small table it knew, and its per-batch queries turn to
+                # sequential scans of the whole table.
+                await cur.execute("ANALYZE messages")
             if mailing["planned_version"] > 0:
                 cancel = sql.SQL(_CANCEL_UNMATCHED).format(filter=condition)
                 report.cancelled = (await cur.execute(cancel, params)).rowcount

@@ -7,10 +7,16 @@ import msgspec
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import text
 
 from notification.errors import InvalidInput, NotFound
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, MailingRead, SendWindow
+
+_LOCK_MAILING = text("SELECT id FROM mailings WHERE id = :mailing_id FOR UPDATE")
+_LOCK_MESSAGES = text(
+    "SELECT count(*) FROM (SELECT 1 FROM messages WHERE mailing_id = :mailing_id ORDER BY id FOR UPDATE) locked"
+)
 
 # Fields whose change alters who receives the mailing or when; text is read at send time instead.
 PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window"})
@@ -125,4 +131,9 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
     async def delete_mailing(self, mailing_id: int) -> None:
         await self.get_mailing(mailing_id)
         # Messages go with it (ON DELETE CASCADE); a send job that wakes up finds nothing to claim.
+        # Locks are taken in the order every writer uses (the mailing, then its messages by id),
+        # so the cascade never deadlocks with a batch recording its results.
+        session = self.repository.session
+        await session.execute(_LOCK_MAILING, {"mailing_id": mailing_id})
+        await session.execute(_LOCK_MESSAGES, {"mailing_id": mailing_id})
         await self.delete(mailing_id, auto_commit=True)

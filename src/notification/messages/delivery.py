@@ -79,9 +79,13 @@ WHERE m.id = claimable.id AND c.id = m.client_id
 RETURNING m.id, m.client_id, c.phone, m.attempts
 """
 
+# Every statement that writes several messages locks them in id order first, as the deletion of
+# a mailing or a client does: two writers taking rows in different orders deadlock.
+
 # 'sent' wins over a cancellation or expiry that landed while the request was in flight: the
 # provider did accept it. Every other outcome only applies to a message still pending.
 _RECORD = """
+WITH locked AS (SELECT id FROM messages WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE)
 UPDATE messages m
 SET status = r.status,
     sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE m.sent_at END,
@@ -89,8 +93,8 @@ SET status = r.status,
     due_at = coalesce(r.due_at, m.due_at),
     leased_until = NULL
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(errors)s::text[], %(due_ats)s::timestamptz[])
-     AS r(id, status, error, due_at)
-WHERE m.id = r.id AND (m.status = 'pending' OR (r.status = 'sent' AND m.status <> 'sent'))
+     AS r(id, status, error, due_at), locked
+WHERE m.id = r.id AND locked.id = r.id AND (m.status = 'pending' OR (r.status = 'sent' AND m.status <> 'sent'))
 """
 
 _REMAINING = """
@@ -101,9 +105,12 @@ WHERE id = ANY(%(ids)s) AND status = 'pending'
 """
 
 _EXPIRE = """
-UPDATE messages
-SET status = 'expired', leased_until = NULL, last_error = coalesce(%(reason)s, last_error)
-WHERE id = ANY(%(ids)s) AND status = 'pending'
+WITH locked AS (
+    SELECT id FROM messages WHERE id = ANY(%(ids)s) AND status = 'pending' ORDER BY id FOR UPDATE
+)
+UPDATE messages m
+SET status = 'expired', leased_until = NULL, last_error = coalesce(%(reason)s, m.last_error)
+FROM locked WHERE m.id = locked.id AND m.status = 'pending'
 """
 
 
@@ -117,12 +124,14 @@ def retry_delay_s(settings: Settings, attempts: int, retry_after_s: float | None
 
 
 class Delivery:
-    """Sends batches for a worker process: one provider client, one concurrency budget."""
+    """Sends batches for a worker process: one provider client and a fixed set of sender tasks,
+    ``provider_concurrency`` of them, shared by every batch the worker runs."""
 
     def __init__(self, settings: Settings, provider: ProviderClient) -> None:
         self.settings = settings
         self.provider = provider
-        self._in_flight = asyncio.Semaphore(settings.provider_concurrency)
+        self._queue: asyncio.Queue[_Send] = asyncio.Queue()
+        self._senders: list[asyncio.Task[None]] = []
 
     async def send_batch(
         self,
@@ -134,23 +143,40 @@ class Delivery:
     ) -> BatchReport:
         report = BatchReport()
         ids = list(message_ids)
+        # One connection for the whole batch: taking one from the pool per write cost more
+        # than the write itself.
         async with pool.connection() as conn:
             claim = await self._claim(conn, mailing_id, plan_version, ids, report)
-        if claim is None:
-            return report
-        text, end_at, claimed = claim
-        report.claimed = len(claimed)
-        log = logger.bind(mailing_id=mailing_id)
-        recorder = _Recorder(self, pool, end_at, report)
-
-        async def send_and_record(message: ClaimedMessage) -> None:
-            await recorder.add(message, await self._send_one(message, text, end_at, log))
-
-        await asyncio.gather(*(send_and_record(m) for m in claimed))
-        async with pool.connection() as conn, conn.transaction():
-            await recorder.flush_on(conn)
-            await self._follow_up(conn, mailing_id, plan_version, ids, end_at, follow_up, report)
+            if claim is None:
+                return report
+            text, end_at, claimed = claim
+            report.claimed = len(claimed)
+            batch = _Batch(self, conn, text, end_at, len(claimed), report, logger.bind(mailing_id=mailing_id))
+            self._start_senders()
+            for message in claimed:
+                self._queue.put_nowait(_Send(batch, message))
+            await batch.written_all()
+            async with conn.transaction():
+                await self._follow_up(conn, mailing_id, plan_version, ids, end_at, follow_up, report)
         return report
+
+    def _start_senders(self) -> None:
+        # Long-lived tasks pulling from one queue: no task per message, and the provider never
+        # sees more than provider_concurrency requests from this process.
+        if not self._senders:
+            self._senders = [
+                asyncio.create_task(self._sender(), name=f"provider-sender-{i}")
+                for i in range(self.settings.provider_concurrency)
+            ]
+
+    async def _sender(self) -> None:
+        while True:
+            send = await self._queue.get()
+            try:
+                result = await self._send_one(send.message, send.batch.text, send.batch.end_at, send.batch.log)
+            except Exception as exc:  # noqa: BLE001  (a bug here must not kill the sender)
+                result = SendResult(Outcome.TRANSIENT, f"unexpected error: {type(exc).__name__}")
+            send.batch.answered(send.message, result)
 
     async def _claim(
         self, conn: AsyncConnection, mailing_id: int, plan_version: int, ids: list[int], report: BatchReport
@@ -213,12 +239,11 @@ class Delivery:
     async def _send_one(
         self, message: ClaimedMessage, text: str, end_at: dt.datetime, log: structlog.stdlib.BoundLogger
     ) -> SendResult:
-        async with self._in_flight:
-            # Checked again here: the wait for a free slot may have run past the mailing's end.
-            time_left_s = (end_at - dt.datetime.now(dt.UTC)).total_seconds()
-            if time_left_s <= 0:
-                return SendResult(Outcome.TRANSIENT, "end_at passed before the request")
-            result = await self.provider.send(message.id, message.phone, text, time_left_s)
+        # Checked again here: the wait in the queue may have run past the mailing's end.
+        time_left_s = (end_at - dt.datetime.now(dt.UTC)).total_seconds()
+        if time_left_s <= 0:
+            return SendResult(Outcome.TRANSIENT, "end_at passed before the request")
+        result = await self.provider.send(message.id, message.phone, text, time_left_s)
         log.info(
             "provider answered",
             message_id=message.id,
@@ -232,34 +257,64 @@ class Delivery:
         return result
 
 
-class _Recorder:
-    """Writes results as they arrive, a few at a time: a worker that dies mid-batch re-sends at
-    most what was in flight or not yet written, never the whole batch."""
+@dataclass(frozen=True, slots=True)
+class _Send:
+    batch: _Batch
+    message: ClaimedMessage
 
-    def __init__(self, delivery: Delivery, pool: AsyncConnectionPool, end_at: dt.datetime, report: BatchReport):
+
+class _Batch:
+    """One batch in flight: collects answers and writes them a few at a time, so that a worker
+    dying mid-batch re-sends at most what was in flight or not yet written, never the whole batch."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        conn: AsyncConnection,
+        text: str,
+        end_at: dt.datetime,
+        expected: int,
+        report: BatchReport,
+        log: structlog.stdlib.BoundLogger,
+    ) -> None:
+        self.text = text
+        self._expected = expected
+        self.end_at = end_at
+        self.log = log
         self._delivery = delivery
-        self._pool = pool
-        self._end_at = end_at
+        self._conn = conn
         self._report = report
-        self._pending: list[tuple[ClaimedMessage, SendResult]] = []
-        self._lock = asyncio.Lock()
+        self._answers: list[tuple[ClaimedMessage, SendResult]] = []
+        self._answered = 0
+        self._wake = asyncio.Event()
 
-    async def add(self, message: ClaimedMessage, result: SendResult) -> None:
+    def answered(self, message: ClaimedMessage, result: SendResult) -> None:
+        """Called by the senders; never waits, so a slow write never holds a request slot."""
         self._report.results[message.id] = result
-        self._pending.append((message, result))
-        if len(self._pending) >= self._delivery.settings.result_flush_size:
-            async with self._lock, self._pool.connection() as conn, conn.transaction():
-                await self.flush_on(conn)
+        self._answers.append((message, result))
+        self._answered += 1
+        if len(self._answers) >= self._delivery.settings.result_flush_size or self._answered == self._expected:
+            self._wake.set()
 
-    async def flush_on(self, conn: AsyncConnection) -> None:
-        taken, self._pending = self._pending, []
+    async def written_all(self) -> None:
+        while self._answered < self._expected:
+            await self._wake.wait()
+            self._wake.clear()
+            async with self._conn.transaction():
+                await self._write()
+        # Answers that arrived during the last write.
+        async with self._conn.transaction():
+            await self._write()
+
+    async def _write(self) -> None:
+        taken, self._answers = self._answers, []
         if not taken:
             return
         now = dt.datetime.now(dt.UTC)
-        states = [self._delivery.next_state(m, r, self._end_at, now) for m, r in taken]
+        states = [self._delivery.next_state(m, r, self.end_at, now) for m, r in taken]
         for status, _, _ in states:
             self._report.count(status)
-        await conn.execute(
+        await self._conn.execute(
             _RECORD,
             {
                 "ids": [m.id for m, _ in taken],

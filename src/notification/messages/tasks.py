@@ -74,12 +74,18 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
     )
 
 
+# SKIP LOCKED: rows a batch is writing right now are that batch's to settle, or the next sweep's.
 _EXPIRE_OVERDUE = """
+WITH overdue AS (
+    SELECT m.id FROM messages m JOIN mailings g ON g.id = m.mailing_id
+    WHERE g.end_at <= now() AND m.status = 'pending'
+    ORDER BY m.id
+    FOR UPDATE OF m SKIP LOCKED
+)
 UPDATE messages m
 SET status = 'expired', leased_until = NULL,
     last_error = coalesce(m.last_error, 'end_at passed before it could be sent')
-FROM mailings g
-WHERE g.id = m.mailing_id AND g.end_at <= now() AND m.status = 'pending'
+FROM overdue WHERE m.id = overdue.id
 """
 
 
