@@ -39,8 +39,10 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.command(name="dev", help="Run everything a newcomer needs: database, migrations, API, worker, fake provider.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--provider-port", default=9090, show_default=True, type=int)
+@click.option("--provider-port", default=9090, show_default=True, type=int, help="Port of the fake provider")
 def dev(host: str, port: int, provider_port: int) -> None:
+    """One process tree: an embedded PostgreSQL unless NOTIFICATION_DATABASE_URL is set, the fake
+    provider unless NOTIFICATION_PROVIDER_URL is set, a worker, and the API in this process."""
     import uvicorn
 
     from notification.embedded_db import start_embedded_postgres
@@ -49,29 +51,44 @@ def dev(host: str, port: int, provider_port: int) -> None:
     settings = get_settings()
     database = None
     if not settings.database_url:
+        click.echo(f"starting PostgreSQL in {Path(settings.data_dir).resolve()} ...", err=True)
         database = start_embedded_postgres(Path(settings.data_dir))
         os.environ[f"{PREFIX}DATABASE_URL"] = database.get_uri()
-    provider_url = f"http://127.0.0.1:{provider_port}/v1"
-    os.environ.setdefault(f"{PREFIX}PROVIDER_URL", provider_url)
+    run_fake_provider = f"{PREFIX}PROVIDER_URL" not in os.environ
+    if run_fake_provider:
+        os.environ[f"{PREFIX}PROVIDER_URL"] = f"http://127.0.0.1:{provider_port}/v1"
+    os.environ.setdefault(f"{PREFIX}LOG_JSON", "false")
     get_settings.cache_clear()
     settings = get_settings()
     click.echo("applying migrations ...", err=True)
     upgrade_database(settings)
 
-    children = [
-        subprocess.Popen(  # noqa: S603  (our own entry points)
-            [sys.executable, "-m", "notification", "fake-provider", "--host", "127.0.0.1", "--port", str(provider_port)]
-        ),
-    ]
+    children: list[subprocess.Popen[bytes]] = []
+    if run_fake_provider:
+        fake = [
+            sys.executable,
+            "-m",
+            "notification",
+            "fake-provider",
+            "--port",
+            str(provider_port),
+            "--latency-ms",
+            "50",
+        ]
+        children.append(subprocess.Popen(fake))  # noqa: S603  (our own entry point)
+    worker = [sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"]
+    children.append(subprocess.Popen(worker))  # noqa: S603  (our own entry point)
+
     base = f"http://{host}:{port}"
     where_data_lives = f"embedded, data in {Path(settings.data_dir).resolve()}" if database else f"{PREFIX}DATABASE_URL"
+    provider = f"{settings.provider_url} ({'fake' if run_fake_provider else 'from ' + PREFIX + 'PROVIDER_URL'})"
     click.echo(
         "\n".join(
             [
                 "",
                 f"  API         {base}/api/v1",
                 f"  Swagger UI  {base}/docs",
-                f"  provider    {settings.provider_url}",
+                f"  provider    {provider}",
                 f"  database    {where_data_lives}",
                 "",
             ]
