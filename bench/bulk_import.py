@@ -13,31 +13,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
 
 import httpx
 import msgspec
 import psycopg
-from sqlalchemy import make_url
 
-from notification.config import load_settings
+from notification.config import Settings, load_settings
 from notification.migrate import upgrade_database
 
-LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import free_port, python, service_env, start, stop, throwaway_database, wait_http
+
 TIMEZONES = ("Europe/Moscow", "Europe/Berlin", "Asia/Vladivostok", "America/New_York", "UTC")
 OPERATORS = ("916", "903", "999", "925", "968")
 TAGS = ("", "vip", "new", "b2b")
@@ -65,82 +60,18 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _reachable(url: str) -> bool:
-    try:
-        with psycopg.connect(url, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
-
 @contextlib.contextmanager
-def throwaway_database() -> Iterator[str]:
-    """A fresh, empty database that is dropped on the way out, whatever happens in between."""
-    with contextlib.ExitStack() as stack:
-        server_url = LOCAL_SERVER
-        if not _reachable(server_url):
-            from notification.embedded_db import start_embedded_postgres
-
-            print("no PostgreSQL on 127.0.0.1:5432, starting an embedded one ...", file=sys.stderr)
-            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pg-")))
-            server = start_embedded_postgres(data_dir, keep_data=False)
-            stack.callback(server.cleanup)
-            server_url = server.get_uri()
-        name = f"notification_bench_bulk_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with psycopg.connect(server_url, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_api(database_url: str, startup_timeout: float) -> Iterator[str]:
+def running_api(settings: Settings, startup_timeout: float) -> Iterator[str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "NOTIFICATION_DATABASE_URL": database_url, "NOTIFICATION_LOG_LEVEL": "WARNING"}
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "notification", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_healthy(server, base_url, startup_timeout, log)
-            yield base_url
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def _wait_until_healthy(server: subprocess.Popen[bytes], base_url: str, timeout: float, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the API exited with code {server.returncode}:\n{_tail(log)}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"the API did not answer /health within {timeout:.0f} s:\n{_tail(log)}")
-
-
-def _tail(log: IO[bytes], size: int = 4000) -> str:
-    log.seek(0)
-    return log.read().decode(errors="replace")[-size:]
+    log = Path(tempfile.mkdtemp(prefix="notification-bench-")) / "api.log"
+    env = service_env(settings, LOG_LEVEL="WARNING")
+    server = start([python(), "-m", "notification", "serve", "--host", "127.0.0.1", "--port", str(port)], env, log)
+    try:
+        wait_http(f"{base_url}/health", startup_timeout)
+        yield base_url
+    finally:
+        stop(server)
 
 
 def make_rows(count: int, seed: int) -> list[dict[str, str]]:
@@ -191,14 +122,12 @@ def count_clients(database_url: str) -> int:
     return int(row[0])
 
 
-def run(args: argparse.Namespace, database_url: str) -> int:
-    print("applying migrations ...", file=sys.stderr)
-    upgrade_database(replace(load_settings({}), database_url=database_url))
+def run(args: argparse.Namespace, settings: Settings) -> int:
     rows = make_rows(args.clients, seed=time.time_ns())
-    before = count_clients(database_url)
-    with running_api(database_url, args.startup_timeout) as base_url:
+    before = count_clients(settings.psycopg_conninfo)
+    with running_api(settings, args.startup_timeout) as base_url:
         result = import_clients(base_url, rows, args.chunk, args.concurrency)
-    imported = count_clients(database_url) - before
+    imported = count_clients(settings.psycopg_conninfo) - before
 
     chunks = result.chunk_seconds
     print(
@@ -215,9 +144,12 @@ def run(args: argparse.Namespace, database_url: str) -> int:
 def main() -> int:
     args = parse_args()
     if args.database_url:
-        return run(args, args.database_url)
-    with throwaway_database() as database_url:
-        return run(args, database_url)
+        # An existing database: brought up to date, then kept.
+        settings = replace(load_settings({}), database_url=args.database_url)
+        upgrade_database(settings)
+        return run(args, settings)
+    with throwaway_database(None) as settings:
+        return run(args, settings)
 
 
 if __name__ == "__main__":
