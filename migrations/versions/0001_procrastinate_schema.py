@@ -32,11 +32,26 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # One statement per call: asyncpg prepares each, and a prepared statement holds one command.
     op.execute(
         """
-        DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs,
-            procrastinate_workers CASCADE;
-        DROP TYPE IF EXISTS procrastinate_job_event_type, procrastinate_job_status,
-            procrastinate_job_to_defer_v1 CASCADE;
+        DO $$
+        DECLARE fn regprocedure;
+        BEGIN
+            FOR fn IN SELECT oid::regprocedure FROM pg_proc
+                      WHERE proname LIKE 'procrastinate%' AND pronamespace = current_schema()::regnamespace
+            LOOP
+                EXECUTE 'DROP FUNCTION IF EXISTS ' || fn || ' CASCADE';
+            END LOOP;
+        END
+        $$
         """
+    )
+    op.execute(
+        "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs,"
+        " procrastinate_workers CASCADE"
+    )
+    op.execute(
+        "DROP TYPE IF EXISTS procrastinate_job_event_type, procrastinate_job_status, procrastinate_job_to_defer_v1"
+        " CASCADE"
     )

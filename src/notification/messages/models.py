@@ -5,7 +5,18 @@ import enum
 
 from advanced_alchemy.mixins import IdentityPrimaryKey
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from notification.db import Base, utcnow
@@ -33,6 +44,9 @@ class Message(IdentityPrimaryKey, Base):
         # Statistics are GROUP BY status per mailing: an index-only scan of this index answers them.
         Index("ix_messages_mailing_id_status", "mailing_id", "status"),
         Index("ix_messages_client_id", "client_id"),
+        # A mailing's messages page by id, and its first and last send times, without scanning.
+        Index("ix_messages_mailing_id_id", "mailing_id", "id"),
+        Index("ix_messages_mailing_id_sent_at", "mailing_id", "sent_at", postgresql_where=text("status = 'sent'")),
     )
 
     mailing_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mailings.id", ondelete="CASCADE"))
