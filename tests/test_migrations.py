@@ -6,12 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 from advanced_alchemy.alembic.commands import AlembicCommands
+from advanced_alchemy.base import metadata_registry
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, make_url
 
 import notification.models  # noqa: F401  (registers every table)
-from advanced_alchemy.base import metadata_registry
 from notification.config import Settings
 from notification.db import sqlalchemy_config
 
