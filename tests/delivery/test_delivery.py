@@ -105,7 +105,7 @@ async def test_provider_down_until_after_end_at_leaves_every_message_expired(
     await _add_clients(client, 20)
     fake_provider.set_options(down=True)
     start_worker()
-    end_at = _now() + dt.timedelta(seconds=4)
+    end_at = _now() + dt.timedelta(seconds=8)
     mailing = await _create_mailing(client, end_at=end_at.isoformat())
 
     stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 20)
@@ -255,3 +255,20 @@ async def test_worker_killed_mid_mailing_loses_nothing_and_records_no_second_sen
     resent = sum(count - 1 for count in received.requests.values())
     unwritten = int(tuning["WORKER_CONCURRENCY"]) * (int(tuning["RESULT_FLUSH_SIZE"]) - 1)
     assert resent <= int(tuning["PROVIDER_CONCURRENCY"]) + unwritten
+
+
+async def test_mailing_planned_after_its_end_shows_its_audience_expired_and_sends_nothing(
+    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 4)
+    start_worker()
+    mailing = await _create_mailing(
+        client,
+        start_at=(_now() - dt.timedelta(hours=2)).isoformat(),
+        end_at=(_now() - dt.timedelta(hours=1)).isoformat(),
+    )
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 4)
+    assert stats["total"] == 4
+    assert {m["last_error"] for m in stats["messages"]["items"]} == {"end_at passed before the mailing could start"}
+    assert await _send_jobs_left(db) == 0
+    assert fake_provider.received().total_requests == 0

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
+
+from notification.mailings.send_window import openings_by_zone
 
 logger = structlog.get_logger(__name__)
 
@@ -30,6 +32,7 @@ class PlanReport:
     added: int = 0
     cancelled: int = 0
     expired: int = 0
+    delayed: int = 0
     batches: int = 0
 
 
@@ -82,6 +85,54 @@ WITH overdue AS (
 UPDATE messages m SET due_at = %(now)s FROM overdue WHERE m.id = overdue.id
 """
 
+# On a re-plan, a message never tried yet (no last_error) that waits in the future can only be
+# waiting for a send window the update may have moved or removed: it is due again, and the
+# window, if any, is applied afresh below. Messages waiting for a retry keep their backoff.
+_RESET_WINDOW_WAITS = """
+WITH waiting AS (
+    SELECT id FROM messages
+    WHERE mailing_id = %(mailing_id)s AND status = 'pending' AND due_at > %(now)s AND last_error IS NULL
+    ORDER BY id FOR UPDATE
+)
+UPDATE messages m SET due_at = %(now)s FROM waiting WHERE m.id = waiting.id
+"""
+
+_PENDING_ZONES = """
+SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id
+WHERE m.mailing_id = %(mailing_id)s AND m.status = 'pending'
+"""
+
+# Each pending message is due at its zone's next opening (or later, if a retry waits longer);
+# one whose zone never opens before end_at expires now instead of waiting for nothing. Only the
+# rows that change are locked and written.
+_APPLY_WINDOW = """
+WITH opening AS (
+    SELECT * FROM unnest(%(zones)s::text[], %(openings)s::timestamptz[]) AS o(timezone, opens_at)
+), changing AS (
+    SELECT m.id, o.opens_at FROM messages m
+    JOIN clients c ON c.id = m.client_id
+    JOIN opening o ON o.timezone = c.timezone
+    WHERE m.mailing_id = %(mailing_id)s AND m.status = 'pending'
+      AND (o.opens_at >= %(end_at)s OR o.opens_at > m.due_at)
+    ORDER BY m.id FOR UPDATE OF m
+)
+UPDATE messages m
+SET status = CASE WHEN changing.opens_at >= %(end_at)s THEN 'expired' ELSE m.status END,
+    last_error = CASE WHEN changing.opens_at >= %(end_at)s
+                      THEN 'send window never opens before end_at' ELSE m.last_error END,
+    leased_until = CASE WHEN changing.opens_at >= %(end_at)s THEN NULL ELSE m.leased_until END,
+    due_at = CASE WHEN changing.opens_at >= %(end_at)s THEN m.due_at ELSE changing.opens_at END
+FROM changing WHERE m.id = changing.id AND m.status = 'pending'
+RETURNING m.status
+"""
+
+_ADD_EXPIRED = """
+INSERT INTO messages (mailing_id, client_id, due_at, status, last_error)
+SELECT %(mailing_id)s, c.id, %(now)s, 'expired', 'end_at passed before the mailing could start'
+FROM clients c WHERE {filter}
+ON CONFLICT (mailing_id, client_id) DO NOTHING
+"""
+
 _EXPIRE_ALL = """
 WITH pending AS (
     SELECT id FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'pending' ORDER BY id FOR UPDATE
@@ -130,10 +181,13 @@ async def plan_mailing(
             "plan_version": plan_version,
             "batch_size": batch_size,
         }
+        condition = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
         if now >= mailing["end_at"]:
+            # Planned too late (workers were down): the audience still shows in the statistics,
+            # every message expired, none sent.
             report.expired = (await cur.execute(_EXPIRE_ALL, params)).rowcount
+            report.expired += (await cur.execute(sql.SQL(_ADD_EXPIRED).format(filter=condition), params)).rowcount
         else:
-            condition = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
             report.added = (await cur.execute(sql.SQL(_ADD_MATCHING).format(filter=condition), params)).rowcount
             if report.added >= ANALYZE_AFTER_ROWS:
                 # Autovacuum would refresh the statistics only later: until then the planner
@@ -144,6 +198,9 @@ async def plan_mailing(
                 cancel = sql.SQL(_CANCEL_UNMATCHED).format(filter=condition)
                 report.cancelled = (await cur.execute(cancel, params)).rowcount
                 await cur.execute(_RESCHEDULE, params)
+                await cur.execute(_RESET_WINDOW_WAITS, params)
+            if mailing["send_window_start"] is not None:
+                await _apply_window(cur, mailing, params, report)
             batches = await (await cur.execute(_BATCHES, params)).fetchall()
             report.batches = len(batches)
             await _defer_batches(conn, mailing_id, plan_version, now, batches, defer_sends)
@@ -156,9 +213,29 @@ async def plan_mailing(
         added=report.added,
         cancelled=report.cancelled,
         expired=report.expired,
+        delayed=report.delayed,
         batches=report.batches,
     )
     return report
+
+
+async def _apply_window(
+    cur: AsyncCursor[dict[str, Any]], mailing: dict[str, Any], params: dict[str, Any], report: PlanReport
+) -> None:
+    """Moves each pending message to its client's next window opening: computed once per
+    distinct time zone in Python (zoneinfo, DST-correct), applied to every message in one UPDATE."""
+    rows = await (await cur.execute(_PENDING_ZONES, params)).fetchall()
+    zones, openings = openings_by_zone(
+        mailing["send_window_start"], mailing["send_window_end"], (r["timezone"] for r in rows), params["now"]
+    )
+    if not zones:
+        return
+    changed = await (
+        await cur.execute(_APPLY_WINDOW, {**params, "zones": zones, "openings": openings, "end_at": mailing["end_at"]})
+    ).fetchall()
+    expired = sum(1 for r in changed if r["status"] == "expired")
+    report.expired += expired
+    report.delayed += len(changed) - expired
 
 
 async def _defer_batches(

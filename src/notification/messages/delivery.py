@@ -13,13 +13,16 @@ import datetime as dt
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings
+from notification.mailings.send_window import is_open, next_opening, openings_by_zone
 from notification.messages.models import MessageStatus
 from notification.provider.client import Outcome, ProviderClient, SendResult
 
@@ -35,6 +38,21 @@ class ClaimedMessage:
     client_id: int
     phone: str
     attempts: int
+    timezone: str | None = None
+
+
+Window = tuple[dt.time, dt.time]
+"""A mailing's send window, local ``(start, end)``; ``end < start`` wraps past midnight."""
+
+WINDOW_NEVER_OPENS = "send window never opens before end_at"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowClosed(SendResult):
+    """Not sent because the client's window had closed by the time of the request: the message
+    waits for ``opens_at`` (None: not before end_at) and the claim's attempt does not count."""
+
+    opens_at: dt.datetime | None = None
 
 
 @dataclass(slots=True)
@@ -60,7 +78,7 @@ class BatchReport:
 
 
 _MAILING = """
-SELECT text, start_at, end_at, plan_version, now() AS now
+SELECT text, start_at, end_at, plan_version, send_window_start, send_window_end, now() AS now
 FROM mailings WHERE id = %(mailing_id)s
 """
 
@@ -76,7 +94,63 @@ UPDATE messages m
 SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
 FROM claimable, clients c
 WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
+"""
+
+# A windowed mailing claims only the messages whose client's wall time is inside the window right
+# now, [start, end) or, when end < start, wrapping past midnight: the rule of send_window.is_open,
+# evaluated by the database for every row at once.
+_CLAIM_IN_WINDOW = """
+WITH claimable AS (
+    SELECT m.id FROM messages m JOIN clients c ON c.id = m.client_id
+    CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE c.timezone)::time AS t) wall
+    WHERE m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pending'
+      AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())
+      AND CASE WHEN %(window_start)s::time < %(window_end)s::time
+               THEN wall.t >= %(window_start)s::time AND wall.t < %(window_end)s::time
+               ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
+          END
+    FOR UPDATE OF m SKIP LOCKED
+)
+UPDATE messages m
+SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
+FROM claimable, clients c
+WHERE m.id = claimable.id AND c.id = m.client_id
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
+"""
+
+# The zones of the batch's due messages left waiting by the window (same transaction, same now()).
+_CLOSED_ZONES = """
+SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id
+CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE c.timezone)::time AS t) wall
+WHERE m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pending'
+  AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())
+  AND NOT CASE WHEN %(window_start)s::time < %(window_end)s::time
+               THEN wall.t >= %(window_start)s::time AND wall.t < %(window_end)s::time
+               ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
+          END
+"""
+
+# Each of them is due at its zone's next opening, or expires when that is at or after end_at.
+_WAIT_FOR_WINDOW = """
+WITH opening AS (
+    SELECT * FROM unnest(%(zones)s::text[], %(openings)s::timestamptz[]) AS o(timezone, opens_at)
+), changing AS (
+    SELECT m.id, o.opens_at FROM messages m
+    JOIN clients c ON c.id = m.client_id
+    JOIN opening o ON o.timezone = c.timezone
+    WHERE m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pending'
+      AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())
+      AND o.opens_at > m.due_at
+    ORDER BY m.id FOR UPDATE OF m
+)
+UPDATE messages m
+SET status = CASE WHEN changing.opens_at >= %(end_at)s THEN 'expired' ELSE m.status END,
+    last_error = CASE WHEN changing.opens_at >= %(end_at)s THEN %(never_opens)s ELSE m.last_error END,
+    leased_until = NULL,
+    due_at = CASE WHEN changing.opens_at >= %(end_at)s THEN m.due_at ELSE changing.opens_at END
+FROM changing WHERE m.id = changing.id AND m.status = 'pending'
+RETURNING m.status
 """
 
 # Every statement that writes several messages locks them in id order first, as the deletion of
@@ -89,11 +163,13 @@ WITH locked AS (SELECT id FROM messages WHERE id = ANY(%(ids)s) ORDER BY id FOR 
 UPDATE messages m
 SET status = r.status,
     sent_at = CASE WHEN r.status = 'sent' THEN now() ELSE m.sent_at END,
-    last_error = r.error,
+    last_error = CASE WHEN r.unattempted AND r.error IS NULL THEN m.last_error ELSE r.error END,
     due_at = coalesce(r.due_at, m.due_at),
+    attempts = CASE WHEN r.unattempted THEN greatest(m.attempts - 1, 0) ELSE m.attempts END,
     leased_until = NULL
-FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(errors)s::text[], %(due_ats)s::timestamptz[])
-     AS r(id, status, error, due_at), locked
+FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(errors)s::text[], %(due_ats)s::timestamptz[],
+            %(unattempted)s::boolean[])
+     AS r(id, status, error, due_at, unattempted), locked
 WHERE m.id = r.id AND locked.id = r.id AND (m.status = 'pending' OR (r.status = 'sent' AND m.status <> 'sent'))
 """
 
@@ -149,9 +225,10 @@ class Delivery:
             claim = await self._claim(conn, mailing_id, plan_version, ids, report)
             if claim is None:
                 return report
-            text, end_at, claimed = claim
+            text, end_at, window, claimed = claim
             report.claimed = len(claimed)
-            batch = _Batch(self, conn, text, end_at, len(claimed), report, logger.bind(mailing_id=mailing_id))
+            log = logger.bind(mailing_id=mailing_id)
+            batch = _Batch(self, conn, text, end_at, window, len(claimed), report, log)
             self._start_senders()
             for message in claimed:
                 self._queue.put_nowait(_Send(batch, message))
@@ -173,14 +250,15 @@ class Delivery:
         while True:
             send = await self._queue.get()
             try:
-                result = await self._send_one(send.message, send.batch.text, send.batch.end_at, send.batch.log)
+                batch = send.batch
+                result = await self._send_one(send.message, batch.text, batch.end_at, batch.window, batch.log)
             except Exception as exc:  # noqa: BLE001  (a bug here must not kill the sender)
                 result = SendResult(Outcome.TRANSIENT, f"unexpected error: {type(exc).__name__}")
             send.batch.answered(send.message, result)
 
     async def _claim(
         self, conn: AsyncConnection, mailing_id: int, plan_version: int, ids: list[int], report: BatchReport
-    ) -> tuple[str, dt.datetime, list[ClaimedMessage]] | None:
+    ) -> tuple[str, dt.datetime, Window | None, list[ClaimedMessage]] | None:
         cur = conn.cursor(row_factory=dict_row)
         mailing = await (await cur.execute(_MAILING, {"mailing_id": mailing_id})).fetchone()
         if mailing is None:
@@ -195,11 +273,46 @@ class Delivery:
             report.expired = cur.rowcount
             report.skipped = "mailing ended"
             return None
+        params = {"ids": ids, "mailing_id": mailing_id, "lease_s": self.settings.send_lease_s}
+        window: Window | None = None
+        if mailing["send_window_start"] is not None and mailing["send_window_end"] is not None:
+            window = (mailing["send_window_start"], mailing["send_window_end"])
         async with conn.transaction():
-            await cur.execute(_CLAIM, {"ids": ids, "mailing_id": mailing_id, "lease_s": self.settings.send_lease_s})
-            rows = await cur.fetchall()
-        claimed = [ClaimedMessage(r["id"], r["client_id"], r["phone"], r["attempts"]) for r in rows]
-        return mailing["text"], mailing["end_at"], claimed
+            if window is None:
+                rows = await (await cur.execute(_CLAIM, params)).fetchall()
+            else:
+                params |= {"window_start": window[0], "window_end": window[1]}
+                rows = await (await cur.execute(_CLAIM_IN_WINDOW, params)).fetchall()
+                await self._wait_for_window(cur, params, window, mailing["end_at"], report)
+        claimed = [ClaimedMessage(r["id"], r["client_id"], r["phone"], r["attempts"], r["timezone"]) for r in rows]
+        return mailing["text"], mailing["end_at"], window, claimed
+
+    async def _wait_for_window(
+        self,
+        cur: AsyncCursor[dict[str, Any]],
+        params: dict[str, Any],
+        window: Window,
+        end_at: dt.datetime,
+        report: BatchReport,
+    ) -> None:
+        """The batch's due messages that the claim left because their client's window is closed
+        (a retry's backoff, or a batch mixing zones, brought them here early) move to their zone's
+        next opening, computed once per distinct zone; ``_follow_up`` then defers a job for it."""
+        zone_rows = await (await cur.execute(_CLOSED_ZONES, params)).fetchall()
+        if not zone_rows:
+            return
+        now = (await (await cur.execute("SELECT now() AS now")).fetchone() or {})["now"]
+        zones, openings = openings_by_zone(window[0], window[1], (r["timezone"] for r in zone_rows), now)
+        if not zones:
+            return
+        changed_params = params | {
+            "zones": zones,
+            "openings": openings,
+            "end_at": end_at,
+            "never_opens": WINDOW_NEVER_OPENS,
+        }
+        changed = await (await cur.execute(_WAIT_FOR_WINDOW, changed_params)).fetchall()
+        report.expired += sum(1 for r in changed if r["status"] == MessageStatus.EXPIRED)
 
     async def _follow_up(
         self,
@@ -237,12 +350,25 @@ class Delivery:
         return MessageStatus.PENDING, result.error, retry_at
 
     async def _send_one(
-        self, message: ClaimedMessage, text: str, end_at: dt.datetime, log: structlog.stdlib.BoundLogger
+        self,
+        message: ClaimedMessage,
+        text: str,
+        end_at: dt.datetime,
+        window: Window | None,
+        log: structlog.stdlib.BoundLogger,
     ) -> SendResult:
         # Checked again here: the wait in the queue may have run past the mailing's end.
-        time_left_s = (end_at - dt.datetime.now(dt.UTC)).total_seconds()
+        now = dt.datetime.now(dt.UTC)
+        time_left_s = (end_at - now).total_seconds()
         if time_left_s <= 0:
             return SendResult(Outcome.TRANSIENT, "end_at passed before the request")
+        # And the window too: it may have closed while the message waited in the queue.
+        if window is not None and message.timezone is not None:
+            tz = ZoneInfo(message.timezone)
+            if not is_open(window[0], window[1], tz, now):
+                opens_at = next_opening(window[0], window[1], tz, now)
+                log.info("send window closed", message_id=message.id, opens_at=opens_at.isoformat())
+                return WindowClosed(Outcome.TRANSIENT, opens_at=opens_at if opens_at < end_at else None)
         result = await self.provider.send(message.id, message.phone, text, time_left_s)
         log.info(
             "provider answered",
@@ -273,11 +399,13 @@ class _Batch:
         conn: AsyncConnection,
         text: str,
         end_at: dt.datetime,
+        window: Window | None,
         expected: int,
         report: BatchReport,
         log: structlog.stdlib.BoundLogger,
     ) -> None:
         self.text = text
+        self.window = window
         self._expected = expected
         self.end_at = end_at
         self.log = log
@@ -311,7 +439,10 @@ class _Batch:
         if not taken:
             return
         now = dt.datetime.now(dt.UTC)
-        states = [self._delivery.next_state(m, r, self.end_at, now) for m, r in taken]
+        states = [
+            _window_state(r) if isinstance(r, WindowClosed) else self._delivery.next_state(m, r, self.end_at, now)
+            for m, r in taken
+        ]
         for status, _, _ in states:
             self._report.count(status)
         await self._conn.execute(
@@ -321,5 +452,13 @@ class _Batch:
                 "statuses": [status for status, _, _ in states],
                 "errors": [error for _, error, _ in states],
                 "due_ats": [due_at for _, _, due_at in states],
+                "unattempted": [isinstance(r, WindowClosed) for _, r in taken],
             },
         )
+
+
+def _window_state(result: WindowClosed) -> tuple[str, str | None, dt.datetime | None]:
+    """Not sent for a closed window: wait for the opening, or expire if none comes before end_at."""
+    if result.opens_at is None:
+        return MessageStatus.EXPIRED, WINDOW_NEVER_OPENS, None
+    return MessageStatus.PENDING, None, result.opens_at

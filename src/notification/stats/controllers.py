@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import msgspec
@@ -27,6 +28,7 @@ from notification.stats.queries import (
     all_mailing_counts,
     mailing_counts,
     mailing_timings,
+    mailing_window_waits,
 )
 
 
@@ -40,6 +42,10 @@ class MailingStats(msgspec.Struct):
     total: int
     by_status: StatusCounts
     timings: Timings
+    # Pending messages due later because their clients' send window is closed, and when the
+    # first of them is due: both 0 / null for a mailing without a window.
+    waiting_for_window: int
+    next_window_opening: dt.datetime | None
     mailing: MailingRead
     messages: Page[MessageRead]
 
@@ -75,11 +81,14 @@ class StatsController(Controller):
         mailing = await mailings.get_mailing(mailing_id)
         counts = await mailing_counts(db_session, mailing_id)
         rows, total = await messages.list_messages(limit, offset, mailing_id=mailing_id, status=status)
+        waits = await mailing_window_waits(db_session, mailing_id)
         return MailingStats(
             mailing_id=mailing_id,
             total=counts.total,
             by_status=counts.by_status,
             timings=await mailing_timings(db_session, mailing_id),
+            waiting_for_window=waits.waiting_for_window,
+            next_window_opening=waits.next_window_opening,
             mailing=mailing_to_read(mailing),
             messages=Page(items=[message_to_read(m) for m in rows], total=total, limit=limit, offset=offset),
         )

@@ -31,6 +31,14 @@ class Totals(msgspec.Struct):
     by_status: StatusCounts
 
 
+class WindowWaits(msgspec.Struct):
+    """Pending messages of a windowed mailing that are due later: their client's window is closed
+    (or, rarely, a retry backs off), and the earliest moment one of them is due again."""
+
+    waiting_for_window: int = 0
+    next_window_opening: dt.datetime | None = None
+
+
 class Timings(msgspec.Struct):
     planned_at: dt.datetime | None
     first_sent_at: dt.datetime | None
@@ -63,6 +71,15 @@ _TIMINGS = text(
 )
 
 
+_WINDOW_WAITS = text(
+    """
+    SELECT count(*) AS waiting, min(m.due_at) AS next_opening
+    FROM mailings g JOIN messages m ON m.mailing_id = g.id AND m.status = 'pending' AND m.due_at > now()
+    WHERE g.id = :mailing_id AND g.send_window_start IS NOT NULL
+    """
+)
+
+
 async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingCounts], Totals]:
     grouped: dict[int, list[tuple[str, int]]] = {}
     for mailing_id, status, messages in await session.execute(_ALL):
@@ -89,3 +106,8 @@ async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCount
 async def mailing_timings(session: AsyncSession, mailing_id: int) -> Timings:
     row = (await session.execute(_TIMINGS, {"mailing_id": mailing_id})).one()
     return Timings(planned_at=row.planned_at, first_sent_at=row.first_sent_at, last_sent_at=row.last_sent_at)
+
+
+async def mailing_window_waits(session: AsyncSession, mailing_id: int) -> WindowWaits:
+    row = (await session.execute(_WINDOW_WAITS, {"mailing_id": mailing_id})).one()
+    return WindowWaits(waiting_for_window=row.waiting, next_window_opening=row.next_opening)

@@ -1,0 +1,213 @@
+"""Send windows end to end: planning moves each message to its client's local opening, the claim
+and the last check before the request never send outside it, the statistics show who waits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification.config import Settings
+from notification.mailings.send_window import next_opening
+from notification.messages.delivery import WINDOW_NEVER_OPENS, ClaimedMessage, Delivery, WindowClosed
+from notification.provider.client import ProviderClient
+from notification.provider.fake import RunningFakeProvider
+from tests.delivery.test_delivery import Client, _add_clients, _create_mailing, _now, _stats
+from tests.waiting import wait_for
+from tests.workers import WorkerProcess
+
+
+def _hhmm(at: dt.datetime, zone: str) -> str:
+    return at.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+
+
+def _window(start: dt.datetime, end: dt.datetime, zone: str) -> dict[str, str]:
+    """A window of local wall times in ``zone`` spanning the instants ``start`` to ``end``."""
+    return {"start": _hhmm(start, zone), "end": _hhmm(end, zone)}
+
+
+async def test_client_inside_the_window_is_sent_at_once(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 5, timezone="America/New_York")
+    start_worker()
+    now = _now()
+    window = _window(now - dt.timedelta(hours=1), now + dt.timedelta(hours=1), "America/New_York")
+    mailing = await _create_mailing(client, send_window=window)
+    assert mailing["send_window"] == window
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 5, timeout_s=30)
+    assert stats["waiting_for_window"] == 0
+    assert stats["next_window_opening"] is None
+    assert fake_provider.received().total_accepted == 5
+
+
+async def test_window_that_never_opens_before_end_at_expires_without_a_request(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 4, timezone="Asia/Vladivostok")
+    start_worker()
+    now = _now()
+    # Opens in the clients' zone three hours from now, the mailing ends within the hour.
+    window = _window(now + dt.timedelta(hours=3), now + dt.timedelta(hours=5), "Asia/Vladivostok")
+    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(minutes=30)).isoformat())
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 4)
+    assert stats["by_status"] == {"pending": 0, "sent": 0, "failed": 0, "expired": 4, "cancelled": 0}
+    assert all(m["last_error"] == WINDOW_NEVER_OPENS for m in stats["messages"]["items"])
+    assert all(m["attempts"] == 0 for m in stats["messages"]["items"])
+    assert stats["waiting_for_window"] == 0
+    assert fake_provider.received().total_requests == 0
+
+
+async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Slow by nature: windows have minute resolution, so this one opens at the next full minute."""
+    zone = "Asia/Kolkata"  # UTC+05:30: the window only works if read in the client's own zone
+    waiting = await _add_clients(client, 3, timezone=zone)
+    late = await _add_clients(client, 2, timezone="UTC")
+    start_worker()
+    now = _now()
+    opening = (now + dt.timedelta(seconds=75)).replace(second=0, microsecond=0)  # 15-75 s away
+    window = _window(opening, opening + dt.timedelta(hours=2), zone)
+    # In UTC the same wall times come 5.5 hours later: after the mailing's end.
+    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=1)).isoformat())
+
+    def planned(s: dict[str, Any]) -> bool:
+        return bool(s["waiting_for_window"] == 3 and s["by_status"]["expired"] == 2)
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), planned, timeout_s=20)
+    assert _now() < opening, "the planning must be seen before the opening"
+    assert dt.datetime.fromisoformat(stats["next_window_opening"]) == opening
+    by_client = {m["client_id"]: m for m in stats["messages"]["items"]}
+    for c in waiting:
+        message = by_client[c["id"]]
+        assert message["status"] == "pending"
+        assert dt.datetime.fromisoformat(message["due_at"]) == opening
+    for c in late:
+        assert by_client[c["id"]]["last_error"] == WINDOW_NEVER_OPENS
+    assert fake_provider.received().total_requests == 0
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 3, timeout_s=75)
+    for message in stats["messages"]["items"]:
+        if message["status"] == "sent":
+            assert dt.datetime.fromisoformat(message["sent_at"]) >= opening
+    assert stats["waiting_for_window"] == 0
+    assert stats["next_window_opening"] is None
+    received = fake_provider.received()
+    assert received.total_requests == 3
+    assert all(count == 1 for count in received.requests.values())
+
+
+async def test_removing_the_window_sends_the_waiting_messages_at_once(
+    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    await _add_clients(client, 4, timezone="Europe/Berlin")
+    start_worker()
+    now = _now()
+    window = _window(now + dt.timedelta(hours=2), now + dt.timedelta(hours=3), "Europe/Berlin")
+    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=4)).isoformat())
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["waiting_for_window"] == 4)
+    assert dt.datetime.fromisoformat(stats["next_window_opening"]) > now + dt.timedelta(hours=1)
+
+    response = await client.patch(f"/api/v1/mailings/{mailing['id']}", json={"send_window": None})
+    assert response.status_code == 200, response.text
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 4)
+    assert stats["waiting_for_window"] == 0
+    assert fake_provider.received().total_requests == 4
+
+
+async def test_claim_sends_only_inside_the_window_and_moves_the_rest_to_their_opening(
+    client: Client, db: AsyncSession, settings: Settings, fake_provider: RunningFakeProvider
+) -> None:
+    """A message due while its client's window is closed (a retry's backoff brought it there)
+    is not claimed: it moves to its zone's opening, or expires if that comes too late."""
+    clients = {
+        # The window is 30-90 minutes from now in UTC wall time; in Lagos (UTC+1) it is open now,
+        # in Tokyo (UTC+9) it opens some 15 hours from now, after the mailing's end.
+        zone: await _add_clients(client, 2, timezone=zone)
+        for zone in ("UTC", "Africa/Lagos", "Asia/Tokyo")
+    }
+    now = _now()
+    window = _window(now + dt.timedelta(minutes=30), now + dt.timedelta(minutes=90), "UTC")
+    start = dt.time.fromisoformat(window["start"])
+    end = dt.time.fromisoformat(window["end"])
+    # No worker: the messages are written here as a retry would leave them, due now.
+    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=2)).isoformat())
+    ids: dict[str, list[int]] = {}
+    for zone, rows in clients.items():
+        for row in rows:
+            result = await db.execute(
+                text("INSERT INTO messages (mailing_id, client_id, due_at) VALUES (:m, :c, now()) RETURNING id"),
+                {"m": mailing["id"], "c": row["id"]},
+            )
+            ids.setdefault(zone, []).append(result.scalar_one())
+    await db.commit()
+
+    follow_ups: list[tuple[list[int], dt.datetime]] = []
+
+    async def follow_up(
+        conn: AsyncConnection, mailing_id: int, plan_version: int, ids: list[int], at: dt.datetime
+    ) -> None:
+        follow_ups.append((ids, at))
+
+    provider_settings = replace(settings, provider_url=fake_provider.base_url)
+    delivery = Delivery(provider_settings, ProviderClient(provider_settings))
+    all_ids = [i for zone_ids in ids.values() for i in zone_ids]
+    try:
+        async with AsyncConnectionPool(settings.psycopg_conninfo, min_size=1, max_size=2, open=False) as pool:
+            report = await delivery.send_batch(pool, mailing["id"], 1, all_ids, follow_up)
+    finally:
+        for sender in delivery._senders:
+            sender.cancel()
+        await delivery.provider.aclose()
+
+    assert report.claimed == 2
+    assert report.sent == 2
+    assert report.expired == 2
+    assert set(fake_provider.received().accepted) == set(ids["Africa/Lagos"])
+    opening = next_opening(start, end, ZoneInfo("UTC"), _now())
+    assert follow_ups == [(sorted(ids["UTC"]), opening)]
+    stats = await _stats(client, mailing["id"])
+    by_id = {m["id"]: m for m in stats["messages"]["items"]}
+    for message_id in ids["UTC"]:
+        assert by_id[message_id]["status"] == "pending"
+        assert dt.datetime.fromisoformat(by_id[message_id]["due_at"]) == opening
+        assert by_id[message_id]["attempts"] == 0
+    for message_id in ids["Asia/Tokyo"]:
+        assert by_id[message_id]["status"] == "expired"
+        assert by_id[message_id]["last_error"] == WINDOW_NEVER_OPENS
+    assert stats["waiting_for_window"] == 2
+    assert dt.datetime.fromisoformat(stats["next_window_opening"]) == opening
+
+
+async def test_last_check_before_the_request_reschedules_instead_of_sending(settings: Settings) -> None:
+    """The window may close while a claimed message waits in the queue: no request then."""
+
+    class NoProvider:
+        async def send(self, *args: object) -> None:
+            raise AssertionError("the provider must not be called outside the window")
+
+    delivery = Delivery(settings, NoProvider())  # type: ignore[arg-type]
+    now = _now()
+    closed = (
+        dt.time.fromisoformat(_hhmm(now + dt.timedelta(hours=1), "Europe/Berlin")),
+        dt.time.fromisoformat(_hhmm(now + dt.timedelta(hours=2), "Europe/Berlin")),
+    )
+    message = ClaimedMessage(1, 1, "79000000000", 1, "Europe/Berlin")
+    log = structlog.get_logger()
+    result = await delivery._send_one(message, "hi", now + dt.timedelta(hours=3), closed, log)
+    assert isinstance(result, WindowClosed)
+    assert result.opens_at == next_opening(*closed, ZoneInfo("Europe/Berlin"), now)
+    too_late = await delivery._send_one(message, "hi", now + dt.timedelta(minutes=30), closed, log)
+    assert isinstance(too_late, WindowClosed)
+    assert too_late.opens_at is None
