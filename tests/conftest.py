@@ -24,6 +24,7 @@ from notification.migrate import upgrade_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+API_TOKEN = "test-token"
 
 
 def _reachable(url: str) -> bool:
@@ -87,7 +88,9 @@ def database_url(pg_server_url: str, template_database_url: str) -> Iterator[str
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return replace(load_settings({}), database_url=database_url, log_json=True, log_level="WARNING")
+    return replace(
+        load_settings({}), database_url=database_url, log_json=True, log_level="WARNING", api_tokens=(API_TOKEN,)
+    )
 
 
 @pytest.fixture
@@ -98,6 +101,7 @@ def app(settings: Settings) -> Litestar:
 @pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {API_TOKEN}"
         yield test_client
 
 

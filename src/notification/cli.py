@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -58,6 +59,11 @@ def dev(host: str, port: int, provider_port: int) -> None:
     if run_fake_provider:
         os.environ[f"{PREFIX}PROVIDER_URL"] = f"http://127.0.0.1:{provider_port}/v1"
     os.environ.setdefault(f"{PREFIX}LOG_JSON", "false")
+    generated_token = None
+    if not os.environ.get(f"{PREFIX}API_TOKENS"):
+        # The API refuses every call without a token: a newcomer gets one made up for this run.
+        generated_token = secrets.token_urlsafe(24)
+        os.environ[f"{PREFIX}API_TOKENS"] = generated_token
     get_settings.cache_clear()
     settings = get_settings()
     click.echo("applying migrations ...", err=True)
@@ -90,6 +96,10 @@ def dev(host: str, port: int, provider_port: int) -> None:
                 f"  Swagger UI  {base}/docs",
                 f"  provider    {provider}",
                 f"  database    {where_data_lives}",
+                f"  API token   {generated_token} (generated; send it as `Authorization: Bearer <token>`)"
+                if generated_token
+                else f"  API token   from {PREFIX}API_TOKENS",
+                f"  metrics     {base}/metrics",
                 "",
             ]
         ),

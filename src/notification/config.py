@@ -30,6 +30,8 @@ class Settings:
     worker_heartbeat_s: float = 10.0
     worker_poll_s: float = 1.0
     stalled_job_after_s: float = 60.0
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    """Bearer tokens the API accepts (``NOTIFICATION_API_TOKENS``, comma separated); none = every call refused."""
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")

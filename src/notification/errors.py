@@ -9,10 +9,11 @@ import msgspec
 import structlog
 from advanced_alchemy.exceptions import NotFoundError
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -39,6 +40,7 @@ class ProblemDetails(msgspec.Struct):
 
 _DESCRIPTIONS = {
     400: "Invalid input; `errors` names each offending field",
+    401: "Missing or wrong bearer token",
     404: "No such resource",
     409: "Conflicts with existing data; `errors` names the field",
 }
@@ -84,13 +86,18 @@ class NotFound(Exception):
 
 
 def problem(
-    status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors is not None:
         body["errors"] = errors
     body.update(extra)
-    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 # msgspec says where an error is as "$.a[2].b"; Litestar hands it over as "a.[2].b" or "data.a".
@@ -155,6 +162,11 @@ def _on_not_found(request: Request[Any, Any, Any], exc: NotFound | NotFoundError
     return problem(HTTP_404_NOT_FOUND, "Not found", detail)
 
 
+def _on_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[dict[str, Any]]:
+    # The detail is fixed: the token the caller sent is never echoed back.
+    return problem(HTTP_401_UNAUTHORIZED, "Unauthorized", exc.detail, headers=exc.headers)
+
+
 def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     return Response(
         {"type": "about:blank", "title": exc.detail, "status": exc.status_code, "detail": exc.detail},
@@ -176,6 +188,7 @@ exception_handlers: ExceptionHandlersMap = {
     Conflict: _on_conflict,
     NotFound: _on_not_found,
     NotFoundError: _on_not_found,
+    NotAuthorizedException: _on_unauthorized,
     HTTPException: _on_http,
     Exception: _on_unexpected,
 }

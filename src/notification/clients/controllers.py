@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import msgspec
+import structlog
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Body, Parameter
@@ -18,9 +20,14 @@ from notification.clients.schemas import (
 )
 from notification.clients.services import ClientService
 from notification.errors import problem_responses
+from notification.observability import bind_ids
 from notification.pagination import Limit, Offset, Page
 
 MAX_BULK_ROWS = 10_000
+# A bulk import logs the ids it created when there are this many or fewer, else their range.
+LOGGED_BULK_IDS = 1_000
+
+logger = structlog.get_logger(__name__)
 
 ClientId = Annotated[int, Parameter(ge=1, description="Client id")]
 
@@ -49,7 +56,11 @@ class ClientController(Controller):
 
     @post("/", summary="Add a client", responses=problem_responses(400, 409))
     async def create_client(self, clients: ClientService, data: ClientCreate) -> ClientRead:
-        return to_read(await clients.create_client(data))
+        client = await clients.create_client(data)
+        bind_ids(client_id=client.id)
+        # The phone goes through the log's masking: only its last 4 digits are written.
+        logger.info("client created", phone=client.phone, operator_code=client.operator_code, tag=client.tag)
+        return to_read(client)
 
     @post("/bulk", summary="Add many clients at once, all or none", responses=problem_responses(400, 409))
     async def create_clients(
@@ -57,7 +68,13 @@ class ClientController(Controller):
         clients: ClientService,
         data: Annotated[list[ClientCreate], Body(min_items=1, max_items=MAX_BULK_ROWS)],
     ) -> list[ClientRead]:
-        return [to_read(c) for c in await clients.create_clients(data)]
+        created = [to_read(c) for c in await clients.create_clients(data)]
+        ids = [c.id for c in created]
+        if len(ids) <= LOGGED_BULK_IDS:
+            logger.info("clients created", count=len(ids), client_ids=ids)
+        else:
+            logger.info("clients created", count=len(ids), first_client_id=min(ids), last_client_id=max(ids))
+        return created
 
     @get("/", summary="List clients", responses=problem_responses(400))
     async def list_clients(
@@ -77,11 +94,16 @@ class ClientController(Controller):
 
     @patch("/{client_id:int}", summary="Change some fields of a client", responses=problem_responses(400, 404, 409))
     async def patch_client(self, clients: ClientService, client_id: ClientId, data: ClientPatch) -> ClientRead:
-        return to_read(await clients.patch_client(client_id, data))
+        client = await clients.patch_client(client_id, data)
+        changed = sorted(f for f in data.__struct_fields__ if _given(data, f))
+        logger.info("client updated", fields=changed, phone=client.phone)
+        return to_read(client)
 
     @put("/{client_id:int}", summary="Replace a client", responses=problem_responses(400, 404, 409))
     async def replace_client(self, clients: ClientService, client_id: ClientId, data: ClientCreate) -> ClientRead:
-        return to_read(await clients.replace_client(client_id, data))
+        client = await clients.replace_client(client_id, data)
+        logger.info("client updated", replaced=True, phone=client.phone)
+        return to_read(client)
 
     @delete(
         "/{client_id:int}",
@@ -90,3 +112,8 @@ class ClientController(Controller):
     )
     async def delete_client(self, clients: ClientService, client_id: ClientId) -> None:
         await clients.delete_client(client_id)
+        logger.info("client deleted")
+
+
+def _given(data: ClientPatch, name: str) -> bool:
+    return getattr(data, name, msgspec.UNSET) is not msgspec.UNSET

@@ -16,6 +16,7 @@ from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead
 from notification.mailings.services import MailingService, to_read
 from notification.mailings.tasks import schedule_planning
+from notification.observability import bind_ids
 from notification.pagination import Limit, Offset, Page
 
 logger = structlog.get_logger(__name__)
@@ -51,6 +52,8 @@ class MailingController(Controller):
     )
     async def create_mailing(self, mailings: MailingService, job_queue: App, data: MailingCreate) -> MailingRead:
         mailing = await mailings.create_mailing(data)
+        bind_ids(mailing_id=mailing.id)
+        logger.info("mailing created", start_at=mailing.start_at.isoformat(), end_at=mailing.end_at.isoformat())
         await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
 
@@ -72,6 +75,7 @@ class MailingController(Controller):
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingPatch
     ) -> MailingRead:
         mailing, replan = await mailings.patch_mailing(mailing_id, data)
+        logger.info("mailing updated", replanned=replan)
         if replan:
             await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
@@ -81,6 +85,7 @@ class MailingController(Controller):
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingCreate
     ) -> MailingRead:
         mailing, replan = await mailings.replace_mailing(mailing_id, data)
+        logger.info("mailing updated", replanned=replan, replaced=True)
         if replan:
             await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
@@ -92,3 +97,4 @@ class MailingController(Controller):
     )
     async def delete_mailing(self, mailings: MailingService, mailing_id: MailingId) -> None:
         await mailings.delete_mailing(mailing_id)
+        logger.info("mailing deleted")

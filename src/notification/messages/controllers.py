@@ -12,6 +12,7 @@ from notification.errors import problem_responses
 from notification.messages.models import MessageStatus
 from notification.messages.schemas import MessageRead
 from notification.messages.services import MessageService, to_read
+from notification.observability import bind_ids
 from notification.pagination import Limit, Offset, Page
 
 
@@ -35,5 +36,6 @@ class MessageController(Controller):
         client_id: Annotated[int | None, Parameter(ge=1)] = None,
         status: MessageStatus | None = None,
     ) -> Page[MessageRead]:
+        bind_ids(mailing_id=mailing_id, client_id=client_id)
         rows, total = await messages.list_messages(limit, offset, mailing_id, client_id, status)
         return Page(items=[to_read(m) for m in rows], total=total, limit=limit, offset=offset)

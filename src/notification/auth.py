@@ -1,0 +1,74 @@
+"""Bearer-token access to ``/api/v1``: tokens from ``NOTIFICATION_API_TOKENS``, compared in constant time.
+
+No token configured means every call is refused (fail closed)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
+from litestar.types import Guard
+
+SECURITY_SCHEME_NAME = "BearerToken"
+SECURITY_SCHEMES: dict[str, Any] = {
+    SECURITY_SCHEME_NAME: SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="A token of NOTIFICATION_API_TOKENS: `Authorization: Bearer <token>`",
+    )
+}
+SECURITY: list[SecurityRequirement] = [{SECURITY_SCHEME_NAME: []}]
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="notification"'}
+
+logger = structlog.get_logger(__name__)
+
+
+def openapi_components() -> Components:
+    return Components(security_schemes=SECURITY_SCHEMES)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+def token_accepted(token: str, accepted: Sequence[str]) -> bool:
+    """Constant time in the token's content: every configured token is compared, never a shortcut."""
+    given = token.encode()
+    matched = False
+    for candidate in accepted:
+        matched |= hmac.compare_digest(given, candidate.encode())
+    return matched
+
+
+def require_token(accepted_tokens: Sequence[str]) -> Guard:
+    accepted = tuple(t for t in accepted_tokens if t)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        token = bearer_token(connection.headers.get("authorization"))
+        if token is not None and accepted and token_accepted(token, accepted):
+            return
+        reason = "no token configured" if not accepted else ("missing token" if token is None else "wrong token")
+        logger.warning(
+            "authentication failed",
+            reason=reason,
+            method=connection.scope.get("method"),
+            path=connection.url.path,
+        )
+        raise NotAuthorizedException(detail="A valid bearer token is required", headers=CHALLENGE)
+
+    return guard
+
+
+__all__ = ("SECURITY", "openapi_components", "require_token", "token_accepted")

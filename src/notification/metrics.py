@@ -1,0 +1,193 @@
+"""``/metrics``: the HTTP metrics of Litestar's Prometheus middleware, plus domain gauges read from
+the database at scrape time (the worker is another process: what it did is read from its rows).
+
+prometheus_client collects synchronously; the database is async. So each scrape first reads a
+snapshot with the app's engine, then renders it through a registry of its own, after the
+process-wide one that holds the HTTP metrics."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import structlog
+from litestar import Controller, Response, get
+from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from notification.messages.models import MessageStatus
+
+PREFIX = "notification"
+MAILING_STATUSES = ("scheduled", "running", "finished")
+ERROR_KINDS = (
+    "http_5xx",
+    "http_429",
+    "http_408",
+    "http_4xx",
+    "timeout",
+    "connection_error",
+    "malformed",
+    "provider_code",
+    "deadline",
+    "other",
+)
+
+logger = structlog.get_logger(__name__)
+
+
+def prometheus_config() -> PrometheusConfig:
+    # Paths grouped by their template: one series per route, not one per client id.
+    return PrometheusConfig(app_name=PREFIX, prefix=f"{PREFIX}_http", group_path=True)
+
+
+_MESSAGES = "SELECT status, count(*) AS n, coalesce(sum(attempts), 0) AS attempts FROM messages GROUP BY status"
+_MAILINGS = """
+SELECT CASE
+         WHEN now() < m.start_at THEN 'scheduled'
+         WHEN now() >= m.end_at THEN 'finished'
+         WHEN m.planned_version = m.plan_version
+              AND NOT EXISTS (SELECT 1 FROM messages x WHERE x.mailing_id = m.id AND x.status = 'pending')
+           THEN 'finished'
+         ELSE 'running'
+       END AS status,
+       count(*) AS n
+FROM mailings m
+GROUP BY 1
+"""
+_CLIENTS = "SELECT count(*) FROM clients"
+_ERRORS = """
+SELECT CASE
+         WHEN last_error LIKE 'HTTP 5%' THEN 'http_5xx'
+         WHEN last_error LIKE 'HTTP 429%' THEN 'http_429'
+         WHEN last_error LIKE 'HTTP 408%' THEN 'http_408'
+         WHEN last_error LIKE 'HTTP 4%' THEN 'http_4xx'
+         WHEN last_error LIKE 'timeout%' THEN 'timeout'
+         WHEN last_error LIKE 'connection error%' THEN 'connection_error'
+         WHEN last_error LIKE 'malformed%' THEN 'malformed'
+         WHEN last_error LIKE 'provider answered code%' THEN 'provider_code'
+         WHEN last_error LIKE 'end_at passed%' OR last_error LIKE 'no chance%' THEN 'deadline'
+         ELSE 'other'
+       END AS kind,
+       count(*) AS n
+FROM messages
+WHERE last_error IS NOT NULL
+GROUP BY 1
+"""
+_QUEUE = "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1, 2"
+# A job is due once its scheduled_at has passed; one deferred without a time is due since it was deferred.
+_OLDEST_DUE = """
+SELECT coalesce(extract(epoch FROM now() - min(coalesce(
+         j.scheduled_at,
+         (SELECT min(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'deferred')
+       ))), 0) AS age_s
+FROM procrastinate_jobs j
+WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+"""
+
+
+@dataclass
+class DomainSnapshot:
+    database_up: bool = False
+    messages: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+    mailings: dict[str, int] = field(default_factory=dict)
+    clients: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    queue_jobs: dict[tuple[str, str], int] = field(default_factory=dict)
+    oldest_due_s: float = 0.0
+
+
+async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
+    snapshot = DomainSnapshot()
+    try:
+        async with engine.connect() as conn:
+            for row in await conn.execute(text(_MESSAGES)):
+                snapshot.messages[row.status] = int(row.n)
+                snapshot.attempts += int(row.attempts)
+            snapshot.mailings = {row.status: int(row.n) for row in await conn.execute(text(_MAILINGS))}
+            snapshot.clients = int((await conn.execute(text(_CLIENTS))).scalar_one())
+            snapshot.errors = {row.kind: int(row.n) for row in await conn.execute(text(_ERRORS))}
+            snapshot.queue_jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(text(_QUEUE))}
+            snapshot.oldest_due_s = max(0.0, float((await conn.execute(text(_OLDEST_DUE))).scalar_one()))
+    except Exception:  # a scrape during an outage still serves the HTTP metrics
+        logger.warning("metrics: database unreachable", exc_info=True)
+        return DomainSnapshot()
+    snapshot.database_up = True
+    return snapshot
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, snapshot: DomainSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def _families(self) -> Iterator[Metric]:
+        s = self.snapshot
+        up = GaugeMetricFamily(
+            f"{PREFIX}_metrics_database_up", "1 when the domain metrics below could be read from the database"
+        )
+        up.add_metric([], 1.0 if s.database_up else 0.0)
+        yield up
+        if not s.database_up:
+            return
+        messages = GaugeMetricFamily(f"{PREFIX}_messages", "Messages by status", labels=["status"])
+        for message_status in MessageStatus:
+            messages.add_metric([message_status.value], s.messages.get(message_status.value, 0))
+        yield messages
+        mailings = GaugeMetricFamily(f"{PREFIX}_mailings", "Mailings by status", labels=["status"])
+        for status in MAILING_STATUSES:
+            mailings.add_metric([status], s.mailings.get(status, 0))
+        yield mailings
+        clients = GaugeMetricFamily(f"{PREFIX}_clients", "Clients in the directory")
+        clients.add_metric([], s.clients)
+        yield clients
+        attempts = GaugeMetricFamily(
+            f"{PREFIX}_send_attempts", "Provider requests made for the messages in the database (sum of attempts)"
+        )
+        attempts.add_metric([], s.attempts)
+        yield attempts
+        errors = GaugeMetricFamily(
+            f"{PREFIX}_message_errors", "Messages whose last provider error is of this kind", labels=["kind"]
+        )
+        for kind in ERROR_KINDS:
+            errors.add_metric([kind], s.errors.get(kind, 0))
+        yield errors
+        jobs = GaugeMetricFamily(f"{PREFIX}_queue_jobs", "Jobs of the job queue", labels=["queue", "status"])
+        for (queue, status), n in sorted(s.queue_jobs.items()):
+            jobs.add_metric([queue, status], n)
+        yield jobs
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_queue_oldest_due_seconds", "Age of the oldest job waiting past its due time (0: none)"
+        )
+        lag.add_metric([], s.oldest_due_s)
+        yield lag
+
+
+def render(snapshot: DomainSnapshot) -> bytes:
+    http_registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
+        http_registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(http_registry)  # type: ignore[no-untyped-call]
+    domain_registry = CollectorRegistry(auto_describe=False)
+    domain_registry.register(SnapshotCollector(snapshot))
+    return generate_latest(http_registry) + generate_latest(domain_registry)
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    include_in_schema = False
+
+    @get("/", summary="Prometheus metrics")
+    async def metrics(self, db_engine: AsyncEngine) -> Response[bytes]:
+        body = render(await read_snapshot(db_engine))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+__all__ = ("MetricsController", "prometheus_config", "read_snapshot", "render")

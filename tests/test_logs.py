@@ -1,0 +1,258 @@
+"""One id finds every log line about it, in the API and in the worker; phones and tokens never appear."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import structlog
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from notification.config import Settings
+from notification.logging import configure_logging, mask_secrets
+from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from tests.conftest import API_TOKEN
+from tests.factories import ClientCreateFactory
+from tests.waiting import wait_for
+from tests.workers import WorkerProcess
+
+Api = AsyncTestClient[Litestar]
+Line = dict[str, Any]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, logging at INFO like production."""
+    return replace(settings, log_level="INFO")
+
+
+@pytest.fixture
+def api_log(settings: Settings, app: Litestar) -> io.StringIO:
+    """Everything the API process logs, as the JSON lines it writes (configured after the app is built)."""
+    stream = io.StringIO()
+    configure_logging(settings, stream=stream)
+    return stream
+
+
+def parse(lines: list[str]) -> list[Line]:
+    parsed = []
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            parsed.append(value)
+    return parsed
+
+
+@pytest.fixture
+async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
+    async with serve_fake_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def worker(settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(settings, fake_provider.base_url, tmp_path / "worker.log")
+    yield process
+    process.stop()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _create_client(client: Api, **fields: Any) -> dict[str, Any]:
+    body = msgspec.to_builtins(ClientCreateFactory.build(**fields))
+    response = await client.post("/api/v1/clients", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def test_one_id_finds_every_line_about_it(
+    client: Api, api_log: io.StringIO, fake_provider: RunningFakeProvider, worker: WorkerProcess
+) -> None:
+    fake_provider.set_options(error_rate=0.5, seed=1)
+    clients = [await _create_client(client, operator_code="916", tag="logs") for _ in range(12)]
+    followed = clients[0]
+    patched = await client.patch(
+        f"/api/v1/clients/{followed['id']}", json={"timezone": "Asia/Tokyo"}, headers={"X-Request-ID": "patch-1"}
+    )
+    assert patched.status_code == 200, patched.text
+    created = await client.post(
+        "/api/v1/mailings",
+        json={
+            "text": "Spring sale",
+            "start_at": (_now() - dt.timedelta(minutes=1)).isoformat(),
+            "end_at": (_now() + dt.timedelta(hours=1)).isoformat(),
+            "filter": {"tags": ["logs"]},
+        },
+        headers={"X-Request-ID": "create-mailing-1"},
+    )
+    assert created.status_code == 201, created.text
+    mailing_id = created.json()["id"]
+    assert created.headers["X-Request-ID"] == "create-mailing-1"
+
+    async def stats() -> dict[str, Any]:
+        response = await client.get(f"/api/v1/mailings/{mailing_id}/stats", params={"limit": 100})
+        body: dict[str, Any] = response.json()
+        return body
+
+    final = await wait_for(stats, lambda s: s["by_status"]["sent"] == len(clients), timeout_s=60)
+    worker.stop()  # every line flushed
+    api_lines = parse(api_log.getvalue().splitlines())
+    worker_lines = parse(worker.log_lines())
+    provider_calls = [line for line in worker_lines if line["event"] == "provider answered"]
+
+    # The mailing: its creation request, its planning, every provider call of its messages.
+    about_mailing = [line for line in api_lines if line.get("mailing_id") == mailing_id]
+    [creation] = [line for line in about_mailing if line["event"] == "mailing created"]
+    assert creation["request_id"] == "create-mailing-1"
+    assert creation["level"] == "info"
+    [access] = [
+        line
+        for line in about_mailing
+        if line["event"] == "request handled" and line["request_id"] == "create-mailing-1"
+    ]
+    assert access["method"] == "POST"
+    assert access["path"] == "/api/v1/mailings"
+    assert access["status"] == 201
+    assert access["duration_ms"] >= 0
+    planned = [line for line in worker_lines if line["event"] == "mailing planned"]
+    assert planned
+    assert all(line["mailing_id"] == mailing_id for line in planned)
+    assert provider_calls
+    assert all(line["mailing_id"] == mailing_id for line in provider_calls)
+    assert len(provider_calls) == fake_provider.received().total_requests
+
+    # One message: every attempt, each with the provider's answer.
+    retried = [m for m in final["messages"]["items"] if m["attempts"] > 1]
+    assert retried, "error_rate=0.5 over 12 messages left no retry"
+    message = retried[0]
+    attempts = [line for line in provider_calls if line["message_id"] == message["id"]]
+    record = fake_provider.message(message["id"])
+    assert record is not None
+    assert len(attempts) == record.requests == message["attempts"]
+    assert [line["attempt"] for line in attempts] == sorted({line["attempt"] for line in attempts})
+    assert all(line["client_id"] == message["client_id"] for line in attempts)
+    *failed, succeeded = attempts
+    assert all(line["outcome"] == "transient" and line["status_code"] == 500 and line["error"] for line in failed)
+    assert succeeded["outcome"] == "sent"
+    assert succeeded["status_code"] == 200
+    assert all(isinstance(line["latency_ms"], float | int) for line in attempts)
+
+    # One client: its creation, its update and its messages.
+    about_client = [line for line in api_lines if line.get("client_id") == followed["id"]]
+    events = [line["event"] for line in about_client]
+    assert "client created" in events
+    [update] = [line for line in about_client if line["event"] == "client updated"]
+    assert update["request_id"] == "patch-1"
+    assert update["fields"] == ["timezone"]
+    assert update["phone"] == "*******" + followed["phone"][-4:]
+    assert {(line["method"], line["status"]) for line in about_client if line["event"] == "request handled"} >= {
+        ("POST", 201),
+        ("PATCH", 200),
+    }
+    client_calls = [line for line in provider_calls if line["client_id"] == followed["id"]]
+    assert client_calls
+    assert client_calls[-1]["outcome"] == "sent"
+
+    # Nothing leaks: no full phone number and no token, in either process.
+    everything = api_log.getvalue() + "\n".join(worker.log_lines())
+    for created_client in clients:
+        assert created_client["phone"] not in everything
+    assert API_TOKEN not in everything
+
+
+async def test_every_request_gets_a_request_id_and_one_access_line(client: Api, api_log: io.StringIO) -> None:
+    given = await client.get("/api/v1/clients", headers={"X-Request-ID": "abc-123.x"})
+    generated = await client.get("/api/v1/clients", headers={"X-Request-ID": 'bad id"\\'})
+    missing_route = await client.get("/nowhere")
+    health = await client.get("/health")
+
+    assert given.headers["X-Request-ID"] == "abc-123.x"
+    new_id = generated.headers["X-Request-ID"]
+    assert new_id != 'bad id"\\'
+    assert len(new_id) == 32
+    assert missing_route.status_code == 404
+    assert missing_route.headers["X-Request-ID"]
+    assert health.headers["X-Request-ID"]
+    access = [line for line in parse(api_log.getvalue().splitlines()) if line["event"] == "request handled"]
+    assert [(line["method"], line["path"], line["status"]) for line in access] == [
+        ("GET", "/api/v1/clients", 200),
+        ("GET", "/api/v1/clients", 200),
+        ("GET", "/nowhere", 404),
+        ("GET", "/health", 200),
+    ]
+    assert [line["request_id"] for line in access] == [
+        "abc-123.x",
+        new_id,
+        missing_route.headers["X-Request-ID"],
+        health.headers["X-Request-ID"],
+    ]
+
+
+async def test_request_ids_and_path_ids_do_not_leak_into_the_next_request(client: Api, api_log: io.StringIO) -> None:
+    created = await _create_client(client)
+    await client.get(f"/api/v1/clients/{created['id']}")
+    await client.get("/api/v1/mailings")
+    lines = [line for line in parse(api_log.getvalue().splitlines()) if line["event"] == "request handled"]
+    assert lines[1]["client_id"] == created["id"]
+    assert "client_id" not in lines[2]
+    assert len({line["request_id"] for line in lines}) == 3
+
+
+def test_the_masking_processor() -> None:
+    event = {
+        "event": "sent to 79161234567, call +7 916 not masked",
+        "phone": 79161234567,
+        "nested": {"phones": ["79031112233", "x79031112233y"], "count": 12345678901},
+        "api_token": "abc",
+        "Authorization": "Bearer xyz",
+        "provider_token": "",
+        "password": "pw",
+        "headers": {"authorization": "Bearer xyz", "accept": "*/*"},
+        "note": "got header Bearer sekrit in postgresql://user:pa55@host/db",
+        "message_id": 42,
+        "latency_ms": 1.5,
+        "longer": "179161234567",
+    }
+    masked = mask_secrets(None, "info", dict(event))
+    assert masked["event"] == "sent to *******4567, call +7 916 not masked"
+    assert masked["phone"] == "*******4567"
+    assert masked["nested"] == {"phones": ["*******2233", "x*******2233y"], "count": 12345678901}
+    assert masked["api_token"] == masked["Authorization"] == masked["password"] == masked["provider_token"] == "***"
+    assert masked["headers"] == {"authorization": "***", "accept": "*/*"}
+    assert masked["note"] == "got header Bearer *** in postgresql://user:***@host/db"
+    assert masked["message_id"] == 42
+    assert masked["latency_ms"] == 1.5
+    assert masked["longer"] == "179161234567"
+
+
+def test_masking_covers_library_loggers_and_exceptions(settings: Settings) -> None:
+    import logging
+
+    stream = io.StringIO()
+    configure_logging(settings, stream=stream)
+    logging.getLogger("some.library").info("connecting with token for 79161234567")
+    try:
+        raise ValueError("duplicate key (phone)=(79161234567)")
+    except ValueError:
+        structlog.get_logger("test").exception("failed", authorization="Bearer abc")
+    output = stream.getvalue()
+    assert "79161234567" not in output
+    assert "*******4567" in output
+    assert "Bearer abc" not in output
+    lines = parse(output.splitlines())
+    assert lines[-1]["authorization"] == "***"
+    assert "ValueError" in lines[-1]["exception"]

@@ -1,0 +1,176 @@
+"""/metrics: HTTP metrics of the API and domain gauges read from the database at scrape time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification.app import create_app
+from notification.config import Settings
+from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from tests.factories import ClientCreateFactory
+from tests.waiting import wait_for
+from tests.workers import WorkerProcess
+
+Api = AsyncTestClient[Litestar]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
+    async with serve_fake_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def worker(settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(settings, fake_provider.base_url, tmp_path / "worker.log")
+    yield process
+    process.stop()
+
+
+async def scrape(api: Api) -> Samples:
+    response = await api.get("/metrics", headers={"Authorization": ""})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[name, frozenset(labels.items())]
+
+
+def http_requests(samples: Samples, method: str, path: str, status: int) -> float:
+    return sum(
+        v
+        for (name, labels), v in samples.items()
+        if name == "notification_http_requests_total"
+        and {("method", method), ("path", path), ("status_code", str(status))} <= labels
+    )
+
+
+async def _add_clients(api: Api, count: int, tag: str) -> list[dict[str, Any]]:
+    rows = [msgspec.to_builtins(ClientCreateFactory.build(tag=tag)) for _ in range(count)]
+    response = await api.post("/api/v1/clients/bulk", json=rows)
+    assert response.status_code == 201, response.text
+    created: list[dict[str, Any]] = response.json()
+    return created
+
+
+async def _create_mailing(api: Api, tag: str) -> int:
+    now = dt.datetime.now(dt.UTC)
+    response = await api.post(
+        "/api/v1/mailings",
+        json={
+            "text": "Metrics",
+            "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
+            "end_at": (now + dt.timedelta(hours=1)).isoformat(),
+            "filter": {"tags": [tag]},
+        },
+    )
+    assert response.status_code == 201, response.text
+    mailing_id: int = response.json()["id"]
+    return mailing_id
+
+
+async def _messages(api: Api, mailing_id: int) -> list[dict[str, Any]]:
+    response = await api.get("/api/v1/messages", params={"mailing_id": mailing_id, "limit": 100})
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_a_delivered_mailing_shows_in_the_metrics(
+    client: Api, fake_provider: RunningFakeProvider, worker: WorkerProcess
+) -> None:
+    await _add_clients(client, 5, "delivered")
+    await _add_clients(client, 3, "outage")
+    mailing_id = await _create_mailing(client, "delivered")
+    await wait_for(lambda: _messages(client, mailing_id), lambda ms: [m["status"] for m in ms] == ["sent"] * 5)
+
+    # A second mailing meets a provider outage: its messages wait for a retry, their last error recorded.
+    fake_provider.set_options(down=True)
+    failing_id = await _create_mailing(client, "outage")
+    failing = await wait_for(
+        lambda: _messages(client, failing_id),
+        lambda ms: len(ms) == 3 and all(m["last_error"] for m in ms),
+    )
+
+    samples = await scrape(client)
+
+    assert value(samples, "notification_metrics_database_up") == 1
+    assert value(samples, "notification_messages", status="sent") == 5
+    assert value(samples, "notification_messages", status="pending") == 3
+    assert value(samples, "notification_messages", status="failed") == 0
+    assert value(samples, "notification_clients") == 8
+    assert value(samples, "notification_mailings", status="finished") == 1
+    assert value(samples, "notification_mailings", status="running") == 1
+    assert value(samples, "notification_mailings", status="scheduled") == 0
+    assert value(samples, "notification_message_errors", kind="http_5xx") >= 1
+    assert sum(v for (name, _), v in samples.items() if name == "notification_message_errors") == 3
+    # Attempts only grow while the worker retries: at least what the API showed a moment ago.
+    assert value(samples, "notification_send_attempts") >= 5 + sum(m["attempts"] for m in failing)
+    assert value(samples, "notification_send_attempts") <= fake_provider.received().total_requests
+    assert value(samples, "notification_queue_oldest_due_seconds") >= 0
+    assert any(name == "notification_queue_jobs" for name, _ in samples)
+
+    # HTTP metrics, one series per route template.
+    assert http_requests(samples, "POST", "/api/v1/mailings", 201) >= 2
+    assert http_requests(samples, "GET", "/api/v1/messages", 200) >= 2
+    assert any(name == "notification_http_request_duration_seconds_count" for name, _ in samples)
+    await client.get(f"/api/v1/mailings/{mailing_id}/stats")
+    after = await scrape(client)
+    assert http_requests(after, "GET", "/api/v1/mailings/{mailing_id}/stats", 200) >= 1
+    paths = {dict(labels)["path"] for _, labels in after if "path" in dict(labels)}
+    assert not [path for path in paths if re.search(r"/\d+(/|$)", path)]
+
+
+async def test_queue_depth_and_lag(client: Api, db: AsyncSession) -> None:
+    await db.execute(
+        text(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, status, scheduled_at) VALUES"
+            " ('metrics-test', 'noop', 'todo', now() - interval '90 seconds'),"
+            " ('metrics-test', 'noop', 'todo', now() + interval '1 hour'),"
+            " ('metrics-test', 'noop', 'todo', NULL),"
+            " ('metrics-test', 'noop', 'doing', NULL)"
+        )
+    )
+    await db.commit()
+
+    samples = await scrape(client)
+
+    assert value(samples, "notification_queue_jobs", queue="metrics-test", status="todo") == 3
+    assert value(samples, "notification_queue_jobs", queue="metrics-test", status="doing") == 1
+    assert 90 <= value(samples, "notification_queue_oldest_due_seconds") < 150
+
+
+async def test_an_idle_queue_has_no_lag(client: Api) -> None:
+    samples = await scrape(client)
+    assert value(samples, "notification_queue_oldest_due_seconds") == 0
+    assert value(samples, "notification_messages", status="sent") == 0
+    assert value(samples, "notification_send_attempts") == 0
+
+
+async def test_metrics_answer_while_the_database_is_away(settings: Settings) -> None:
+    app = create_app(replace(settings, database_url="postgresql://postgres@127.0.0.1:1/nope"))
+    async with AsyncTestClient(app=app) as api:
+        await api.get("/health")
+        samples = await scrape(api)
+    assert value(samples, "notification_metrics_database_up") == 0
+    assert http_requests(samples, "GET", "/health", 200) >= 1
+    assert not any(name == "notification_messages" for name, _ in samples)
