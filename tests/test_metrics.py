@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from litestar import Litestar
@@ -36,9 +38,29 @@ async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
 
 @pytest.fixture
 def worker(settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(settings, fake_provider.base_url, tmp_path / "worker.log")
+    process = WorkerProcess(
+        settings, fake_provider.base_url, tmp_path / "worker.log", WORKER_METRICS_PORT=str(_free_port())
+    )
     yield process
     process.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def scrape_worker(worker: WorkerProcess) -> Samples:
+    """The worker's own endpoint: what its provider requests took."""
+    async with httpx.AsyncClient() as http:
+        response = await http.get(f"http://127.0.0.1:{worker.env['NOTIFICATION_WORKER_METRICS_PORT']}/metrics")
+    assert response.status_code == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 async def scrape(api: Api) -> Samples:
@@ -112,6 +134,13 @@ async def test_a_delivered_mailing_shows_in_the_metrics(
     )
 
     samples = await scrape(client)
+
+    # Provider latencies live in the worker: five answered 200, and a latency sample each.
+    provider = await scrape_worker(worker)
+    assert value(provider, "notification_provider_request_seconds_count", outcome="sent") == 5
+    assert value(provider, "notification_provider_request_seconds_sum", outcome="sent") > 0
+    assert value(provider, "notification_provider_requests_total", outcome="sent", kind="ok") == 5
+    assert value(provider, "notification_provider_requests_total", outcome="transient", kind="http_5xx") >= 3
 
     assert value(samples, "notification_metrics_database_up") == 1
     assert value(samples, "notification_messages", status="sent") == 5

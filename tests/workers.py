@@ -18,6 +18,8 @@ FAST_DELIVERY = {
     "RETRY_MAX_S": "1",
     "WORKER_HEARTBEAT_S": "1",
     "WORKER_POLL_S": "0.2",
+    # Tests that scrape the worker pick a free port; the others run no metrics server.
+    "WORKER_METRICS_PORT": "0",
     "STALLED_JOB_AFTER_S": "3",
 }
 
@@ -34,6 +36,7 @@ class WorkerProcess:
             **overrides,
         }
         env.update({PREFIX + key: value for key, value in values.items()})
+        self.env = env
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(

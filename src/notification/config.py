@@ -29,6 +29,7 @@ class Settings:
     worker_concurrency: int = 4
     worker_heartbeat_s: float = 10.0
     worker_poll_s: float = 1.0
+    worker_metrics_port: int = 9100
     stalled_job_after_s: float = 60.0
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     """Bearer tokens the API accepts (``NOTIFICATION_API_TOKENS``, comma separated); none = every call refused."""

@@ -17,6 +17,7 @@ from notification.mailings.tasks import blueprint as mailing_tasks
 from notification.messages.delivery import Delivery
 from notification.messages.tasks import blueprint as message_tasks
 from notification.provider.client import ProviderClient
+from notification.provider.metrics import serve_worker_metrics
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
@@ -51,3 +52,4 @@ def _create_app(settings: Settings) -> App:
 
 _relax_garbage_collection()
 app = _create_app(get_settings())
+serve_worker_metrics(get_settings().worker_metrics_port)

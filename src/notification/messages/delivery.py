@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from notification.config import Settings
 from notification.mailings.send_window import is_open, next_opening, openings_by_zone
 from notification.messages.models import MessageStatus
+from notification.provider import metrics as provider_metrics
 from notification.provider.client import Outcome, ProviderClient, SendResult
 
 logger = structlog.get_logger(__name__)
@@ -370,6 +371,7 @@ class Delivery:
                 log.info("send window closed", message_id=message.id, opens_at=opens_at.isoformat())
                 return WindowClosed(Outcome.TRANSIENT, opens_at=opens_at if opens_at < end_at else None)
         result = await self.provider.send(message.id, message.phone, text, time_left_s)
+        provider_metrics.observe(result)
         log.info(
             "provider answered",
             message_id=message.id,

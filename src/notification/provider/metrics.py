@@ -1,0 +1,50 @@
+"""The worker's own metrics: what its provider requests took and how they ended.
+
+The API's /metrics reads the database; request latencies exist only in the worker process, so
+the worker serves them itself on NOTIFICATION_WORKER_METRICS_PORT (0 turns it off)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+from notification.provider.client import SendResult
+
+PROVIDER_LATENCY = Histogram(
+    "notification_provider_request_seconds",
+    "Provider request latency, by outcome (sent, transient, permanent)",
+    ["outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+PROVIDER_REQUESTS = Counter(
+    "notification_provider_requests_total",
+    "Provider requests made, by outcome and kind of answer (ok, http_5xx, http_429, timeout, ...)",
+    ["outcome", "kind"],
+)
+
+
+def answer_kind(result: SendResult) -> str:
+    """The kind of answer, with the same names as the API's notification_message_errors."""
+    error = result.error or ""
+    if result.status_code == 200 and not error:
+        return "ok"
+    prefixes = (
+        ("HTTP 5", "http_5xx"),
+        ("HTTP 429", "http_429"),
+        ("HTTP 408", "http_408"),
+        ("HTTP 4", "http_4xx"),
+        ("timeout", "timeout"),
+        ("connection error", "connection_error"),
+        ("malformed", "malformed"),
+        ("provider answered code", "provider_code"),
+    )
+    return next((kind for prefix, kind in prefixes if error.startswith(prefix)), "other")
+
+
+def observe(result: SendResult) -> None:
+    PROVIDER_LATENCY.labels(result.outcome.value).observe(result.latency_s)
+    PROVIDER_REQUESTS.labels(result.outcome.value, answer_kind(result)).inc()
+
+
+def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104  (scraped from outside)
+    if port:
+        start_http_server(port, addr=host)
