@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -58,9 +59,15 @@ def throwaway_database(server_url: str | None) -> Iterator[Settings]:
             embedded.cleanup()
 
 
+# One API token per benchmark run, accepted by the services it starts.
+API_TOKEN = secrets.token_urlsafe(24)
+AUTH_HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
 def service_env(settings: Settings, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
     env[PREFIX + "DATABASE_URL"] = settings.psycopg_conninfo
+    env[PREFIX + "API_TOKENS"] = API_TOKEN
     env.update({PREFIX + key: value for key, value in values.items()})
     return env
 

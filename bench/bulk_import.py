@@ -31,7 +31,7 @@ from notification.config import Settings, load_settings
 from notification.migrate import upgrade_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import free_port, python, service_env, start, stop, throwaway_database, wait_http
+from _harness import AUTH_HEADERS, free_port, python, service_env, start, stop, throwaway_database, wait_http
 
 TIMEZONES = ("Europe/Moscow", "Europe/Berlin", "Asia/Vladivostok", "America/New_York", "UTC")
 OPERATORS = ("916", "903", "999", "925", "968")
@@ -99,7 +99,7 @@ def import_clients(base_url: str, rows: list[dict[str, str]], chunk: int, concur
             response = http.post(
                 "/api/v1/clients/bulk",
                 content=msgspec.json.encode(part),
-                headers={"content-type": "application/json"},
+                headers={"content-type": "application/json", **AUTH_HEADERS},
             )
             if response.status_code != 201:
                 raise SystemExit(f"bulk import answered {response.status_code}: {response.text[:2000]}")

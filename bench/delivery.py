@@ -20,6 +20,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (
+    AUTH_HEADERS,
     free_port,
     peak_rss_mb,
     python,
@@ -67,6 +68,7 @@ def main() -> None:
             PROVIDER_CONCURRENCY=str(args.provider_concurrency),
             WORKER_CONCURRENCY=str(args.worker_concurrency),
             LOG_LEVEL=args.log_level,
+            WORKER_METRICS_PORT="0",
         )
         provider = start(
             [
@@ -102,6 +104,7 @@ def main() -> None:
                     "start_at": (now - dt.timedelta(seconds=1)).isoformat(),
                     "end_at": (now + dt.timedelta(hours=1)).isoformat(),
                 },
+                headers=AUTH_HEADERS,
                 timeout=30,
             )
             response.raise_for_status()
