@@ -15,7 +15,7 @@ import structlog
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
-from notification.mailings.send_window import openings_by_zone
+from notification.mailings.send_window import WINDOW_NEVER_OPENS, openings_by_zone, wait_for_opening_sql
 
 logger = structlog.get_logger(__name__)
 
@@ -102,29 +102,7 @@ SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id
 WHERE m.mailing_id = %(mailing_id)s AND m.status = 'pending'
 """
 
-# Each pending message is due at its zone's next opening (or later, if a retry waits longer);
-# one whose zone never opens before end_at expires now instead of waiting for nothing. Only the
-# rows that change are locked and written.
-_APPLY_WINDOW = """
-WITH opening AS (
-    SELECT * FROM unnest(%(zones)s::text[], %(openings)s::timestamptz[]) AS o(timezone, opens_at)
-), changing AS (
-    SELECT m.id, o.opens_at FROM messages m
-    JOIN clients c ON c.id = m.client_id
-    JOIN opening o ON o.timezone = c.timezone
-    WHERE m.mailing_id = %(mailing_id)s AND m.status = 'pending'
-      AND (o.opens_at >= %(end_at)s OR o.opens_at > m.due_at)
-    ORDER BY m.id FOR UPDATE OF m
-)
-UPDATE messages m
-SET status = CASE WHEN changing.opens_at >= %(end_at)s THEN 'expired' ELSE m.status END,
-    last_error = CASE WHEN changing.opens_at >= %(end_at)s
-                      THEN 'send window never opens before end_at' ELSE m.last_error END,
-    leased_until = CASE WHEN changing.opens_at >= %(end_at)s THEN NULL ELSE m.leased_until END,
-    due_at = CASE WHEN changing.opens_at >= %(end_at)s THEN m.due_at ELSE changing.opens_at END
-FROM changing WHERE m.id = changing.id AND m.status = 'pending'
-RETURNING m.status
-"""
+_APPLY_WINDOW = wait_for_opening_sql("m.mailing_id = %(mailing_id)s")
 
 _ADD_EXPIRED = """
 INSERT INTO messages (mailing_id, client_id, due_at, status, last_error)
@@ -231,7 +209,16 @@ async def _apply_window(
     if not zones:
         return
     changed = await (
-        await cur.execute(_APPLY_WINDOW, {**params, "zones": zones, "openings": openings, "end_at": mailing["end_at"]})
+        await cur.execute(
+            _APPLY_WINDOW,
+            {
+                **params,
+                "zones": zones,
+                "openings": openings,
+                "end_at": mailing["end_at"],
+                "never_opens": WINDOW_NEVER_OPENS,
+            },
+        )
     ).fetchall()
     expired = sum(1 for r in changed if r["status"] == "expired")
     report.expired += expired

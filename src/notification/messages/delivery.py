@@ -22,7 +22,13 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings
-from notification.mailings.send_window import is_open, next_opening, openings_by_zone
+from notification.mailings.send_window import (
+    WINDOW_NEVER_OPENS,
+    is_open,
+    next_opening,
+    openings_by_zone,
+    wait_for_opening_sql,
+)
 from notification.messages.models import MessageStatus
 from notification.provider import metrics as provider_metrics
 from notification.provider.client import Outcome, ProviderClient, SendResult
@@ -44,8 +50,6 @@ class ClaimedMessage:
 
 Window = tuple[dt.time, dt.time]
 """A mailing's send window, local ``(start, end)``; ``end < start`` wraps past midnight."""
-
-WINDOW_NEVER_OPENS = "send window never opens before end_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,26 +137,10 @@ WHERE m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pend
 """
 
 # Each of them is due at its zone's next opening, or expires when that is at or after end_at.
-_WAIT_FOR_WINDOW = """
-WITH opening AS (
-    SELECT * FROM unnest(%(zones)s::text[], %(openings)s::timestamptz[]) AS o(timezone, opens_at)
-), changing AS (
-    SELECT m.id, o.opens_at FROM messages m
-    JOIN clients c ON c.id = m.client_id
-    JOIN opening o ON o.timezone = c.timezone
-    WHERE m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pending'
-      AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())
-      AND o.opens_at > m.due_at
-    ORDER BY m.id FOR UPDATE OF m
+_WAIT_FOR_WINDOW = wait_for_opening_sql(
+    "m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s"
+    " AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())"
 )
-UPDATE messages m
-SET status = CASE WHEN changing.opens_at >= %(end_at)s THEN 'expired' ELSE m.status END,
-    last_error = CASE WHEN changing.opens_at >= %(end_at)s THEN %(never_opens)s ELSE m.last_error END,
-    leased_until = NULL,
-    due_at = CASE WHEN changing.opens_at >= %(end_at)s THEN m.due_at ELSE changing.opens_at END
-FROM changing WHERE m.id = changing.id AND m.status = 'pending'
-RETURNING m.status
-"""
 
 # Every statement that writes several messages locks them in id order first, as the deletion of
 # a mailing or a client does: two writers taking rows in different orders deadlock.
