@@ -80,7 +80,10 @@ class StatsController(Controller):
     ) -> MailingStats:
         mailing = await mailings.get_mailing(mailing_id)
         counts = await mailing_counts(db_session, mailing_id)
-        rows, total = await messages.list_messages(limit, offset, mailing_id=mailing_id, status=status)
+        # The page's total comes from the counts just read: counting the mailing again cost as
+        # much as the counts themselves (about 0.2 s for a million messages).
+        rows = await messages.page_of_mailing(mailing_id, limit, offset, status)
+        total = counts.total if status is None else getattr(counts.by_status, status.value)
         waits = await mailing_window_waits(db_session, mailing_id)
         return MailingStats(
             mailing_id=mailing_id,

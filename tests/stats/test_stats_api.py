@@ -1,0 +1,79 @@
+"""Statistics read from the reporting views, on rows arranged directly."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.factories import ClientFactory, MailingFactory
+
+Api = AsyncTestClient[Litestar]
+ZEROS = {"pending": 0, "sent": 0, "failed": 0, "expired": 0, "cancelled": 0}
+
+
+async def _mailing_with(db: AsyncSession, statuses: list[str]) -> int:
+    mailing = MailingFactory.build()
+    clients = [ClientFactory.build() for _ in statuses]
+    db.add_all([mailing, *clients])
+    await db.flush()
+    for client, status in zip(clients, statuses, strict=True):
+        await db.execute(
+            text(
+                "INSERT INTO messages (mailing_id, client_id, status, sent_at)"
+                " VALUES (:m, :c, CAST(:s AS text), CASE WHEN CAST(:s AS text) = 'sent' THEN now() END)"
+            ),
+            {"m": mailing.id, "c": client.id, "s": status},
+        )
+    await db.commit()
+    return mailing.id
+
+
+async def test_one_mailing_counts_by_status_and_pages_its_messages(client: Api, db: AsyncSession) -> None:
+    mailing_id = await _mailing_with(db, ["sent", "sent", "failed", "pending"])
+
+    response = await client.get(f"/api/v1/mailings/{mailing_id}/stats", params={"status": "sent", "limit": 1})
+
+    assert response.status_code == 200
+    stats = response.json()
+    assert stats["mailing_id"] == mailing_id
+    assert stats["total"] == 4
+    assert stats["by_status"] == {**ZEROS, "sent": 2, "failed": 1, "pending": 1}
+    assert stats["mailing"]["id"] == mailing_id
+    assert stats["timings"]["first_sent_at"] is not None
+    page = stats["messages"]
+    assert (page["total"], page["limit"], page["offset"]) == (2, 1, 0)
+    assert [m["status"] for m in page["items"]] == ["sent"]
+
+
+async def test_every_mailing_with_totals_and_zeros_for_one_without_messages(client: Api, db: AsyncSession) -> None:
+    busy = await _mailing_with(db, ["sent", "expired", "cancelled"])
+    idle = await _mailing_with(db, [])
+
+    response = await client.get("/api/v1/mailings/stats")
+
+    assert response.status_code == 200
+    body = response.json()
+    by_id = {item["mailing_id"]: item for item in body["items"]}
+    assert by_id[busy] == {
+        "mailing_id": busy,
+        "total": 3,
+        "by_status": {**ZEROS, "sent": 1, "expired": 1, "cancelled": 1},
+    }
+    assert by_id[idle] == {"mailing_id": idle, "total": 0, "by_status": ZEROS}
+    assert body["totals"] == {"total": 3, "by_status": {**ZEROS, "sent": 1, "expired": 1, "cancelled": 1}}
+
+
+async def test_stats_of_a_missing_mailing_is_404(client: Api) -> None:
+    response = await client.get("/api/v1/mailings/999/stats")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "mailing 999 does not exist"
+
+
+async def test_analysts_view_agrees_with_the_api(client: Api, db: AsyncSession) -> None:
+    mailing_id = await _mailing_with(db, ["sent", "failed", "failed"])
+    row = (await db.execute(text("SELECT * FROM mailing_stats WHERE mailing_id = :m"), {"m": mailing_id})).one()
+    api = (await client.get(f"/api/v1/mailings/{mailing_id}/stats")).json()
+    assert (row.total, row.sent, row.failed, row.pending) == (api["total"], 1, 2, 0)
+    assert api["by_status"]["failed"] == row.failed
