@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -87,34 +87,26 @@ SELECT text, start_at, end_at, plan_version, send_window_start, send_window_end,
 FROM mailings WHERE id = %(mailing_id)s
 """
 
-# SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
-_CLAIM = """
-WITH claimable AS (
-    SELECT id FROM messages
-    WHERE id = ANY(%(ids)s) AND mailing_id = %(mailing_id)s AND status = 'pending'
-      AND due_at <= now() AND (leased_until IS NULL OR leased_until <= now())
-    FOR UPDATE SKIP LOCKED
+# A message of the batch that a claim may take: pending, due, and not leased by a live twin run.
+_DUE_IN_BATCH = (
+    "m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pending'"
+    " AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())"
 )
-UPDATE messages m
-SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
-FROM claimable, clients c
-WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
-"""
 
-# A windowed mailing claims only the messages whose client's wall time is inside the window right
-# now, [start, end) or, when end < start, wrapping past midnight: the rule of send_window.is_open,
-# evaluated by the database for every row at once.
-_CLAIM_IN_WINDOW = """
+# The client's wall time is inside the window, [start, end) or, when end < start, wrapping past
+# midnight: the rule of send_window.is_open, evaluated by the database for every row at once.
+_WINDOW_OPEN = """CASE WHEN %(window_start)s::time < %(window_end)s::time
+    THEN wall.t >= %(window_start)s::time AND wall.t < %(window_end)s::time
+    ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
+END"""
+
+_WALL_TIME = "CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE c.timezone)::time AS t) wall"
+
+# SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
+_CLAIM_TEMPLATE = """
 WITH claimable AS (
-    SELECT m.id FROM messages m JOIN clients c ON c.id = m.client_id
-    CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE c.timezone)::time AS t) wall
-    WHERE m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pending'
-      AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())
-      AND CASE WHEN %(window_start)s::time < %(window_end)s::time
-               THEN wall.t >= %(window_start)s::time AND wall.t < %(window_end)s::time
-               ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
-          END
+    SELECT m.id FROM messages m JOIN clients c ON c.id = m.client_id {wall}
+    WHERE {due} AND {window}
     FOR UPDATE OF m SKIP LOCKED
 )
 UPDATE messages m
@@ -123,24 +115,20 @@ FROM claimable, clients c
 WHERE m.id = claimable.id AND c.id = m.client_id
 RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
 """
+_CLAIM = sql.SQL(_CLAIM_TEMPLATE).format(wall=sql.SQL(""), due=sql.SQL(_DUE_IN_BATCH), window=sql.SQL("TRUE"))
+# A windowed mailing claims only the messages whose client's window is open right now.
+_CLAIM_IN_WINDOW = sql.SQL(_CLAIM_TEMPLATE).format(
+    wall=sql.SQL(_WALL_TIME), due=sql.SQL(_DUE_IN_BATCH), window=sql.SQL(_WINDOW_OPEN)
+)
 
 # The zones of the batch's due messages left waiting by the window (same transaction, same now()).
-_CLOSED_ZONES = """
-SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id
-CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE c.timezone)::time AS t) wall
-WHERE m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = 'pending'
-  AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())
-  AND NOT CASE WHEN %(window_start)s::time < %(window_end)s::time
-               THEN wall.t >= %(window_start)s::time AND wall.t < %(window_end)s::time
-               ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
-          END
-"""
+_CLOSED_ZONES = sql.SQL(
+    "SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id {wall}"
+    " WHERE {due} AND NOT ({window})"
+).format(wall=sql.SQL(_WALL_TIME), due=sql.SQL(_DUE_IN_BATCH), window=sql.SQL(_WINDOW_OPEN))
 
 # Each of them is due at its zone's next opening, or expires when that is at or after end_at.
-_WAIT_FOR_WINDOW = wait_for_opening_sql(
-    "m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s"
-    " AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())"
-)
+_WAIT_FOR_WINDOW = wait_for_opening_sql(_DUE_IN_BATCH)
 
 # Every statement that writes several messages locks them in id order first, as the deletion of
 # a mailing or a client does: two writers taking rows in different orders deadlock.
