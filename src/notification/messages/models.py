@@ -31,7 +31,28 @@ class MessageStatus(enum.StrEnum):
 
 
 FINAL_STATUSES = frozenset(MessageStatus) - {MessageStatus.PENDING}
-_STATUS_LIST = ", ".join(f"'{s.value}'" for s in MessageStatus)
+
+
+class ErrorKind(enum.StrEnum):
+    """Why a message is not (yet) sent, decided where the answer is read and stored beside the
+    human-readable ``last_error``, so that metrics and statistics group by it instead of parsing text."""
+
+    HTTP_5XX = "http_5xx"
+    HTTP_429 = "http_429"
+    HTTP_408 = "http_408"
+    HTTP_4XX = "http_4xx"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    MALFORMED = "malformed"
+    PROVIDER_CODE = "provider_code"
+    DEADLINE = "deadline"
+    WINDOW_NEVER_OPENS = "window_never_opens"
+    CANCELLED = "cancelled"
+    OTHER = "other"
+
+
+def _sql_list(values: type[enum.StrEnum]) -> str:
+    return ", ".join(f"'{v.value}'" for v in values)
 
 
 class Message(IdentityPrimaryKey, Base):
@@ -40,7 +61,8 @@ class Message(IdentityPrimaryKey, Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("mailing_id", "client_id", name="uq_messages_mailing_client"),
-        CheckConstraint(f"status IN ({_STATUS_LIST})", name="status_known"),
+        CheckConstraint(f"status IN ({_sql_list(MessageStatus)})", name="status_known"),
+        CheckConstraint(f"error_kind IN ({_sql_list(ErrorKind)})", name="error_kind_known"),
         # Statistics are GROUP BY status per mailing: an index-only scan of this index answers them.
         Index("ix_messages_mailing_id_status", "mailing_id", "status"),
         Index("ix_messages_client_id", "client_id"),
@@ -63,3 +85,4 @@ class Message(IdentityPrimaryKey, Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_kind: Mapped[str | None] = mapped_column(String(24), nullable=True)
