@@ -44,7 +44,12 @@ def test_driver_in_the_url_is_replaced_for_each_client() -> None:
     [
         ("NOTIFICATION_PROVIDER_CONCURRENCY", "many", "NOTIFICATION_PROVIDER_CONCURRENCY must be a number"),
         ("NOTIFICATION_LOG_JSON", "perhaps", "NOTIFICATION_LOG_JSON must be true or false"),
-        ("NOTIFICATION_SEND_LEASE_S", "5", "NOTIFICATION_SEND_LEASE_S must exceed NOTIFICATION_PROVIDER_TIMEOUT_S"),
+        ("NOTIFICATION_SEND_LEASE_S", "1", "NOTIFICATION_SEND_LEASE_S must be at least 2"),
+        (
+            "NOTIFICATION_STALLED_JOB_AFTER_S",
+            "4",
+            "NOTIFICATION_STALLED_JOB_AFTER_S must exceed twice NOTIFICATION_WORKER_HEARTBEAT_S",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(name: str, value: str, message: str) -> None:

@@ -203,3 +203,38 @@ async def test_metrics_answer_while_the_database_is_away(settings: Settings) -> 
     assert value(samples, "notification_metrics_database_up") == 0
     assert http_requests(samples, "GET", "/health", 200) >= 1
     assert not any(name == "notification_messages" for name, _ in samples)
+
+
+async def test_a_window_that_never_opens_is_counted_as_its_own_error_kind(
+    client: Api, fake_provider: RunningFakeProvider, worker: WorkerProcess
+) -> None:
+    """The window 1-2 hours ahead of a mailing that ends in 30 minutes: planning expires the
+    audience with the kind decided there, and /metrics counts it under that kind, not `other`."""
+    rows = [msgspec.to_builtins(ClientCreateFactory.build(tag="windowed", timezone="UTC")) for _ in range(4)]
+    assert (await client.post("/api/v1/clients/bulk", json=rows)).status_code == 201
+    now = dt.datetime.now(dt.UTC)
+    response = await client.post(
+        "/api/v1/mailings",
+        json={
+            "text": "Never in time",
+            "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
+            "end_at": (now + dt.timedelta(minutes=30)).isoformat(),
+            "filter": {"tags": ["windowed"]},
+            "send_window": {
+                "start": (now + dt.timedelta(hours=1)).strftime("%H:%M"),
+                "end": (now + dt.timedelta(hours=2)).strftime("%H:%M"),
+            },
+        },
+    )
+    assert response.status_code == 201, response.text
+    mailing_id = response.json()["id"]
+    messages = await wait_for(
+        lambda: _messages(client, mailing_id), lambda ms: len(ms) == 4 and all(m["status"] == "expired" for m in ms)
+    )
+    assert {m["error_kind"] for m in messages} == {"window_never_opens"}
+
+    samples = await scrape(client)
+    assert value(samples, "notification_message_errors", kind="window_never_opens") == 4
+    assert value(samples, "notification_message_errors", kind="other") == 0
+    assert value(samples, "notification_messages", status="expired") == 4
+    assert fake_provider.received().total_requests == 0

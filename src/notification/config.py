@@ -22,15 +22,15 @@ class Settings:
     provider_timeout_s: float = 10.0
     provider_concurrency: int = 200
     send_batch_size: int = 500
-    send_lease_s: float = 60.0
+    send_lease_s: float = 10.0
     result_flush_size: int = 100
     retry_base_s: float = 1.0
     retry_max_s: float = 300.0
     worker_concurrency: int = 4
-    worker_heartbeat_s: float = 10.0
+    worker_heartbeat_s: float = 2.0
     worker_poll_s: float = 1.0
     worker_metrics_port: int = 9100
-    stalled_job_after_s: float = 60.0
+    stalled_job_after_s: float = 6.0
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     """Bearer tokens the API accepts (``NOTIFICATION_API_TOKENS``, comma separated); none = every call refused."""
     log_level: str = "INFO"
@@ -38,9 +38,14 @@ class Settings:
     data_dir: Path = Path(".notification")
 
     def __post_init__(self) -> None:
-        # A lease shorter than a request would let a twin batch claim a message still in flight.
-        if self.send_lease_s <= self.provider_timeout_s:
-            msg = f"{PREFIX}SEND_LEASE_S must exceed {PREFIX}PROVIDER_TIMEOUT_S"
+        # The living worker renews its leases every quarter of their length, twice a second at
+        # the most: a shorter lease could run out between two renewals.
+        if self.send_lease_s < 2:
+            msg = f"{PREFIX}SEND_LEASE_S must be at least 2 (seconds)"
+            raise ValueError(msg)
+        # A worker that missed one heartbeat is slow, not dead.
+        if self.stalled_job_after_s <= 2 * self.worker_heartbeat_s:
+            msg = f"{PREFIX}STALLED_JOB_AFTER_S must exceed twice {PREFIX}WORKER_HEARTBEAT_S"
             raise ValueError(msg)
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import structlog
 from litestar import Controller, Response, get
@@ -17,25 +18,15 @@ from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from notification.messages.models import MessageStatus
+from notification.mailings.models import Mailing, MailingStatus
+from notification.messages.models import ErrorKind, MessageStatus
 
 PREFIX = "notification"
-MAILING_STATUSES = ("scheduled", "running", "finished")
-ERROR_KINDS = (
-    "http_5xx",
-    "http_429",
-    "http_408",
-    "http_4xx",
-    "timeout",
-    "connection_error",
-    "malformed",
-    "provider_code",
-    "deadline",
-    "other",
-)
+MAILING_STATUSES = tuple(s.value for s in MailingStatus)
+ERROR_KINDS = tuple(k.value for k in ErrorKind)
 
 logger = structlog.get_logger(__name__)
 
@@ -46,37 +37,13 @@ def prometheus_config() -> PrometheusConfig:
 
 
 _MESSAGES = "SELECT status, count(*) AS n, coalesce(sum(attempts), 0) AS attempts FROM messages GROUP BY status"
-_MAILINGS = """
-SELECT CASE
-         WHEN now() < m.start_at THEN 'scheduled'
-         WHEN now() >= m.end_at THEN 'finished'
-         WHEN m.planned_version = m.plan_version
-              AND NOT EXISTS (SELECT 1 FROM messages x WHERE x.mailing_id = m.id AND x.status = 'pending')
-           THEN 'finished'
-         ELSE 'running'
-       END AS status,
-       count(*) AS n
-FROM mailings m
-GROUP BY 1
-"""
+# The status rule is the model's own column expression: written once, in mailings/models.py.
+_MAILINGS = select(cast("ColumnElement[str]", Mailing.status).label("status"), func.count().label("n")).group_by(
+    literal_column("1")
+)
 _CLIENTS = "SELECT count(*) FROM clients"
 _ERRORS = """
-SELECT CASE
-         WHEN last_error LIKE 'HTTP 5%' THEN 'http_5xx'
-         WHEN last_error LIKE 'HTTP 429%' THEN 'http_429'
-         WHEN last_error LIKE 'HTTP 408%' THEN 'http_408'
-         WHEN last_error LIKE 'HTTP 4%' THEN 'http_4xx'
-         WHEN last_error LIKE 'timeout%' THEN 'timeout'
-         WHEN last_error LIKE 'connection error%' THEN 'connection_error'
-         WHEN last_error LIKE 'malformed%' THEN 'malformed'
-         WHEN last_error LIKE 'provider answered code%' THEN 'provider_code'
-         WHEN last_error LIKE 'end_at passed%' OR last_error LIKE 'no chance%' THEN 'deadline'
-         ELSE 'other'
-       END AS kind,
-       count(*) AS n
-FROM messages
-WHERE last_error IS NOT NULL
-GROUP BY 1
+SELECT error_kind AS kind, count(*) AS n FROM messages WHERE error_kind IS NOT NULL GROUP BY error_kind
 """
 _QUEUE = "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1, 2"
 # A job is due once its scheduled_at has passed; one deferred without a time is due since it was deferred.
@@ -109,7 +76,7 @@ async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
             for row in await conn.execute(text(_MESSAGES)):
                 snapshot.messages[row.status] = int(row.n)
                 snapshot.attempts += int(row.attempts)
-            snapshot.mailings = {row.status: int(row.n) for row in await conn.execute(text(_MAILINGS))}
+            snapshot.mailings = {row.status: int(row.n) for row in await conn.execute(_MAILINGS)}
             snapshot.clients = int((await conn.execute(text(_CLIENTS))).scalar_one())
             snapshot.errors = {row.kind: int(row.n) for row in await conn.execute(text(_ERRORS))}
             snapshot.queue_jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(text(_QUEUE))}

@@ -1,35 +1,115 @@
 """The procrastinate app of the worker: ``procrastinate --app=notification.worker.app worker``.
 
-Its connector and the delivery machinery come from the ``NOTIFICATION_*`` settings of the process.
+Importing it builds nothing that talks to the outside: the provider client, the sender tasks and
+the metrics server exist only while a worker runs (``run_worker_async``), and are closed when it
+stops. A worker that loses its database (the listener's connection breaks, procrastinate stops
+the worker) waits for it, reopens its pool and runs again; only a signal ends it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 from typing import Any
 
-from procrastinate import App
+import psycopg
+import structlog
+from procrastinate import App, PsycopgConnector
 
 from notification.config import Settings, get_settings
-from notification.jobs import create_connector
+from notification.delivery.sending import Delivery
+from notification.delivery.tasks import blueprint as delivery_tasks
+from notification.jobs import DELIVERY_NAMESPACE, create_connector
 from notification.logging import configure_logging
-from notification.mailings.tasks import blueprint as mailing_tasks
-from notification.messages.delivery import Delivery
-from notification.messages.tasks import blueprint as message_tasks
 from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
 
+logger = structlog.get_logger(__name__)
+
+RECONNECT_MAX_WAIT_S = 5.0
+
 
 def worker_options(settings: Settings) -> dict[str, Any]:
-    """What a worker of this service runs with; settings and the delivery machinery ride in the job context."""
+    """What a worker of this service runs with."""
     return {
         "concurrency": settings.worker_concurrency,
         "delete_jobs": "successful",
         "update_heartbeat_interval": settings.worker_heartbeat_s,
         # New jobs arrive by LISTEN/NOTIFY; polling is what wakes jobs scheduled for later (retries).
         "fetch_job_polling_interval": settings.worker_poll_s,
-        "additional_context": {"settings": settings, "delivery": Delivery(settings, ProviderClient(settings))},
     }
+
+
+class WorkerApp(App):
+    """procrastinate's App, with the delivery machinery opened around each worker run."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    async def run_worker_async(self, **kwargs: Any) -> None:
+        settings = self.settings
+        connector = self.connector
+        if not isinstance(connector, PsycopgConnector):
+            msg = "the worker needs procrastinate's PsycopgConnector"
+            raise TypeError(msg)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        run: asyncio.Task[None] | None = None
+
+        def request_stop() -> None:
+            stopping.set()
+            if run is not None:
+                run.cancel()  # procrastinate's worker turns this into a graceful stop
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, request_stop)
+        metrics_server = serve_worker_metrics(settings.worker_metrics_port)
+        delivery = Delivery(settings, ProviderClient(settings))
+        delivery.start(connector)
+        context = {"settings": settings, "delivery": delivery}
+        try:
+            while not stopping.is_set():
+                run = asyncio.create_task(
+                    super().run_worker_async(**kwargs, additional_context=context, install_signal_handlers=False)
+                )
+                try:
+                    await run
+                except asyncio.CancelledError:
+                    if not stopping.is_set():
+                        raise
+                if not stopping.is_set():
+                    logger.error("worker stopped by itself (database connection lost?); reconnecting")
+                    await self._reopen(connector, stopping)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await delivery.aclose()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
+            logger.info("worker stopped")
+
+    async def _reopen(self, connector: PsycopgConnector, stopping: asyncio.Event) -> None:
+        """A fresh pool once the database answers again: the old one holds dead connections."""
+        await connector.close_async()
+        wait_s = 0.2
+        while not stopping.is_set():
+            try:
+                probe = await psycopg.AsyncConnection.connect(self.settings.psycopg_conninfo, connect_timeout=2)
+                await probe.close()
+                await connector.open_async()
+            except Exception as exc:  # noqa: BLE001  (whatever the outage looks like, try again)
+                logger.warning("database unreachable, retrying", error=type(exc).__name__, retry_in_s=wait_s)
+                await connector.close_async()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), wait_s)
+                wait_s = min(RECONNECT_MAX_WAIT_S, wait_s * 2)
+            else:
+                logger.warning("database reachable again, worker restarting")
+                return
 
 
 def _relax_garbage_collection() -> None:
@@ -39,17 +119,16 @@ def _relax_garbage_collection() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def _create_app(settings: Settings) -> App:
+def _create_app(settings: Settings) -> WorkerApp:
     configure_logging(settings)
-    job_queue = App(
+    job_queue = WorkerApp(
+        settings,
         connector=create_connector(settings, max_size=settings.worker_concurrency + 4),
-        worker_defaults=worker_options(settings),  # type: ignore[arg-type]
+        worker_defaults=worker_options(settings),
     )
-    job_queue.add_tasks_from(mailing_tasks, namespace="mailings")
-    job_queue.add_tasks_from(message_tasks, namespace="messages")
+    job_queue.add_tasks_from(delivery_tasks, namespace=DELIVERY_NAMESPACE)
     return job_queue
 
 
 _relax_garbage_collection()
 app = _create_app(get_settings())
-serve_worker_metrics(get_settings().worker_metrics_port)

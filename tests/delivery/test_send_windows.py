@@ -6,18 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
-from notification.mailings.send_window import next_opening
-from notification.messages.delivery import WINDOW_NEVER_OPENS, ClaimedMessage, Delivery, WindowClosed
+from notification.delivery.send_window import next_opening
+from notification.delivery.sending import ClaimedMessage, Delivery, FollowUp, WindowClosed
+from notification.jobs import create_connector
 from notification.provider.client import ProviderClient
 from notification.provider.fake import RunningFakeProvider
 from tests.delivery.test_delivery import Client, _add_clients, _create_mailing, _now, _stats
@@ -62,7 +62,7 @@ async def test_window_that_never_opens_before_end_at_expires_without_a_request(
 
     stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 4)
     assert stats["by_status"] == {"pending": 0, "sent": 0, "failed": 0, "expired": 4, "cancelled": 0}
-    assert all(m["last_error"] == WINDOW_NEVER_OPENS for m in stats["messages"]["items"])
+    assert all(m["error_kind"] == "window_never_opens" for m in stats["messages"]["items"])
     assert all(m["attempts"] == 0 for m in stats["messages"]["items"])
     assert stats["waiting_for_window"] == 0
     assert fake_provider.received().total_requests == 0
@@ -94,7 +94,7 @@ async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
         assert message["status"] == "pending"
         assert dt.datetime.fromisoformat(message["due_at"]) == opening
     for c in late:
-        assert by_client[c["id"]]["last_error"] == WINDOW_NEVER_OPENS
+        assert by_client[c["id"]]["error_kind"] == "window_never_opens"
     assert fake_provider.received().total_requests == 0
 
     stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 3, timeout_s=75)
@@ -153,30 +153,28 @@ async def test_claim_sends_only_inside_the_window_and_moves_the_rest_to_their_op
             ids.setdefault(zone, []).append(result.scalar_one())
     await db.commit()
 
-    follow_ups: list[tuple[list[int], dt.datetime]] = []
-
-    async def follow_up(
-        conn: AsyncConnection, mailing_id: int, plan_version: int, ids: list[int], at: dt.datetime
-    ) -> None:
-        follow_ups.append((ids, at))
-
     provider_settings = replace(settings, provider_url=fake_provider.base_url)
     delivery = Delivery(provider_settings, ProviderClient(provider_settings))
     all_ids = [i for zone_ids in ids.values() for i in zone_ids]
+    connector = create_connector(settings, max_size=2)
+    await connector.open_async()
+    delivery.start(connector)
     try:
-        async with AsyncConnectionPool(settings.psycopg_conninfo, min_size=1, max_size=2, open=False) as pool:
-            report = await delivery.send_batch(pool, mailing["id"], 1, all_ids, follow_up)
+        async with connector.pool.connection() as conn:
+            report = await delivery.send_batch(conn, mailing["id"], 1, all_ids)
+            assert report.end_at is not None
+            async with conn.transaction():
+                follow_up = await delivery.follow_up(conn, all_ids, report.end_at)
     finally:
-        for sender in delivery._senders:
-            sender.cancel()
-        await delivery.provider.aclose()
+        await delivery.aclose()
+        await connector.close_async()
 
     assert report.claimed == 2
     assert report.sent == 2
     assert report.expired == 2
     assert set(fake_provider.received().accepted) == set(ids["Africa/Lagos"])
     opening = next_opening(start, end, ZoneInfo("UTC"), _now())
-    assert follow_ups == [(sorted(ids["UTC"]), opening)]
+    assert follow_up == FollowUp(sorted(ids["UTC"]), opening)
     stats = await _stats(client, mailing["id"])
     by_id = {m["id"]: m for m in stats["messages"]["items"]}
     for message_id in ids["UTC"]:
@@ -185,7 +183,7 @@ async def test_claim_sends_only_inside_the_window_and_moves_the_rest_to_their_op
         assert by_id[message_id]["attempts"] == 0
     for message_id in ids["Asia/Tokyo"]:
         assert by_id[message_id]["status"] == "expired"
-        assert by_id[message_id]["last_error"] == WINDOW_NEVER_OPENS
+        assert by_id[message_id]["error_kind"] == "window_never_opens"
     assert stats["waiting_for_window"] == 2
     assert dt.datetime.fromisoformat(stats["next_window_opening"]) == opening
 
@@ -205,9 +203,11 @@ async def test_last_check_before_the_request_reschedules_instead_of_sending(sett
     )
     message = ClaimedMessage(1, 1, "79000000000", 1, "Europe/Berlin")
     log = structlog.get_logger()
-    result = await delivery._send_one(message, "hi", now + dt.timedelta(hours=3), closed, log)
+    batch = SimpleNamespace(end_at=now + dt.timedelta(hours=3), window=closed, log=log, stopped=None, text="hi")
+    result = await delivery._send_one(message, batch)  # type: ignore[arg-type]
     assert isinstance(result, WindowClosed)
     assert result.opens_at == next_opening(*closed, ZoneInfo("Europe/Berlin"), now)
-    too_late = await delivery._send_one(message, "hi", now + dt.timedelta(minutes=30), closed, log)
+    batch.end_at = now + dt.timedelta(minutes=30)
+    too_late = await delivery._send_one(message, batch)  # type: ignore[arg-type]
     assert isinstance(too_late, WindowClosed)
     assert too_late.opens_at is None

@@ -11,11 +11,10 @@ from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.errors import problem_responses
-from notification.jobs import provide_job_queue
+from notification.jobs import provide_job_queue, schedule_planning
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead
 from notification.mailings.services import MailingService, to_read
-from notification.mailings.tasks import schedule_planning
 from notification.observability import bind_ids
 from notification.pagination import Limit, Offset, Page
 

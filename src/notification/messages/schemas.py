@@ -4,6 +4,8 @@ import datetime as dt
 
 import msgspec
 
+from notification.messages.models import ErrorKind
+
 
 class MessageRead(msgspec.Struct):
     id: int
@@ -15,3 +17,4 @@ class MessageRead(msgspec.Struct):
     sent_at: dt.datetime | None
     attempts: int
     last_error: str | None
+    error_kind: ErrorKind | None = None

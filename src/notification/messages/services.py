@@ -7,7 +7,7 @@ from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
-from notification.messages.models import Message
+from notification.messages.models import ErrorKind, Message
 from notification.messages.schemas import MessageRead
 
 
@@ -26,6 +26,7 @@ def to_read(message: Message) -> MessageRead:
         sent_at=message.sent_at,
         attempts=message.attempts,
         last_error=message.last_error,
+        error_kind=ErrorKind(message.error_kind) if message.error_kind else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 import enum
@@ -13,6 +14,7 @@ import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from notification.config import Settings
+from notification.messages.models import ErrorKind
 
 # Answers worth another try later; every other 4xx is the provider refusing the message itself.
 RETRYABLE_STATUS = frozenset({408, 425, 429})
@@ -28,6 +30,8 @@ class Outcome(enum.Enum):
 class SendResult:
     outcome: Outcome
     error: str | None = None
+    error_kind: ErrorKind | None = None
+    """Decided here, where the answer is read, and stored with the message: never re-parsed from ``error``."""
     status_code: int | None = None
     retry_after_s: float | None = None
     latency_s: float = 0.0
@@ -65,23 +69,31 @@ def classify(response: httpx.Response) -> SendResult:
         try:
             answer = _answer_decoder.decode(response.content)
         except msgspec.DecodeError:
-            return SendResult(Outcome.TRANSIENT, "malformed response body", status)
+            return SendResult(Outcome.TRANSIENT, "malformed response body", ErrorKind.MALFORMED, status)
         if answer.code != 0:
-            return SendResult(Outcome.TRANSIENT, f"provider answered code {answer.code}", status)
+            return SendResult(
+                Outcome.TRANSIENT, f"provider answered code {answer.code}", ErrorKind.PROVIDER_CODE, status
+            )
         return SendResult(Outcome.SENT, status_code=status)
     if status in RETRYABLE_STATUS or status >= 500:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return SendResult(Outcome.TRANSIENT, f"HTTP {status}", status, retry_after)
-    return SendResult(Outcome.PERMANENT, f"HTTP {status}: {response.text[:200]}", status)
+        return SendResult(Outcome.TRANSIENT, f"HTTP {status}", _http_error_kind(status), status, retry_after)
+    return SendResult(Outcome.PERMANENT, f"HTTP {status}: {response.text[:200]}", ErrorKind.HTTP_4XX, status)
 
 
-def describe_failure(exc: httpx.TransportError) -> str:
+def _http_error_kind(status: int) -> ErrorKind:
+    if status >= 500:
+        return ErrorKind.HTTP_5XX
+    return {429: ErrorKind.HTTP_429, 408: ErrorKind.HTTP_408}.get(status, ErrorKind.HTTP_4XX)
+
+
+def describe_failure(exc: httpx.TransportError) -> tuple[str, ErrorKind]:
     # The aiohttp transport reports a refused connection as a connect *timeout*: its own
     # exception, kept as the cause, tells which it was.
     cause = exc.__cause__ or exc
     if isinstance(cause, TimeoutError | httpx.TimeoutException):
-        return "timeout"
-    return f"connection error: {type(cause).__name__}"
+        return "timeout", ErrorKind.TIMEOUT
+    return f"connection error: {type(cause).__name__}", ErrorKind.CONNECTION_ERROR
 
 
 class ProviderClient:
@@ -124,15 +136,9 @@ class ProviderClient:
             finally:
                 await response.aclose()
         except httpx.TransportError as exc:
-            return SendResult(Outcome.TRANSIENT, describe_failure(exc), latency_s=time.perf_counter() - started)
-        result = classify(response)
-        return SendResult(
-            result.outcome,
-            result.error,
-            result.status_code,
-            result.retry_after_s,
-            latency_s=time.perf_counter() - started,
-        )
+            error, kind = describe_failure(exc)
+            return SendResult(Outcome.TRANSIENT, error, kind, latency_s=time.perf_counter() - started)
+        return dataclasses.replace(classify(response), latency_s=time.perf_counter() - started)
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -5,9 +5,12 @@ the worker serves them itself on NOTIFICATION_WORKER_METRICS_PORT (0 turns it of
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import Counter, Histogram, start_http_server
 
-from notification.provider.client import SendResult
+from notification.messages.models import ErrorKind
+from notification.provider.client import Outcome, SendResult
 
 PROVIDER_LATENCY = Histogram(
     "notification_provider_request_seconds",
@@ -24,20 +27,9 @@ PROVIDER_REQUESTS = Counter(
 
 def answer_kind(result: SendResult) -> str:
     """The kind of answer, with the same names as the API's notification_message_errors."""
-    error = result.error or ""
-    if result.status_code == 200 and not error:
-        return "ok"
-    prefixes = (
-        ("HTTP 5", "http_5xx"),
-        ("HTTP 429", "http_429"),
-        ("HTTP 408", "http_408"),
-        ("HTTP 4", "http_4xx"),
-        ("timeout", "timeout"),
-        ("connection error", "connection_error"),
-        ("malformed", "malformed"),
-        ("provider answered code", "provider_code"),
-    )
-    return next((kind for prefix, kind in prefixes if error.startswith(prefix)), "other")
+    if result.error_kind is None:
+        return "ok" if result.outcome is Outcome.SENT else ErrorKind.OTHER.value
+    return result.error_kind.value
 
 
 def observe(result: SendResult) -> None:
@@ -45,6 +37,9 @@ def observe(result: SendResult) -> None:
     PROVIDER_REQUESTS.labels(result.outcome.value, answer_kind(result)).inc()
 
 
-def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104  (scraped from outside)
-    if port:
-        start_http_server(port, addr=host)
+def serve_worker_metrics(port: int, host: str = "0.0.0.0") -> WSGIServer | None:  # noqa: S104  (scraped from outside)
+    """Serves the metrics on a thread until the returned server is shut down (None: port 0, off)."""
+    if not port:
+        return None
+    server, _thread = start_http_server(port, addr=host)
+    return server

@@ -21,8 +21,6 @@ import datetime as dt
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from psycopg import sql
-
 # Every window that lasts at least a minute opens within two local days, even when a transition
 # swallows a whole day (Pacific/Apia skipped 2011-12-30): four days of search always suffice.
 _SEARCH_DAYS = 4
@@ -130,38 +128,3 @@ def openings_by_zone(
         names.append(name)
         openings.append(next_opening(window_start, window_end, tz, now))
     return names, openings
-
-
-WINDOW_NEVER_OPENS = "send window never opens before end_at"
-
-
-def wait_for_opening_sql(scope: str) -> sql.Composed:
-    """The one UPDATE that moves pending messages to their zone's next opening.
-
-    ``scope`` is a SQL condition on ``m`` (a mailing's messages when planning, a batch's closed
-    ones when claiming); parameters: ``zones`` and ``openings`` (from :func:`openings_by_zone`),
-    ``end_at`` and ``never_opens``. A message whose opening is at or after end_at expires now
-    instead of waiting for nothing; rows are locked in id order, like every writer of messages.
-    """
-    return sql.SQL(_WAIT_FOR_OPENING).format(scope=sql.SQL(scope))
-
-
-_WAIT_FOR_OPENING = """
-WITH opening AS (
-    SELECT * FROM unnest(%(zones)s::text[], %(openings)s::timestamptz[]) AS o(timezone, opens_at)
-), changing AS (
-    SELECT m.id, o.opens_at FROM messages m
-    JOIN clients c ON c.id = m.client_id
-    JOIN opening o ON o.timezone = c.timezone
-    WHERE m.status = 'pending' AND {scope}
-      AND (o.opens_at >= %(end_at)s OR o.opens_at > m.due_at)
-    ORDER BY m.id FOR UPDATE OF m
-)
-UPDATE messages m
-SET status = CASE WHEN changing.opens_at >= %(end_at)s THEN 'expired' ELSE m.status END,
-    last_error = CASE WHEN changing.opens_at >= %(end_at)s THEN %(never_opens)s ELSE m.last_error END,
-    leased_until = CASE WHEN changing.opens_at >= %(end_at)s THEN NULL ELSE m.leased_until END,
-    due_at = CASE WHEN changing.opens_at >= %(end_at)s THEN m.due_at ELSE changing.opens_at END
-FROM changing WHERE m.id = changing.id AND m.status = 'pending'
-RETURNING m.status
-"""

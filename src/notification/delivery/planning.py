@@ -1,0 +1,121 @@
+"""Planning a mailing: its messages created set-based, then grouped into send batches.
+
+It runs inside the caller's transaction with the mailing row locked (see ``tasks.plan_mailing``,
+which defers the batches' send jobs in that same transaction): the messages, the send jobs and
+the mark that this plan version is done commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg.rows import dict_row
+
+from notification.delivery.queries import composed, queries
+from notification.delivery.send_window import openings_by_zone
+from notification.messages.models import MessageStatus
+
+ANALYZE_AFTER_ROWS = 10_000
+
+
+@dataclass(slots=True)
+class PlanReport:
+    planned: bool = False
+    reason: str | None = None
+    added: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    delayed: int = 0
+    send_batches: dict[dt.datetime | None, list[list[int]]] = field(default_factory=dict)
+    """Message ids of each send job to defer, by the time it is due (None: now)."""
+
+    @property
+    def batches(self) -> int:
+        return sum(len(id_lists) for id_lists in self.send_batches.values())
+
+
+def client_filter(operator_codes: list[str], tags: list[str], alias: str = "c") -> sql.Composable:
+    """The mailing's filter as SQL; an empty list filters nothing, so it adds no condition."""
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    if operator_codes:
+        conditions.append(sql.SQL("{}.operator_code = ANY(%(operator_codes)s)").format(sql.Identifier(alias)))
+    if tags:
+        conditions.append(sql.SQL("{}.tag = ANY(%(tags)s)").format(sql.Identifier(alias)))
+    return sql.SQL(" AND ").join(conditions)
+
+
+async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int, batch_size: int) -> PlanReport:
+    """Plans this version of the mailing; to be called inside a transaction of ``conn``."""
+    report = PlanReport()
+    cur = conn.cursor(row_factory=dict_row)
+    mailing = await (await cur.execute(queries["lock_mailing_for_planning"], {"mailing_id": mailing_id})).fetchone()
+    if mailing is None:
+        report.reason = "mailing deleted"
+        return report
+    if mailing["plan_version"] != plan_version or mailing["planned_version"] >= plan_version:
+        report.reason = "plan superseded or already done"
+        return report
+    now: dt.datetime = mailing["now"]
+    if now < mailing["start_at"]:
+        report.reason = "not due yet"
+        return report
+    params: dict[str, Any] = {
+        "mailing_id": mailing_id,
+        "now": now,
+        "operator_codes": mailing["filter_operator_codes"],
+        "tags": mailing["filter_tags"],
+        "plan_version": plan_version,
+        "batch_size": batch_size,
+    }
+    matching = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
+    if now >= mailing["end_at"]:
+        # Planned too late (workers were down): the audience still shows in the statistics,
+        # every message expired, none sent.
+        report.expired = (await cur.execute(queries["expire_pending_of_mailing"], params)).rowcount
+        add_expired = composed("add_expired_audience", filter=matching)
+        report.expired += (await cur.execute(add_expired, params)).rowcount
+    else:
+        add = composed("add_matching_clients", filter=matching)
+        report.added = (await cur.execute(add, params)).rowcount
+        if report.added >= ANALYZE_AFTER_ROWS:
+            # Autovacuum would refresh the statistics only later: until then the planner
+            # still sees the small table it knew, and its per-batch queries turn to
+            # sequential scans of the whole table.
+            await cur.execute("ANALYZE messages")
+        if mailing["planned_version"] > 0:
+            cancel = composed("cancel_unmatched", filter=matching)
+            report.cancelled = (await cur.execute(cancel, params)).rowcount
+            await cur.execute(queries["make_overdue_due_now"], params)
+            await cur.execute(queries["reset_window_waits"], params)
+        if mailing["send_window_start"] is not None:
+            await _apply_window(cur, mailing, params, report)
+        for batch in await (await cur.execute(queries["pending_batches"], params)).fetchall():
+            at = batch["due_at"] if batch["due_at"] > now else None
+            report.send_batches.setdefault(at, []).append(batch["ids"])
+    await cur.execute(queries["mark_planned"], params)
+    report.planned = True
+    return report
+
+
+_WAIT_FOR_OPENING_OF_MAILING = composed("wait_for_opening", scope=sql.SQL("m.mailing_id = %(mailing_id)s"))
+
+
+async def _apply_window(
+    cur: AsyncCursor[dict[str, Any]], mailing: dict[str, Any], params: dict[str, Any], report: PlanReport
+) -> None:
+    """Moves each pending message to its client's next window opening: computed once per
+    distinct time zone in Python (zoneinfo, DST-correct), applied to every message in one UPDATE."""
+    rows = await (await cur.execute(queries["pending_zones_of_mailing"], params)).fetchall()
+    zones, openings = openings_by_zone(
+        mailing["send_window_start"], mailing["send_window_end"], (r["timezone"] for r in rows), params["now"]
+    )
+    if not zones:
+        return
+    window_params = {**params, "zones": zones, "openings": openings, "end_at": mailing["end_at"]}
+    changed = await (await cur.execute(_WAIT_FOR_OPENING_OF_MAILING, window_params)).fetchall()
+    expired = sum(1 for r in changed if r["status"] == MessageStatus.EXPIRED)
+    report.expired += expired
+    report.delayed += len(changed) - expired

@@ -1,0 +1,176 @@
+"""The engine's procrastinate tasks: planning a mailing, sending a batch, and the periodic
+housekeeping that keeps a killed worker or a stopped provider from leaving anything behind.
+
+Each task owns its transaction: planning and the deferral of its send jobs commit together, and
+so do a batch's last answers and the deferral of its follow-up.
+"""
+
+from __future__ import annotations
+
+import structlog
+from procrastinate import Blueprint, JobContext, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
+from procrastinate.types import JSONValue
+from psycopg_pool import AsyncConnectionPool
+
+from notification.config import Settings
+from notification.delivery import planning
+from notification.delivery.queries import queries
+from notification.delivery.sending import Delivery
+from notification.jobs import (
+    MAINTENANCE_QUEUE,
+    PLAN_LOCK_PREFIX,
+    PLAN_QUEUE,
+    SEND_QUEUE,
+    plan_lock,
+    plan_queueing_lock,
+)
+
+logger = structlog.get_logger(__name__)
+
+blueprint = Blueprint()
+
+# A job that raised (database gone, worker bug) runs again; a batch's messages stay leased
+# until then, so nothing is sent twice meanwhile.
+_retry = RetryStrategy(max_attempts=20, wait=1, exponential_wait=2)
+
+
+def settings_of(context: JobContext) -> Settings:
+    settings = context.additional_context.get("settings")
+    if not isinstance(settings, Settings):
+        msg = "the worker was started without its settings in additional_context"
+        raise TypeError(msg)
+    return settings
+
+
+def delivery_of(context: JobContext) -> Delivery:
+    delivery = context.additional_context.get("delivery")
+    if not isinstance(delivery, Delivery):
+        msg = "the worker was started without a Delivery in its additional_context"
+        raise TypeError(msg)
+    return delivery
+
+
+def pool_of(context: JobContext) -> AsyncConnectionPool:
+    connector = context.app.connector
+    if not isinstance(connector, PsycopgConnector):
+        msg = "the job queue must use procrastinate's PsycopgConnector"
+        raise TypeError(msg)
+    return connector.pool
+
+
+@blueprint.task(name="plan_mailing", queue=PLAN_QUEUE, pass_context=True, retry=_retry)
+async def plan_mailing(context: JobContext, mailing_id: int, plan_version: int) -> None:
+    async with pool_of(context).connection() as conn, conn.transaction():
+        report = await planning.plan_mailing(conn, mailing_id, plan_version, settings_of(context).send_batch_size)
+        for at, id_lists in report.send_batches.items():
+            jobs: list[dict[str, JSONValue]] = [
+                {"mailing_id": mailing_id, "plan_version": plan_version, "message_ids": list[JSONValue](ids)}
+                for ids in id_lists
+            ]
+            await send_messages.configure(connection=conn, schedule_at=at).batch_defer_async(*jobs)
+    logger.info(
+        "mailing planned" if report.planned else "mailing not planned",
+        mailing_id=mailing_id,
+        plan_version=plan_version,
+        reason=report.reason,
+        added=report.added,
+        cancelled=report.cancelled,
+        expired=report.expired,
+        delayed=report.delayed,
+        batches=report.batches,
+    )
+
+
+@blueprint.task(name="send_messages", queue=SEND_QUEUE, pass_context=True, retry=_retry)
+async def send_messages(context: JobContext, mailing_id: int, plan_version: int, message_ids: list[int]) -> None:
+    delivery = delivery_of(context)
+    async with pool_of(context).connection() as conn:
+        report = await delivery.send_batch(conn, mailing_id, plan_version, message_ids)
+        # A batch that ran to its end (not skipped, not stopped) hands what is still pending to
+        # a follow-up job, deferred in the transaction that settles the rest.
+        if report.end_at is not None and report.stopped is None:
+            async with conn.transaction():
+                follow_up = await delivery.follow_up(conn, message_ids, report.end_at)
+                if follow_up is not None:
+                    await send_messages.configure(connection=conn, schedule_at=follow_up.at).defer_async(
+                        mailing_id=mailing_id,
+                        plan_version=plan_version,
+                        message_ids=list[JSONValue](follow_up.message_ids),
+                    )
+                    report.follow_up_at = follow_up.at
+    logger.info(
+        "batch done",
+        mailing_id=mailing_id,
+        job_id=context.job.id,
+        claimed=report.claimed,
+        sent=report.sent,
+        failed=report.failed,
+        retrying=report.retrying,
+        expired=report.expired,
+        unsent=report.unsent,
+        stopped=report.stopped,
+        skipped=report.skipped,
+        follow_up_at=report.follow_up_at.isoformat() if report.follow_up_at else None,
+    )
+
+
+@blueprint.periodic(cron="* * * * * */5", periodic_id="expire_overdue")
+@blueprint.task(name="expire_overdue", queue=MAINTENANCE_QUEUE, pass_context=True)
+async def expire_overdue(context: JobContext, timestamp: int) -> int:
+    """Settles messages whose mailing ended while no batch was there to see it (worker down)."""
+    async with pool_of(context).connection() as conn:
+        expired = (await conn.execute(queries["expire_overdue"])).rowcount
+    if expired:
+        logger.info("overdue messages expired", count=expired)
+    return expired
+
+
+@blueprint.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")
+@blueprint.task(name="retry_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
+async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
+    """procrastinate 3 leaves the jobs of a dead worker in 'doing': put them back in the queue.
+
+    Each job on its own: one that cannot be retried is logged and the sweep goes on. A dead job
+    whose twin already waits in the queue under the same queueing lock cannot go back there; the
+    twin does its work, and the dead one is closed as failed."""
+    manager = context.app.job_manager
+    stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=settings_of(context).stalled_job_after_s)
+    retried = 0
+    for job in stalled:
+        log = logger.bind(job_id=job.id, task=job.task_name)
+        try:
+            await manager.retry_job(job)
+        except UniqueViolation:
+            await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+            log.warning("stalled job closed: its queued twin runs instead")
+        except Exception:
+            log.exception("stalled job could not be retried")
+        else:
+            retried += 1
+            log.warning("stalled job retried")
+    return retried
+
+
+@blueprint.periodic(cron="* * * * * */10", periodic_id="reconcile_plans")
+@blueprint.task(name="reconcile_plans", queue=PLAN_QUEUE, pass_context=True)
+async def reconcile_plans(context: JobContext, timestamp: int) -> int:
+    """Plans any due mailing whose planning job was never enqueued (the API died between its
+    commit and the defer). Never beside a planning job already queued or running."""
+    async with pool_of(context).connection() as conn:
+        rows = await (
+            await conn.execute(queries["unplanned_due_mailings"], {"plan_lock_prefix": PLAN_LOCK_PREFIX})
+        ).fetchall()
+    enqueued = 0
+    for mailing_id, plan_version in rows:
+        try:
+            await plan_mailing.configure(
+                lock=plan_lock(mailing_id), queueing_lock=plan_queueing_lock(mailing_id, plan_version)
+            ).defer_async(mailing_id=mailing_id, plan_version=plan_version)
+            enqueued += 1
+        except AlreadyEnqueued:
+            continue
+    if enqueued:
+        logger.warning("unplanned due mailings enqueued", count=enqueued)
+    return enqueued
