@@ -7,6 +7,11 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
+
+from croniter import croniter
+
+from notification.timezones import is_known_timezone
 
 PREFIX = "NOTIFICATION_"
 
@@ -36,11 +41,33 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")
+    report_timezone: str = "UTC"
+    """The time zone whose calendar days the daily report covers and whose clock the cron reads."""
+    report_cron: str = "30 5 * * *"
+    report_recipients: tuple[str, ...] = ()
+    report_from: str = "notification@localhost"
+    smtp_url: str = field(default="", repr=False)
+    """``smtp://user:password@host:587`` (STARTTLS when offered), ``smtps://...:465``; empty = no mail."""
+    report_retry_base_s: float = 60.0
+    report_retry_max_s: float = 1800.0
 
     def __post_init__(self) -> None:
         # A lease shorter than a request would let a twin batch claim a message still in flight.
         if self.send_lease_s <= self.provider_timeout_s:
             msg = f"{PREFIX}SEND_LEASE_S must exceed {PREFIX}PROVIDER_TIMEOUT_S"
+            raise ValueError(msg)
+        self._check_report_settings()
+
+    def _check_report_settings(self) -> None:
+        if not is_known_timezone(self.report_timezone):
+            msg = f"{PREFIX}REPORT_TIMEZONE must be an IANA time zone such as Europe/Moscow"
+            raise ValueError(f"{msg}, got {self.report_timezone!r}")
+        if len(self.report_cron.split()) != 5 or not croniter.is_valid(self.report_cron):
+            msg = f"{PREFIX}REPORT_CRON must be a five-field cron expression such as '30 5 * * *'"
+            raise ValueError(f"{msg}, got {self.report_cron!r}")
+        # The URL carries the password: its text never goes into the error.
+        if self.smtp_url and (urlsplit(self.smtp_url).scheme not in {"smtp", "smtps"} or not _smtp_host(self.smtp_url)):
+            msg = f"{PREFIX}SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465"
             raise ValueError(msg)
 
     @property
@@ -58,6 +85,13 @@ class Settings:
             msg = f"{PREFIX}DATABASE_URL is not set"
             raise RuntimeError(msg)
         return self.database_url
+
+
+def _smtp_host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _with_driver(url: str, scheme: str) -> str:
