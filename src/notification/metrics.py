@@ -60,8 +60,8 @@ FROM mailings m
 GROUP BY 1
 """
 _CLIENTS = "SELECT count(*) FROM clients"
-_ERRORS = """
-SELECT CASE
+# The kind of a message's last error (one of ERROR_KINDS), as an SQL expression over `last_error`.
+ERROR_KIND = """CASE
          WHEN last_error LIKE 'HTTP 5%' THEN 'http_5xx'
          WHEN last_error LIKE 'HTTP 429%' THEN 'http_429'
          WHEN last_error LIKE 'HTTP 408%' THEN 'http_408'
@@ -72,12 +72,14 @@ SELECT CASE
          WHEN last_error LIKE 'provider answered code%' THEN 'provider_code'
          WHEN last_error LIKE 'end_at passed%' OR last_error LIKE 'no chance%' THEN 'deadline'
          ELSE 'other'
-       END AS kind,
+       END"""
+_ERRORS = f"""
+SELECT {ERROR_KIND} AS kind,
        count(*) AS n
 FROM messages
 WHERE last_error IS NOT NULL
 GROUP BY 1
-"""
+"""  # noqa: S608  (a constant expression, no input)
 _QUEUE = "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1, 2"
 # A job is due once its scheduled_at has passed; one deferred without a time is due since it was deferred.
 _OLDEST_DUE = """
