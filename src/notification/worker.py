@@ -18,6 +18,7 @@ from notification.messages.delivery import Delivery
 from notification.messages.tasks import blueprint as message_tasks
 from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
+from notification.reports.tasks import daily_report_tasks
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
@@ -47,6 +48,7 @@ def _create_app(settings: Settings) -> App:
     )
     job_queue.add_tasks_from(mailing_tasks, namespace="mailings")
     job_queue.add_tasks_from(message_tasks, namespace="messages")
+    job_queue.add_tasks_from(daily_report_tasks(settings), namespace="reports")
     return job_queue
 
 
