@@ -12,6 +12,8 @@ import datetime as dt
 import email
 import email.policy
 import itertools
+import os
+import shlex
 import socket
 import ssl
 import threading
@@ -22,7 +24,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from notification.config import Settings
+from notification.config import PREFIX, Settings
+from notification.logging import mask_text
 from notification.reports.rendering import SUBJECT_PREFIX
 
 MAIL_DIR = "mail"
@@ -114,8 +117,18 @@ def dev_mail_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / MAIL_DIR
 
 
-def start_dev_mail(settings: Settings, port: int) -> SmtpServer:
-    return SmtpServer(Mailbox(dev_mail_dir(settings)), port=port).start()
+DEV_RECIPIENTS = "operators@localhost"
+
+
+def start_dev_mail(settings: Settings, port: int) -> SmtpServer | None:
+    """Unless an SMTP server is configured: a local one keeping what it receives, made the SMTP
+    server (and default recipients) of the processes started after it (``dev``'s worker)."""
+    if settings.smtp_url:
+        return None
+    server = SmtpServer(Mailbox(dev_mail_dir(settings)), port=port).start()
+    os.environ[f"{PREFIX}SMTP_URL"] = server.url
+    os.environ.setdefault(f"{PREFIX}REPORT_RECIPIENTS", DEV_RECIPIENTS)
+    return server
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +168,15 @@ def _read_report(path: Path) -> ReceivedReport | None:
     body = message.get_body(preferencelist=("plain",))
     text = body.get_content() if isinstance(body, EmailMessage) else ""
     return ReceivedReport(subject=subject, date=date, path=path, text=text)
+
+
+def dev_mail_banner(settings: Settings, server: SmtpServer) -> list[str]:
+    """What ``notification dev`` prints about its mail: where it lands and how to get a report now."""
+    database = shlex.quote(mask_text(settings.database_url or ""))
+    send_now = f"{PREFIX}DATABASE_URL={database} {PREFIX}SMTP_URL={server.url} uv run notification report send"
+    recipients = ", ".join(settings.report_recipients) or "nobody"
+    return [
+        f"  mail        {server.url}, each message kept as an .eml file in {dev_mail_dir(settings).resolve()}",
+        f"  report      daily at {settings.report_cron!r} ({settings.report_timezone}) to {recipients}; one now:",
+        f"              {send_now}",
+    ]
