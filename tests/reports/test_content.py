@@ -197,3 +197,18 @@ async def test_a_day_without_mailings_reports_zeros(conn: psycopg.AsyncConnectio
     assert report.audience == report.sent_that_day == 0
     assert report.delivery_rate is None
     assert report.error_kinds == []
+
+
+async def test_a_report_of_the_current_day_lists_as_ended_only_what_has_ended(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    d = Day(conn, TZ)
+    ended = await d.mailing("Morning", d.at(D, "08:00"), d.at(D, "09:00"))
+    running = await d.mailing("Evening", d.at(D, "18:00"), d.at(D, "20:00"))
+    for mailing in (ended, running):
+        await d.messages(mailing, "failed", 1, last_error="HTTP 400: unknown phone")
+
+    report = await build_report(conn, D, TZ, d.at(D, "12:00"))
+
+    assert [m.mailing_id for m in report.mailings] == [ended, running]
+    assert [m.mailing_id for m in report.ended_unsent] == [ended]

@@ -83,6 +83,7 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
     params = {
         "day_start": day_start,
         "day_end": day_end,
+        "now": now,
         "text_head": TEXT_HEAD,
         "limit": TOP_ERROR_KINDS,
     }

@@ -10,6 +10,7 @@ from notification.metrics import ERROR_KIND
 # A mailing belongs to the day when its window [start_at, end_at) overlaps the day. Counts by
 # status come from the (mailing_id, status) index and the day's sends from the partial
 # (mailing_id, sent_at) index: a large mailing costs two index scans, not a read of its rows.
+# A report of a day not over yet (`report send --date` today) lists as ended only what has ended.
 # The last row (is_total) holds the totals over the day's mailings.
 MAILINGS_OF_THE_DAY = """
 WITH day_mailings AS (
@@ -20,7 +21,7 @@ WITH day_mailings AS (
            g.end_at,
            c.audience, c.pending, c.sent, c.failed, c.expired, c.cancelled,
            d.sent_that_day,
-           g.end_at <= %(day_end)s AND c.pending + c.failed + c.expired > 0 AS ended_unsent
+           g.end_at <= least(%(day_end)s, %(now)s) AND c.pending + c.failed + c.expired > 0 AS ended_unsent
     FROM mailings g
     CROSS JOIN LATERAL (
         SELECT count(*) AS audience,
