@@ -107,6 +107,7 @@ async def test_starttls_then_auth_delivers_the_report(
     [received] = mail.messages()
     assert received.tls is True
     assert received.login == USER
+    assert PASSWORD not in received.message.as_string()
     assert received.message["Subject"].startswith("Delivery report 2026-03-10:")
 
 
