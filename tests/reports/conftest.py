@@ -1,5 +1,5 @@
 """A real SMTP server (aiosmtpd) in the test process that records what it receives and answers
-as told, and helpers to lay out a day of mailings and messages."""
+as told, and a way to lay out a day of mailings and messages."""
 
 from __future__ import annotations
 
