@@ -14,6 +14,7 @@ from click import Group
 from litestar.plugins import CLIPluginProtocol
 
 from notification.config import PREFIX, get_settings
+from notification.reports.cli import report_group
 
 
 @click.command(name="serve", help="Serve the API against NOTIFICATION_DATABASE_URL (production).")
@@ -41,13 +42,16 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--provider-port", default=9090, show_default=True, type=int, help="Port of the fake provider")
-def dev(host: str, port: int, provider_port: int) -> None:
+@click.option("--smtp-port", default=8025, show_default=True, type=int, help="Port of the local mail server")
+def dev(host: str, port: int, provider_port: int, smtp_port: int) -> None:
     """One process tree: an embedded PostgreSQL unless NOTIFICATION_DATABASE_URL is set, the fake
-    provider unless NOTIFICATION_PROVIDER_URL is set, a worker, and the API in this process."""
+    provider unless NOTIFICATION_PROVIDER_URL is set, a mail server keeping what it receives unless
+    NOTIFICATION_SMTP_URL is set, a worker, and the API in this process."""
     import uvicorn
 
     from notification.embedded_db import start_embedded_postgres
     from notification.migrate import upgrade_database
+    from notification.reports.dev_mail import dev_mail_banner, start_dev_mail
 
     settings = get_settings()
     database = None
@@ -64,6 +68,7 @@ def dev(host: str, port: int, provider_port: int) -> None:
         # The API refuses every call without a token: a newcomer gets one made up for this run.
         generated_token = secrets.token_urlsafe(24)
         os.environ[f"{PREFIX}API_TOKENS"] = generated_token
+    mail_server = start_dev_mail(settings, smtp_port)
     get_settings.cache_clear()
     settings = get_settings()
     click.echo("applying migrations ...", err=True)
@@ -100,6 +105,7 @@ def dev(host: str, port: int, provider_port: int) -> None:
                 if generated_token
                 else f"  API token   from {PREFIX}API_TOKENS",
                 f"  metrics     {base}/metrics",
+                *(dev_mail_banner(settings, mail_server) if mail_server else []),
                 "",
             ]
         ),
@@ -115,6 +121,8 @@ def dev(host: str, port: int, provider_port: int) -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if mail_server is not None:
+            mail_server.stop()
         if database is not None:
             database.cleanup()
 
@@ -167,7 +175,7 @@ def fake_provider(
 
 class NotificationCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: Group) -> None:
-        for command in (serve, dev, fake_provider):
+        for command in (serve, dev, fake_provider, report_group):
             cli.add_command(command)
 
 

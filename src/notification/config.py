@@ -7,6 +7,11 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
+
+from croniter import croniter
+
+from notification.timezones import is_known_timezone
 
 PREFIX = "NOTIFICATION_"
 
@@ -36,6 +41,15 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")
+    report_timezone: str = "UTC"
+    """The time zone whose calendar days the daily report covers and whose clock the cron reads."""
+    report_cron: str = "30 5 * * *"
+    report_recipients: tuple[str, ...] = ()
+    report_from: str = "notification@localhost"
+    smtp_url: str = field(default="", repr=False)
+    """``smtp://user:password@host:587`` (STARTTLS when offered), ``smtps://...:465``; empty = no mail."""
+    report_retry_base_s: float = 60.0
+    report_retry_max_s: float = 1800.0
 
     def __post_init__(self) -> None:
         # The living worker renews its leases every quarter of their length, twice a second at
@@ -46,6 +60,19 @@ class Settings:
         # A worker that missed one heartbeat is slow, not dead.
         if self.stalled_job_after_s <= 2 * self.worker_heartbeat_s:
             msg = f"{PREFIX}STALLED_JOB_AFTER_S must exceed twice {PREFIX}WORKER_HEARTBEAT_S"
+            raise ValueError(msg)
+        self._check_report_settings()
+
+    def _check_report_settings(self) -> None:
+        if not is_known_timezone(self.report_timezone):
+            msg = f"{PREFIX}REPORT_TIMEZONE must be an IANA time zone such as Europe/Moscow"
+            raise ValueError(f"{msg}, got {self.report_timezone!r}")
+        if len(self.report_cron.split()) != 5 or not croniter.is_valid(self.report_cron):
+            msg = f"{PREFIX}REPORT_CRON must be a five-field cron expression such as '30 5 * * *'"
+            raise ValueError(f"{msg}, got {self.report_cron!r}")
+        # The URL carries the password: its text never goes into the error.
+        if self.smtp_url and (urlsplit(self.smtp_url).scheme not in {"smtp", "smtps"} or not _smtp_host(self.smtp_url)):
+            msg = f"{PREFIX}SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465"
             raise ValueError(msg)
 
     @property
@@ -63,6 +90,13 @@ class Settings:
             msg = f"{PREFIX}DATABASE_URL is not set"
             raise RuntimeError(msg)
         return self.database_url
+
+
+def _smtp_host(url: str) -> str | None:
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _with_driver(url: str, scheme: str) -> str:

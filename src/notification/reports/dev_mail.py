@@ -1,0 +1,182 @@
+"""A real SMTP server (aiosmtpd) for development and tests, and the mailbox ``notification dev``
+keeps: every message it receives is written as an ``.eml`` file under ``<data dir>/mail/``.
+
+The server runs on a thread of its own with its own event loop, so it serves the same way beside
+a blocking program (``dev`` runs uvicorn in the foreground) and beside an async test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import email
+import email.policy
+import itertools
+import os
+import shlex
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from notification.config import PREFIX, Settings
+from notification.logging import mask_text
+from notification.reports.rendering import SUBJECT_PREFIX
+
+MAIL_DIR = "mail"
+
+
+class SmtpServer:
+    """aiosmtpd on ``host:port`` (0 picks a free port, known once started). ``smtp_options`` go to
+    aiosmtpd's ``SMTP`` (``tls_context``, ``require_starttls``, ``authenticator``, ``auth_required``...);
+    ``implicit_tls`` wraps the socket in TLS from the first byte, like a port 465 server."""
+
+    def __init__(
+        self,
+        handler: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        implicit_tls: ssl.SSLContext | None = None,
+        **smtp_options: Any,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.implicit_tls = implicit_tls
+        self.smtp_options = smtp_options
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'smtps' if self.implicit_tls else 'smtp'}://{self.host}:{self.port}"
+
+    def start(self) -> SmtpServer:
+        # Bound here, before the thread runs: the port is known and connections queue from now on.
+        sock = socket.create_server((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            factory = lambda: SMTP(self.handler, loop=loop, **self.smtp_options)  # noqa: E731
+            self._server = loop.run_until_complete(loop.create_server(factory, sock=sock, ssl=self.implicit_tls))
+            ready.set()
+            loop.run_forever()
+            self._server.close()
+            loop.run_until_complete(self._server.wait_closed())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=serve, name=f"smtp-{self.port}", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout=10):
+            msg = "the SMTP server did not start"
+            raise RuntimeError(msg)
+        return self
+
+    def stop(self) -> None:
+        """Stops listening (the port is refused until :meth:`start` again)."""
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop = self._thread = self._server = None
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps each message it accepts as ``<received at>-<n>.eml``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._sequence = itertools.count(1)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802  (aiosmtpd's hook name)
+        content = envelope.original_content or b""
+        received = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{received}-{next(self._sequence)}.eml"
+        await asyncio.to_thread(path.write_bytes, content)
+        return "250 Message accepted for delivery"
+
+
+def dev_mail_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / MAIL_DIR
+
+
+DEV_RECIPIENTS = "operators@localhost"
+
+
+def start_dev_mail(settings: Settings, port: int) -> SmtpServer | None:
+    """Unless an SMTP server is configured: a local one keeping what it receives, made the SMTP
+    server (and default recipients) of the processes started after it (``dev``'s worker)."""
+    if settings.smtp_url:
+        return None
+    server = SmtpServer(Mailbox(dev_mail_dir(settings)), port=port).start()
+    os.environ[f"{PREFIX}SMTP_URL"] = server.url
+    os.environ.setdefault(f"{PREFIX}REPORT_RECIPIENTS", DEV_RECIPIENTS)
+    return server
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedReport:
+    subject: str
+    date: dt.datetime | None
+    path: Path
+    text: str
+    """The report's plain-text part."""
+
+
+def recent_dev_reports(settings: Settings, limit: int = 10) -> list[ReceivedReport]:
+    """The reports the development mailbox received last, newest first (for the console)."""
+    directory = dev_mail_dir(settings)
+    if not directory.is_dir():
+        return []
+    reports: list[ReceivedReport] = []
+    # Named after the moment they arrived: the name orders them.
+    for path in sorted(directory.glob("*.eml"), reverse=True):
+        received = _read_report(path)
+        if received is not None:
+            reports.append(received)
+        if len(reports) == limit:
+            break
+    return reports
+
+
+def _read_report(path: Path) -> ReceivedReport | None:
+    with path.open("rb") as file:
+        message = email.message_from_binary_file(file, _class=EmailMessage, policy=email.policy.default)
+    subject = str(message.get("Subject", ""))
+    if not subject.startswith(SUBJECT_PREFIX):
+        return None
+    date = None
+    with contextlib.suppress(TypeError, ValueError):
+        date = message["Date"].datetime if message["Date"] else None
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    return ReceivedReport(subject=subject, date=date, path=path, text=text)
+
+
+def dev_mail_banner(settings: Settings, server: SmtpServer) -> list[str]:
+    """What ``notification dev`` prints about its mail: where it lands and how to get a report now."""
+    database = shlex.quote(mask_text(settings.database_url or ""))
+    send_now = f"{PREFIX}DATABASE_URL={database} {PREFIX}SMTP_URL={server.url} uv run notification report send"
+    recipients = ", ".join(settings.report_recipients) or "nobody"
+    return [
+        f"  mail        {server.url}, each message kept as an .eml file in {dev_mail_dir(settings).resolve()}",
+        f"  report      daily at {settings.report_cron!r} ({settings.report_timezone}) to {recipients}; one now:",
+        f"              {send_now}",
+    ]

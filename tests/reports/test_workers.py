@@ -1,0 +1,106 @@
+"""Real procrastinate workers, in their own processes, sending the day's report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from notification.config import Settings
+from notification.reports.dev_mail import SmtpServer
+from tests.reports.conftest import RECIPIENT, RecordingHandler
+from tests.waiting import wait_for
+from tests.workers import WorkerProcess
+
+# Nothing is delivered in these tests: the provider is never called.
+NO_PROVIDER = "http://127.0.0.1:9/v1"
+
+
+@pytest.fixture
+def start_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(**overrides: str) -> WorkerProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess(settings, NO_PROVIDER, log, **overrides)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(settings.psycopg_conninfo) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_two_workers_started_after_the_report_time_send_one_report(
+    settings: Settings,
+    smtp_server: SmtpServer,
+    mail: RecordingHandler,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Midnight UTC has passed and no worker was running then: the report is overdue, the same day.
+    report = {
+        "SMTP_URL": smtp_server.url,
+        "REPORT_RECIPIENTS": RECIPIENT,
+        "REPORT_FROM": "reports@example.org",
+        "REPORT_CRON": "0 0 * * *",
+        "REPORT_TIMEZONE": "UTC",
+    }
+    workers = [start_worker(**report), start_worker(**report)]
+
+    async def deliveries() -> list[tuple[object, ...]]:
+        return _rows(settings, "SELECT status, attempts FROM report_deliveries")
+
+    assert await wait_for(deliveries, lambda rows: rows == [("sent", 1)], timeout_s=30) == [("sent", 1)]
+
+    async def both_ready_and_idle() -> tuple[int, int]:
+        alive = _rows(settings, "SELECT count(*) FROM procrastinate_workers")[0][0]
+        busy = _rows(
+            settings,
+            "SELECT count(*) FROM procrastinate_jobs"
+            " WHERE task_name = 'reports:send_daily_report' AND status IN ('todo', 'doing')",
+        )[0][0]
+        return int(str(alive)), int(str(busy))
+
+    # Both workers run their periodic deferrer; every report tick they deferred has been worked.
+    await wait_for(both_ready_and_idle, lambda state: state == (2, 0), timeout_s=30)
+    assert len(mail.messages()) == 1
+    [received] = mail.messages()
+    assert received.recipients == [RECIPIENT]
+    for worker in workers:
+        announced = [
+            json.loads(line) for line in worker.log_lines() if line.startswith("{") and '"daily report on"' in line
+        ]
+        assert [(a["cron"], a["timezone"], a["recipients"]) for a in announced] == [("0 0 * * *", "UTC", [RECIPIENT])]
+    senders = [w for w in workers if any('"daily report sent"' in line for line in w.log_lines())]
+    assert len(senders) == 1
+
+
+async def test_a_worker_without_recipients_says_so_once_and_sends_nothing(
+    settings: Settings, smtp_server: SmtpServer, mail: RecordingHandler, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(SMTP_URL=smtp_server.url, REPORT_CRON="0 0 * * *")
+
+    async def ticks_done() -> int:
+        rows = _rows(
+            settings,
+            "SELECT count(*) FROM procrastinate_periodic_defers d"
+            " LEFT JOIN procrastinate_jobs j ON j.id = d.job_id"
+            " WHERE d.task_name = 'reports:send_daily_report'"
+            " AND coalesce(j.status::text, 'deleted') NOT IN ('todo', 'doing')",
+        )
+        return int(str(rows[0][0]))
+
+    await wait_for(ticks_done, lambda done: done >= 1, timeout_s=30)
+    off = [line for line in worker.log_lines() if '"daily report off"' in line]
+    assert len(off) == 1
+    assert "NOTIFICATION_REPORT_RECIPIENTS is empty" in off[0]
+    assert mail.messages() == []
+    assert _rows(settings, "SELECT count(*) FROM report_deliveries") == [(0,)]
