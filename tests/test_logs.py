@@ -5,26 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 import structlog
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from notification.config import Settings
 from notification.logging import configure_logging, mask_secrets
-from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from notification.provider.fake import RunningFakeProvider
+from tests.api import Api, create_client, utc_now
 from tests.conftest import API_TOKEN
-from tests.factories import ClientCreateFactory
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
-Api = AsyncTestClient[Litestar]
 Line = dict[str, Any]
 
 
@@ -55,35 +51,15 @@ def parse(lines: list[str]) -> list[Line]:
 
 
 @pytest.fixture
-async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
-    async with serve_fake_provider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def worker(settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(settings, fake_provider.base_url, tmp_path / "worker.log")
-    yield process
-    process.stop()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-async def _create_client(client: Api, **fields: Any) -> dict[str, Any]:
-    body = msgspec.to_builtins(ClientCreateFactory.build(**fields))
-    response = await client.post("/api/v1/clients", json=body)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
+    return start_worker()
 
 
 async def test_one_id_finds_every_line_about_it(
     client: Api, api_log: io.StringIO, fake_provider: RunningFakeProvider, worker: WorkerProcess
 ) -> None:
     fake_provider.set_options(error_rate=0.5, seed=1)
-    clients = [await _create_client(client, operator_code="916", tag="logs") for _ in range(12)]
+    clients = [await create_client(client, operator_code="916", tag="logs") for _ in range(12)]
     followed = clients[0]
     patched = await client.patch(
         f"/api/v1/clients/{followed['id']}", json={"timezone": "Asia/Tokyo"}, headers={"X-Request-ID": "patch-1"}
@@ -93,8 +69,8 @@ async def test_one_id_finds_every_line_about_it(
         "/api/v1/mailings",
         json={
             "text": "Spring sale",
-            "start_at": (_now() - dt.timedelta(minutes=1)).isoformat(),
-            "end_at": (_now() + dt.timedelta(hours=1)).isoformat(),
+            "start_at": (utc_now() - dt.timedelta(minutes=1)).isoformat(),
+            "end_at": (utc_now() + dt.timedelta(hours=1)).isoformat(),
             "filter": {"tags": ["logs"]},
         },
         headers={"X-Request-ID": "create-mailing-1"},
@@ -203,7 +179,7 @@ async def test_every_request_gets_a_request_id_and_one_access_line(client: Api, 
 
 
 async def test_request_ids_and_path_ids_do_not_leak_into_the_next_request(client: Api, api_log: io.StringIO) -> None:
-    created = await _create_client(client)
+    created = await create_client(client)
     await client.get(f"/api/v1/clients/{created['id']}")
     await client.get("/api/v1/mailings")
     lines = [line for line in parse(api_log.getvalue().splitlines()) if line["event"] == "request handled"]

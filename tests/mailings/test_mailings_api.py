@@ -6,16 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-Api = AsyncTestClient[Litestar]
+from tests.api import MAILINGS, Api, assert_problem, count_rows, create_mailing
 
-MAILINGS = "/api/v1/mailings"
 MISSING_ID = 987_654
 TEXT_MAX_LENGTH = 1600
 MSK = dt.timezone(dt.timedelta(hours=3))
@@ -41,30 +36,12 @@ def mailing_body(**overrides: Any) -> dict[str, Any]:
 
 
 async def create(api: Api, **overrides: Any) -> dict[str, Any]:
-    response = await api.post(MAILINGS, json=mailing_body(**overrides))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def count_mailings(db: AsyncSession) -> int:
-    total = await db.scalar(text("SELECT count(*) FROM mailings"))
-    await db.rollback()
-    return int(total or 0)
+    """A mailing a month ahead unless ``overrides`` say otherwise."""
+    return await create_mailing(api, **mailing_body(**overrides))
 
 
 def instant(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
-
-
-def assert_problem(response: httpx.Response, status: int, *fields: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    if fields:
-        assert [error["field"] for error in body["errors"]] == list(fields), body
-    return body
 
 
 def without_status(mailing: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +274,7 @@ async def test_delete_then_get_is_404(client: Api, db: AsyncSession) -> None:
     listed = (await client.get(MAILINGS)).json()
     assert [m["id"] for m in listed["items"]] == [kept["id"]]
     assert listed["total"] == 1
-    assert await count_mailings(db) == 1
+    assert await count_rows(db, "mailings") == 1
 
 
 @pytest.mark.parametrize(
@@ -316,7 +293,7 @@ async def test_missing_mailing_is_404(client: Api, db: AsyncSession, method: str
 
     body = assert_problem(response, 404)
     assert str(MISSING_ID) in body["detail"]
-    assert await count_mailings(db) == 1
+    assert await count_rows(db, "mailings") == 1
 
 
 async def test_non_positive_id_is_refused(client: Api) -> None:
@@ -358,14 +335,14 @@ async def test_create_refuses_invalid_fields(
     client: Api, db: AsyncSession, overrides: dict[str, Any], field: str
 ) -> None:
     assert_problem(await client.post(MAILINGS, json=mailing_body(**overrides)), 400, field)
-    assert await count_mailings(db) == 0
+    assert await count_rows(db, "mailings") == 0
 
 
 async def test_create_refuses_a_window_missing_its_end(client: Api, db: AsyncSession) -> None:
     problem = assert_problem(await client.post(MAILINGS, json=mailing_body(send_window={"start": "10:00"})), 400)
 
     assert "end" in problem["detail"]
-    assert await count_mailings(db) == 0
+    assert await count_rows(db, "mailings") == 0
 
 
 @pytest.mark.parametrize("missing", ["text", "start_at", "end_at"])
@@ -376,7 +353,7 @@ async def test_create_refuses_a_missing_required_field(client: Api, db: AsyncSes
     problem = assert_problem(await client.post(MAILINGS, json=body), 400)
 
     assert missing in problem["detail"]
-    assert await count_mailings(db) == 0
+    assert await count_rows(db, "mailings") == 0
 
 
 @pytest.mark.parametrize(
@@ -393,7 +370,7 @@ async def test_create_refuses_an_unknown_field(
     problem = assert_problem(await client.post(MAILINGS, json=mailing_body(**overrides)), 400)
 
     assert any(unknown in e["message"] for e in problem["errors"])
-    assert await count_mailings(db) == 0
+    assert await count_rows(db, "mailings") == 0
 
 
 @pytest.mark.parametrize(("overrides", "field"), INVALID_MAILINGS)
