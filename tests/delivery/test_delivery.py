@@ -6,9 +6,11 @@ from collections.abc import Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.provider.fake import RunningFakeProvider
-from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
+from notification.provider.fake import FakeProviderOptions, RunningFakeProvider, serve_fake_provider
+from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
 from tests.factories import MailingFactory
+from tests.provider_record import accepted_counts, arrivals, message_ids_of
+from tests.sent_log import record_sends, sends_recorded
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -69,8 +71,9 @@ async def test_provider_down_until_after_end_at_leaves_every_message_expired(
 ) -> None:
     await add_clients(client, 20)
     fake_provider.set_options(down=True)
-    start_worker()
-    end_at = utc_now() + dt.timedelta(seconds=8)
+    await start_worker().ready()
+    # Measured once the worker is up, on the clock end_at is checked against: the 8 s are all the worker's.
+    end_at = await database_now(db) + dt.timedelta(seconds=8)
     mailing = await create_mailing(client, end_at=end_at.isoformat())
 
     stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 20)
@@ -198,6 +201,7 @@ async def test_worker_killed_mid_mailing_loses_nothing_and_records_no_second_sen
     client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     await add_clients(client, 200)
+    await record_sends(db)
     fake_provider.set_options(latency_ms=150)
     tuning = {
         "SEND_BATCH_SIZE": "25",
@@ -210,22 +214,42 @@ async def test_worker_killed_mid_mailing_loses_nothing_and_records_no_second_sen
     await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: 0 < s["by_status"]["sent"] < 150)
 
     first.kill()
+    # Whatever the dead worker recorded is final: none of it may reach the provider again.
+    recorded_before_kill = await message_ids_of(db, mailing["id"], "sent")
     killed_at = await mailing_stats(client, mailing["id"])
     assert killed_at["by_status"]["pending"] > 0, "the kill must land mid-mailing"
-    start_worker(**tuning)
+    # The second worker sends to a provider of its own, so each request is known to come from one worker or
+    # the other, whenever the fake got round to it.
+    async with serve_fake_provider(FakeProviderOptions(latency_ms=150)) as second_provider:
+        start_worker(PROVIDER_URL=second_provider.base_url, **tuning)
+        stats = await wait_for(
+            lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 200, timeout_s=90
+        )
+        ids = {m["id"] for m in stats["messages"]["items"]}
+        seen_by_first = await arrivals(fake_provider, ids)
+        seen_by_second = await arrivals(second_provider, ids)
 
-    stats = await wait_for(
-        lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 200, timeout_s=90
-    )
     assert stats["by_status"]["pending"] == 0
-    rows = await db.execute(text("SELECT count(*), count(DISTINCT id) FROM messages WHERE status = 'sent'"))
-    assert tuple(rows.one()) == (200, 200)
-    received = fake_provider.received()
-    assert set(received.accepted) == {m["id"] for m in stats["messages"]["items"]}
-    # Only what was in flight at the kill, or answered but not yet written, may reach it twice.
-    resent = sum(count - 1 for count in received.requests.values())
+    # Recorded sent exactly once each, and only after the provider accepted the message.
+    assert await sends_recorded(db) == dict.fromkeys(ids, 1)
+    accepted_first, accepted_second = accepted_counts(seen_by_first), accepted_counts(seen_by_second)
+    # Each worker, in its own lifetime, has a message accepted at most once.
+    assert max(accepted_first.values()) == 1
+    assert max(accepted_second.values()) == 1
+    accepted = {i for i, n in accepted_first.items() if n} | {i for i, n in accepted_second.items() if n}
+    assert accepted == ids == {m["id"] for m in stats["messages"]["items"] if m["status"] == "sent"}
+    for message in stats["messages"]["items"]:
+        first_accepted = min(
+            a.arrived_at for a in seen_by_first[message["id"]] + seen_by_second[message["id"]] if a.accepted
+        )
+        assert dt.datetime.fromisoformat(message["sent_at"]) >= first_accepted
+    # Only what was in flight at the kill, or answered but not yet written, may reach the provider twice.
+    resent = {i for i in ids if seen_by_first[i] and seen_by_second[i]}
+    assert not resent & recorded_before_kill
     unwritten = int(tuning["WORKER_CONCURRENCY"]) * (int(tuning["RESULT_FLUSH_SIZE"]) - 1)
-    assert resent <= int(tuning["PROVIDER_CONCURRENCY"]) + unwritten
+    assert len(resent) <= int(tuning["PROVIDER_CONCURRENCY"]) + unwritten
+    assert all(len(seen) <= 1 for seen in seen_by_first.values())
+    assert all(len(seen) <= 1 for seen in seen_by_second.values())
 
 
 async def test_mailing_planned_after_its_end_shows_its_audience_expired_and_sends_nothing(

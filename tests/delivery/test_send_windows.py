@@ -20,7 +20,8 @@ from notification.mailings.send_window import next_opening
 from notification.messages.delivery import WINDOW_NEVER_OPENS, ClaimedMessage, Delivery, WindowClosed
 from notification.provider.client import ProviderClient
 from notification.provider.fake import RunningFakeProvider
-from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
+from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
+from tests.provider_record import arrivals
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -71,14 +72,15 @@ async def test_window_that_never_opens_before_end_at_expires_without_a_request(
 
 
 async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
-    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """Slow by nature: windows have minute resolution, so this one opens at the next full minute."""
     zone = "Asia/Kolkata"  # UTC+05:30: the window only works if read in the client's own zone
     waiting = await add_clients(client, 3, timezone=zone)
     late = await add_clients(client, 2, timezone="UTC")
-    start_worker()
-    now = utc_now()
+    await start_worker().ready()
+    # Taken once the worker is up, so its start-up does not eat into the 15 s before the opening.
+    now = await database_now(db)
     opening = (now + dt.timedelta(seconds=75)).replace(second=0, microsecond=0)  # 15-75 s away
     window = _window(opening, opening + dt.timedelta(hours=2), zone)
     # In UTC the same wall times come 5.5 hours later: after the mailing's end.
@@ -88,7 +90,7 @@ async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
         return bool(s["waiting_for_window"] == 3 and s["by_status"]["expired"] == 2)
 
     stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), planned, timeout_s=20)
-    assert utc_now() < opening, "the planning must be seen before the opening"
+    assert await database_now(db) < opening, "the planning must be seen before the opening"
     assert dt.datetime.fromisoformat(stats["next_window_opening"]) == opening
     by_client = {m["client_id"]: m for m in stats["messages"]["items"]}
     for c in waiting:
@@ -102,14 +104,16 @@ async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
     stats = await wait_for(
         lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 3, timeout_s=75
     )
-    for message in stats["messages"]["items"]:
-        if message["status"] == "sent":
-            assert dt.datetime.fromisoformat(message["sent_at"]) >= opening
+    sent = {m["id"] for m in stats["messages"]["items"] if m["status"] == "sent"}
+    assert sent == {by_client[c["id"]]["id"] for c in waiting}
     assert stats["waiting_for_window"] == 0
     assert stats["next_window_opening"] is None
-    received = fake_provider.received()
-    assert received.total_requests == 3
-    assert all(count == 1 for count in received.requests.values())
+    assert fake_provider.received().total_requests == 3
+    # What the provider saw: one request per waiting client, none before its window opened.
+    seen = await arrivals(fake_provider, sent)
+    assert all(len(requests) == 1 for requests in seen.values())
+    assert all(requests[0].arrived_at >= opening for requests in seen.values())
+    assert {requests[0].phone for requests in seen.values()} == {int(c["phone"]) for c in waiting}
 
 
 async def test_removing_the_window_sends_the_waiting_messages_at_once(
