@@ -1,17 +1,22 @@
-"""One id finds every log line about it, in the API and in the worker; phones and tokens never appear."""
+"""One id finds every log line about it, in the API and in the worker; phones and secrets never appear."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
-from collections.abc import Callable
+import os
+import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+import psycopg
 import pytest
 import structlog
 from litestar import Litestar
+from psycopg import sql
+from sqlalchemy import make_url
 
 from notification.config import Settings
 from notification.logging import configure_logging, mask_secrets
@@ -23,11 +28,47 @@ from tests.workers import WorkerProcess
 
 Line = dict[str, Any]
 
+# Made up per run, so that finding one in a log can only mean it leaked from this run's configuration.
+PROVIDER_TOKEN = f"provider-{secrets.token_urlsafe(18)}"
+DATABASE_PASSWORD = f"db-{secrets.token_urlsafe(18)}"
+
+
+@pytest.fixture(scope="session")
+def secret_role(pg_server_url: str) -> Iterator[str]:
+    """A login role with a password (the local server trusts 127.0.0.1 and never asks for it, but it is in the
+    URL every process is given, which is what a log could leak)."""
+    role = f"notification_secret_{os.getpid()}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(DATABASE_PASSWORD))
+        )
+    yield role
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The suite's settings, logging at INFO like production."""
-    return replace(settings, log_level="INFO")
+def log_level() -> str:
+    return "INFO"
+
+
+@pytest.fixture
+def settings(settings: Settings, database_url: str, secret_role: str, log_level: str) -> Settings:
+    """The suite's settings logging at ``log_level`` (INFO like production unless a test says otherwise), with a
+    provider token and a database password, connecting as the role with the password."""
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        role = sql.Identifier(secret_role)
+        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
+            owner.execute(sql.SQL(f"GRANT ALL ON ALL {kind} IN SCHEMA public TO {{}}").format(role))
+        owner.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(role))
+    url = make_url(database_url).set(username=secret_role, password=DATABASE_PASSWORD)
+    return replace(
+        settings,
+        log_level=log_level,
+        database_url=url.render_as_string(hide_password=False),
+        provider_token=PROVIDER_TOKEN,
+    )
 
 
 @pytest.fixture
@@ -50,15 +91,19 @@ def parse(lines: list[str]) -> list[Line]:
     return parsed
 
 
-@pytest.fixture
-def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
-    return start_worker()
-
-
+@pytest.mark.parametrize("log_level", ["INFO", "DEBUG"])
 async def test_one_id_finds_every_line_about_it(
-    client: Api, api_log: io.StringIO, fake_provider: RunningFakeProvider, worker: WorkerProcess
+    client: Api,
+    api_log: io.StringIO,
+    settings: Settings,
+    fake_provider: RunningFakeProvider,
+    start_worker: Callable[..., WorkerProcess],
+    log_level: str,
 ) -> None:
-    fake_provider.set_options(error_rate=0.5, seed=1)
+    # The fake refuses a request without the token: every message sent proves the worker had it.
+    fake_provider.set_options(error_rate=0.5, seed=1, token=PROVIDER_TOKEN)
+    worker = start_worker(LOG_LEVEL=log_level, PROVIDER_TOKEN=PROVIDER_TOKEN)
+    assert DATABASE_PASSWORD in worker.env["NOTIFICATION_DATABASE_URL"]
     clients = [await create_client(client, operator_code="916", tag="logs") for _ in range(12)]
     followed = clients[0]
     patched = await client.patch(
@@ -143,11 +188,15 @@ async def test_one_id_finds_every_line_about_it(
     assert client_calls
     assert client_calls[-1]["outcome"] == "sent"
 
-    # Nothing leaks: no full phone number and no token, in either process.
+    # Nothing leaks: no full phone number, no token and no password, in either process, whatever the level.
+    if log_level == "DEBUG":
+        assert any(line["level"] == "debug" for line in worker_lines)
+        assert any(line["level"] == "debug" for line in api_lines)
     everything = api_log.getvalue() + "\n".join(worker.log_lines())
     for created_client in clients:
         assert created_client["phone"] not in everything
-    assert API_TOKEN not in everything
+    for secret in (API_TOKEN, PROVIDER_TOKEN, DATABASE_PASSWORD):
+        assert secret not in everything
 
 
 async def test_every_request_gets_a_request_id_and_one_access_line(client: Api, api_log: io.StringIO) -> None:
