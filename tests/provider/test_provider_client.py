@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from notification.config import load_settings
-from notification.provider.client import Outcome, ProviderClient, parse_retry_after
+from notification.provider.client import Outcome, ProviderClient, SendResult, parse_retry_after
 from notification.provider.fake import RunningFakeProvider
 from tests.workers import free_port
 
@@ -21,6 +21,15 @@ from tests.workers import free_port
 def _client(base_url: str, timeout_s: float = 1.0) -> ProviderClient:
     settings = replace(load_settings({}), provider_url=base_url, provider_token="t0k", provider_timeout_s=timeout_s)
     return ProviderClient(settings)
+
+
+async def _send_once(base_url: str, time_left_s: float = 5, timeout_s: float = 1.0) -> SendResult:
+    """One message through a client of its own, closed afterwards."""
+    client = _client(base_url, timeout_s)
+    try:
+        return await client.send(11, "79161234567", "Hello", time_left_s=time_left_s)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -113,11 +122,7 @@ async def test_each_kind_of_failure_is_classified(
 
 
 async def test_unreachable_provider_is_transient() -> None:
-    client = _client(f"http://127.0.0.1:{free_port()}/v1")
-    try:
-        result = await client.send(1, "79161234567", "Hello", time_left_s=5)
-    finally:
-        await client.aclose()
+    result = await _send_once(f"http://127.0.0.1:{free_port()}/v1")
     assert result.outcome is Outcome.TRANSIENT
     assert result.error is not None
     assert result.error.startswith("connection error")
@@ -126,11 +131,7 @@ async def test_unreachable_provider_is_transient() -> None:
 
 async def test_a_request_never_outlives_the_time_left_before_end_at(fake_provider: RunningFakeProvider) -> None:
     fake_provider.set_options(hang_rate=1.0, hang_s=60)
-    client = _client(fake_provider.base_url, timeout_s=30)
-    try:
-        result = await client.send(3, "79161234567", "Hello", time_left_s=0.3)
-    finally:
-        await client.aclose()
+    result = await _send_once(fake_provider.base_url, time_left_s=0.3, timeout_s=30)
     assert (result.outcome, result.error) == (Outcome.TRANSIENT, "timeout")
     # Given up when the mailing's time ran out, not after the provider timeout of 30 s.
     assert result.latency_s < 10
@@ -173,11 +174,7 @@ async def test_each_answer_is_classified(
     retry_after_s: float | None,
 ) -> None:
     scripted.answer(status, body, headers)
-    client = _client(scripted.base_url)
-    try:
-        result = await client.send(11, "79161234567", "Hello", time_left_s=5)
-    finally:
-        await client.aclose()
+    result = await _send_once(scripted.base_url)
     assert (result.outcome, result.error, result.status_code, result.retry_after_s) == (
         outcome,
         error,
@@ -189,11 +186,7 @@ async def test_each_answer_is_classified(
 async def test_429_honours_a_retry_after_given_as_an_http_date(scripted: ScriptedProvider) -> None:
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
     scripted.answer(429, b"{}", {"Retry-After": email.utils.format_datetime(when, usegmt=True)})
-    client = _client(scripted.base_url)
-    try:
-        result = await client.send(12, "79161234567", "Hello", time_left_s=5)
-    finally:
-        await client.aclose()
+    result = await _send_once(scripted.base_url)
     assert result.outcome is Outcome.TRANSIENT
     assert result.retry_after_s is not None
     # The date has whole seconds; the request took a moment.
