@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from notification.app import create_app
 from notification.config import Settings, load_settings
 from notification.migrate import upgrade_database
+from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from tests.workers import WorkerProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -117,3 +119,28 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session for arranging and checking rows directly, beside the API."""
     async with async_sessionmaker(engine, expire_on_commit=False)() as session:
         yield session
+
+
+@pytest.fixture
+async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
+    """The project's fake SMS provider on a free port, in this process; its record is the test's to read."""
+    async with serve_fake_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def start_worker(
+    settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Starts real procrastinate workers on the test's database, sending to ``fake_provider``; keyword
+    arguments override ``NOTIFICATION_*`` settings (without the prefix). Every one is stopped at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(**overrides: str) -> WorkerProcess:
+        worker = WorkerProcess(settings, fake_provider.base_url, tmp_path / f"worker-{len(started)}.log", **overrides)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

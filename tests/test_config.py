@@ -1,17 +1,71 @@
 from __future__ import annotations
 
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from notification.config import Settings, load_settings
 
+# The defaults the README's settings table documents, written out: changing one is a decision the README and
+# this table must both record.
+DOCUMENTED_DEFAULTS: dict[str, object] = {
+    "database_url": None,
+    "api_tokens": (),
+    "database_pool_size": 10,
+    "provider_url": "http://127.0.0.1:9090/v1",
+    "provider_token": "",
+    "provider_timeout_s": 10.0,
+    "provider_concurrency": 200,
+    "send_batch_size": 500,
+    "send_lease_s": 10.0,
+    "result_flush_size": 100,
+    "retry_base_s": 1.0,
+    "retry_max_s": 300.0,
+    "worker_concurrency": 4,
+    "worker_heartbeat_s": 2.0,
+    "worker_poll_s": 1.0,
+    "worker_metrics_port": 9100,
+    "stalled_job_after_s": 6.0,
+    "log_level": "INFO",
+    "log_json": True,
+    "data_dir": Path(".notification"),
+    "report_timezone": "UTC",
+    "report_cron": "30 5 * * *",
+    "report_recipients": (),
+    "report_from": "notification@localhost",
+    "smtp_url": "",
+    "report_retry_base_s": 60.0,
+    "report_retry_max_s": 1800.0,
+}
+README = Path(__file__).resolve().parents[1] / "README.md"
+# A row of the settings table: | `NOTIFICATION_X` | default | meaning |
+_SETTING_ROW = re.compile(r"^\| `NOTIFICATION_(\w+)` \| ([^|]+) \|", re.MULTILINE)
 
-def test_defaults_when_nothing_is_set() -> None:
+
+def test_defaults_when_nothing_is_set_are_the_documented_ones() -> None:
     settings = load_settings({})
-    assert settings == Settings()
-    assert settings.database_url is None
-    assert settings.provider_url == "http://127.0.0.1:9090/v1"
+    assert {f.name for f in fields(Settings)} == set(DOCUMENTED_DEFAULTS)
+    assert {name: getattr(settings, name) for name in DOCUMENTED_DEFAULTS} == DOCUMENTED_DEFAULTS
+
+
+def _as_documented(value: object) -> str:
+    if value is None or value == ():
+        return "unset"
+    if value == "":
+        return "empty"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def test_the_readme_documents_every_setting_with_these_defaults() -> None:
+    documented = {name.lower(): default.strip() for name, default in _SETTING_ROW.findall(README.read_text())}
+    expected = {name: _as_documented(value) for name, value in DOCUMENTED_DEFAULTS.items()}
+    assert documented == expected
 
 
 def test_values_are_parsed_to_their_types() -> None:

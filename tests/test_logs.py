@@ -1,37 +1,74 @@
-"""One id finds every log line about it, in the API and in the worker; phones and tokens never appear."""
+"""One id finds every log line about it, in the API and in the worker; phones and secrets never appear."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+import os
+import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import msgspec
+import psycopg
 import pytest
 import structlog
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
+from psycopg import sql
+from sqlalchemy import make_url
 
 from notification.config import Settings
 from notification.logging import configure_logging, mask_secrets
-from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from notification.provider.fake import RunningFakeProvider
+from tests.api import Api, create_client, utc_now
 from tests.conftest import API_TOKEN
-from tests.factories import ClientCreateFactory
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
-Api = AsyncTestClient[Litestar]
 Line = dict[str, Any]
+
+# Made up per run, so that finding one in a log can only mean it leaked from this run's configuration.
+PROVIDER_TOKEN = f"provider-{secrets.token_urlsafe(18)}"
+DATABASE_PASSWORD = f"db-{secrets.token_urlsafe(18)}"
+
+
+@pytest.fixture(scope="session")
+def secret_role(pg_server_url: str) -> Iterator[str]:
+    """A login role with a password (the local server trusts 127.0.0.1 and never asks for it, but it is in the
+    URL every process is given, which is what a log could leak)."""
+    role = f"notification_secret_{os.getpid()}"
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(DATABASE_PASSWORD))
+        )
+    yield role
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The suite's settings, logging at INFO like production."""
-    return replace(settings, log_level="INFO")
+def log_level() -> str:
+    return "INFO"
+
+
+@pytest.fixture
+def settings(settings: Settings, database_url: str, secret_role: str, log_level: str) -> Settings:
+    """The suite's settings logging at ``log_level`` (INFO like production unless a test says otherwise), with a
+    provider token and a database password, connecting as the role with the password."""
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        role = sql.Identifier(secret_role)
+        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
+            owner.execute(sql.SQL(f"GRANT ALL ON ALL {kind} IN SCHEMA public TO {{}}").format(role))
+        owner.execute(sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(role))
+    url = make_url(database_url).set(username=secret_role, password=DATABASE_PASSWORD)
+    return replace(
+        settings,
+        log_level=log_level,
+        database_url=url.render_as_string(hide_password=False),
+        provider_token=PROVIDER_TOKEN,
+    )
 
 
 @pytest.fixture
@@ -54,36 +91,20 @@ def parse(lines: list[str]) -> list[Line]:
     return parsed
 
 
-@pytest.fixture
-async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
-    async with serve_fake_provider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def worker(settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(settings, fake_provider.base_url, tmp_path / "worker.log")
-    yield process
-    process.stop()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-async def _create_client(client: Api, **fields: Any) -> dict[str, Any]:
-    body = msgspec.to_builtins(ClientCreateFactory.build(**fields))
-    response = await client.post("/api/v1/clients", json=body)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
+@pytest.mark.parametrize("log_level", ["INFO", "DEBUG"])
 async def test_one_id_finds_every_line_about_it(
-    client: Api, api_log: io.StringIO, fake_provider: RunningFakeProvider, worker: WorkerProcess
+    client: Api,
+    api_log: io.StringIO,
+    settings: Settings,
+    fake_provider: RunningFakeProvider,
+    start_worker: Callable[..., WorkerProcess],
+    log_level: str,
 ) -> None:
-    fake_provider.set_options(error_rate=0.5, seed=1)
-    clients = [await _create_client(client, operator_code="916", tag="logs") for _ in range(12)]
+    # The fake refuses a request without the token: every message sent proves the worker had it.
+    fake_provider.set_options(error_rate=0.5, seed=1, token=PROVIDER_TOKEN)
+    worker = start_worker(LOG_LEVEL=log_level, PROVIDER_TOKEN=PROVIDER_TOKEN)
+    assert DATABASE_PASSWORD in worker.env["NOTIFICATION_DATABASE_URL"]
+    clients = [await create_client(client, operator_code="916", tag="logs") for _ in range(12)]
     followed = clients[0]
     patched = await client.patch(
         f"/api/v1/clients/{followed['id']}", json={"timezone": "Asia/Tokyo"}, headers={"X-Request-ID": "patch-1"}
@@ -93,8 +114,8 @@ async def test_one_id_finds_every_line_about_it(
         "/api/v1/mailings",
         json={
             "text": "Spring sale",
-            "start_at": (_now() - dt.timedelta(minutes=1)).isoformat(),
-            "end_at": (_now() + dt.timedelta(hours=1)).isoformat(),
+            "start_at": (utc_now() - dt.timedelta(minutes=1)).isoformat(),
+            "end_at": (utc_now() + dt.timedelta(hours=1)).isoformat(),
             "filter": {"tags": ["logs"]},
         },
         headers={"X-Request-ID": "create-mailing-1"},
@@ -167,11 +188,15 @@ async def test_one_id_finds_every_line_about_it(
     assert client_calls
     assert client_calls[-1]["outcome"] == "sent"
 
-    # Nothing leaks: no full phone number and no token, in either process.
+    # Nothing leaks: no full phone number, no token and no password, in either process, whatever the level.
+    if log_level == "DEBUG":
+        assert any(line["level"] == "debug" for line in worker_lines)
+        assert any(line["level"] == "debug" for line in api_lines)
     everything = api_log.getvalue() + "\n".join(worker.log_lines())
     for created_client in clients:
         assert created_client["phone"] not in everything
-    assert API_TOKEN not in everything
+    for secret in (API_TOKEN, PROVIDER_TOKEN, DATABASE_PASSWORD):
+        assert secret not in everything
 
 
 async def test_every_request_gets_a_request_id_and_one_access_line(client: Api, api_log: io.StringIO) -> None:
@@ -203,7 +228,7 @@ async def test_every_request_gets_a_request_id_and_one_access_line(client: Api, 
 
 
 async def test_request_ids_and_path_ids_do_not_leak_into_the_next_request(client: Api, api_log: io.StringIO) -> None:
-    created = await _create_client(client)
+    created = await create_client(client)
     await client.get(f"/api/v1/clients/{created['id']}")
     await client.get("/api/v1/mailings")
     lines = [line for line in parse(api_log.getvalue().splitlines()) if line["event"] == "request handled"]

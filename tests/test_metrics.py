@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
@@ -21,34 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.app import create_app
 from notification.config import Settings
-from notification.provider.fake import RunningFakeProvider, serve_fake_provider
-from tests.factories import ClientCreateFactory
+from notification.provider.fake import RunningFakeProvider
+from tests.api import MESSAGES, Api, add_clients, create_mailing, utc_now
 from tests.waiting import wait_for
-from tests.workers import WorkerProcess
+from tests.workers import WorkerProcess, free_port
 
-Api = AsyncTestClient[Litestar]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
-async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
-    async with serve_fake_provider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def worker(settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(
-        settings, fake_provider.base_url, tmp_path / "worker.log", WORKER_METRICS_PORT=str(_free_port())
-    )
-    yield process
-    process.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
+    """A worker serving its own metrics, on a free port."""
+    return start_worker(WORKER_METRICS_PORT=str(free_port()))
 
 
 async def scrape_worker(worker: WorkerProcess) -> Samples:
@@ -87,32 +67,14 @@ def http_requests(samples: Samples, method: str, path: str, status: int) -> floa
     )
 
 
-async def _add_clients(api: Api, count: int, tag: str) -> list[dict[str, Any]]:
-    rows = [msgspec.to_builtins(ClientCreateFactory.build(tag=tag)) for _ in range(count)]
-    response = await api.post("/api/v1/clients/bulk", json=rows)
-    assert response.status_code == 201, response.text
-    created: list[dict[str, Any]] = response.json()
-    return created
-
-
 async def _create_mailing(api: Api, tag: str) -> int:
-    now = dt.datetime.now(dt.UTC)
-    response = await api.post(
-        "/api/v1/mailings",
-        json={
-            "text": "Metrics",
-            "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
-            "end_at": (now + dt.timedelta(hours=1)).isoformat(),
-            "filter": {"tags": [tag]},
-        },
-    )
-    assert response.status_code == 201, response.text
-    mailing_id: int = response.json()["id"]
+    mailing: dict[str, Any] = await create_mailing(api, text="Metrics", filter={"tags": [tag]})
+    mailing_id: int = mailing["id"]
     return mailing_id
 
 
 async def _messages(api: Api, mailing_id: int) -> list[dict[str, Any]]:
-    response = await api.get("/api/v1/messages", params={"mailing_id": mailing_id, "limit": 100})
+    response = await api.get(MESSAGES, params={"mailing_id": mailing_id, "limit": 100})
     items: list[dict[str, Any]] = response.json()["items"]
     return items
 
@@ -120,8 +82,8 @@ async def _messages(api: Api, mailing_id: int) -> list[dict[str, Any]]:
 async def test_a_delivered_mailing_shows_in_the_metrics(
     client: Api, fake_provider: RunningFakeProvider, worker: WorkerProcess
 ) -> None:
-    await _add_clients(client, 5, "delivered")
-    await _add_clients(client, 3, "outage")
+    await add_clients(client, 5, tag="delivered")
+    await add_clients(client, 3, tag="outage")
     mailing_id = await _create_mailing(client, "delivered")
     await wait_for(lambda: _messages(client, mailing_id), lambda ms: [m["status"] for m in ms] == ["sent"] * 5)
 
@@ -210,24 +172,19 @@ async def test_a_window_that_never_opens_is_counted_as_its_own_error_kind(
 ) -> None:
     """The window 1-2 hours ahead of a mailing that ends in 30 minutes: planning expires the
     audience with the kind decided there, and /metrics counts it under that kind, not `other`."""
-    rows = [msgspec.to_builtins(ClientCreateFactory.build(tag="windowed", timezone="UTC")) for _ in range(4)]
-    assert (await client.post("/api/v1/clients/bulk", json=rows)).status_code == 201
-    now = dt.datetime.now(dt.UTC)
-    response = await client.post(
-        "/api/v1/mailings",
-        json={
-            "text": "Never in time",
-            "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
-            "end_at": (now + dt.timedelta(minutes=30)).isoformat(),
-            "filter": {"tags": ["windowed"]},
-            "send_window": {
-                "start": (now + dt.timedelta(hours=1)).strftime("%H:%M"),
-                "end": (now + dt.timedelta(hours=2)).strftime("%H:%M"),
-            },
+    await add_clients(client, 4, tag="windowed", timezone="UTC")
+    now = utc_now()
+    mailing = await create_mailing(
+        client,
+        text="Never in time",
+        end_at=(now + dt.timedelta(minutes=30)).isoformat(),
+        filter={"tags": ["windowed"]},
+        send_window={
+            "start": (now + dt.timedelta(hours=1)).strftime("%H:%M"),
+            "end": (now + dt.timedelta(hours=2)).strftime("%H:%M"),
         },
     )
-    assert response.status_code == 201, response.text
-    mailing_id = response.json()["id"]
+    mailing_id = mailing["id"]
     messages = await wait_for(
         lambda: _messages(client, mailing_id), lambda ms: len(ms) == 4 and all(m["status"] == "expired" for m in ms)
     )

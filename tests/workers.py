@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from notification.config import PREFIX, Settings
@@ -22,6 +25,13 @@ FAST_DELIVERY = {
     "WORKER_METRICS_PORT": "0",
     "STALLED_JOB_AFTER_S": "3",
 }
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, for a process the test starts (it may race, very rarely)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class WorkerProcess:
@@ -45,6 +55,21 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    async def ready(self, timeout_s: float = 30.0) -> None:
+        """Returns once the worker is registered and fetching jobs: procrastinate logs "Starting worker" (at
+        INFO, so a worker started with a higher LOG_LEVEL never reports ready). Times a test computes after
+        this no longer include the seconds a worker takes to import and connect."""
+        deadline = time.monotonic() + timeout_s
+        while not any("Starting worker" in line for line in self.log_lines()):
+            if self.process.poll() is not None:
+                tail = "\n".join(self.log_lines()[-20:])
+                msg = f"the worker exited with {self.process.returncode} before it was ready:\n{tail}"
+                raise AssertionError(msg)
+            if time.monotonic() > deadline:
+                msg = f"the worker was not ready within {timeout_s} s"
+                raise AssertionError(msg)
+            await asyncio.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no goodbye, jobs left in 'doing'."""

@@ -158,18 +158,22 @@ def fake_provider(
 ) -> None:
     from notification.provider.fake import FakeProviderOptions, run_fake_provider
 
-    options = FakeProviderOptions(
-        token=token,
-        latency_ms=latency_ms,
-        latency_jitter_ms=latency_jitter_ms,
-        error_rate=error_rate,
-        reject_rate=reject_rate,
-        rate_limit_rate=rate_limit_rate,
-        malformed_rate=malformed_rate,
-        hang_rate=hang_rate,
-        down=down,
-        seed=seed,
-    )
+    try:
+        options = FakeProviderOptions(
+            token=token,
+            latency_ms=latency_ms,
+            latency_jitter_ms=latency_jitter_ms,
+            error_rate=error_rate,
+            reject_rate=reject_rate,
+            rate_limit_rate=rate_limit_rate,
+            malformed_rate=malformed_rate,
+            hang_rate=hang_rate,
+            down=down,
+            seed=seed,
+        )
+    except ValueError as exc:
+        # A usage error, not a traceback: the knobs are the user's input.
+        raise click.UsageError(str(exc)) from exc
     run_fake_provider(host, port, options)
 
 

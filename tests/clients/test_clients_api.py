@@ -5,52 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import httpx
-import msgspec
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import ClientCreateFactory, MailingFactory
+from tests.api import CLIENTS, Api, assert_problem, client_body, count_rows, create_client
+from tests.factories import MailingFactory
 
-Api = AsyncTestClient[Litestar]
-
-CLIENTS = "/api/v1/clients"
 BULK = f"{CLIENTS}/bulk"
 MAX_BULK_ROWS = 10_000
 MISSING_ID = 987_654
-
-
-def client_body(**overrides: Any) -> dict[str, Any]:
-    body = {k: v for k, v in msgspec.to_builtins(ClientCreateFactory.build()).items() if v is not None}
-    body.update(overrides)
-    return body
-
-
-async def create(api: Api, **overrides: Any) -> dict[str, Any]:
-    response = await api.post(CLIENTS, json=client_body(**overrides))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def count_clients(db: AsyncSession) -> int:
-    total = await db.scalar(text("SELECT count(*) FROM clients"))
-    # End the read transaction so that no snapshot or lock outlives the check.
-    await db.rollback()
-    return int(total or 0)
-
-
-def assert_problem(response: httpx.Response, status: int, *fields: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    if fields:
-        assert [error["field"] for error in body["errors"]] == list(fields), body
-    return body
 
 
 # --- create and read -------------------------------------------------------------------------------------------
@@ -75,7 +39,7 @@ async def test_create_returns_the_stored_client(client: Api) -> None:
 
 async def test_create_keeps_an_explicit_operator_code(client: Api) -> None:
     # A number ported to another operator keeps its prefix, so the prefix cannot always be trusted.
-    body = await create(client, phone="79161234567", operator_code="903")
+    body = await create_client(client, phone="79161234567", operator_code="903")
 
     assert body["operator_code"] == "903"
     assert (await client.get(f"{CLIENTS}/{body['id']}")).json()["operator_code"] == "903"
@@ -90,7 +54,7 @@ async def test_create_defaults_tag_to_empty(client: Api) -> None:
 
 
 async def test_get_returns_what_create_returned(client: Api) -> None:
-    created = await create(client)
+    created = await create_client(client)
 
     fetched = await client.get(f"{CLIENTS}/{created['id']}")
 
@@ -102,7 +66,7 @@ async def test_get_returns_what_create_returned(client: Api) -> None:
 
 
 async def test_list_pages_by_id_and_counts_every_row(client: Api) -> None:
-    ids = [(await create(client))["id"] for _ in range(5)]
+    ids = [(await create_client(client))["id"] for _ in range(5)]
 
     page = await client.get(CLIENTS, params={"limit": 2, "offset": 1})
 
@@ -115,7 +79,7 @@ async def test_list_pages_by_id_and_counts_every_row(client: Api) -> None:
 
 
 async def test_list_defaults(client: Api) -> None:
-    ids = [(await create(client))["id"] for _ in range(3)]
+    ids = [(await create_client(client))["id"] for _ in range(3)]
 
     first = (await client.get(CLIENTS)).json()
 
@@ -127,7 +91,7 @@ async def test_list_defaults(client: Api) -> None:
 
 async def test_list_past_the_end_still_counts_every_row(client: Api) -> None:
     for _ in range(3):
-        await create(client)
+        await create_client(client)
 
     beyond = (await client.get(CLIENTS, params={"offset": 10})).json()
 
@@ -135,10 +99,10 @@ async def test_list_past_the_end_still_counts_every_row(client: Api) -> None:
 
 
 async def test_list_filters_by_operator_code_and_tag(client: Api) -> None:
-    mts_vip = await create(client, phone="79160000001", tag="vip")
-    mts_plain = await create(client, phone="79160000002", tag="")
-    beeline_vip = await create(client, phone="79030000003", tag="vip")
-    await create(client, phone="79990000004", tag="new")
+    mts_vip = await create_client(client, phone="79160000001", tag="vip")
+    mts_plain = await create_client(client, phone="79160000002", tag="")
+    beeline_vip = await create_client(client, phone="79030000003", tag="vip")
+    await create_client(client, phone="79990000004", tag="new")
 
     by_operator = (await client.get(CLIENTS, params={"operator_code": "916"})).json()
     by_tag = (await client.get(CLIENTS, params={"tag": "vip"})).json()
@@ -156,8 +120,8 @@ async def test_list_filters_by_operator_code_and_tag(client: Api) -> None:
 
 async def test_list_filter_total_ignores_the_page(client: Api) -> None:
     for i in range(4):
-        await create(client, phone=f"7916000000{i}", tag="vip")
-    await create(client, phone="79160000009", tag="other")
+        await create_client(client, phone=f"7916000000{i}", tag="vip")
+    await create_client(client, phone="79160000009", tag="other")
 
     body = (await client.get(CLIENTS, params={"tag": "vip", "limit": 1, "offset": 1})).json()
 
@@ -187,7 +151,7 @@ async def test_list_refuses_a_malformed_operator_code_filter(client: Api) -> Non
 
 
 async def test_patch_changes_only_the_given_fields(client: Api) -> None:
-    created = await create(client, phone="79161234567", tag="new", timezone="Europe/Moscow")
+    created = await create_client(client, phone="79161234567", tag="new", timezone="Europe/Moscow")
 
     response = await client.patch(f"{CLIENTS}/{created['id']}", json={"tag": "vip"})
 
@@ -201,7 +165,7 @@ async def test_patch_changes_only_the_given_fields(client: Api) -> None:
 
 
 async def test_patch_several_fields(client: Api) -> None:
-    created = await create(client, phone="79161234567", timezone="Europe/Moscow")
+    created = await create_client(client, phone="79161234567", timezone="Europe/Moscow")
 
     body = (
         await client.patch(
@@ -217,7 +181,7 @@ async def test_patch_several_fields(client: Api) -> None:
 
 
 async def test_put_replaces_every_field(client: Api) -> None:
-    created = await create(client, phone="79161234567", operator_code="999", tag="vip", timezone="Europe/Moscow")
+    created = await create_client(client, phone="79161234567", operator_code="999", tag="vip", timezone="Europe/Moscow")
 
     response = await client.put(f"{CLIENTS}/{created['id']}", json={"phone": "79031234567", "timezone": "UTC"})
 
@@ -234,7 +198,7 @@ async def test_put_replaces_every_field(client: Api) -> None:
 
 
 async def test_put_keeps_its_own_phone(client: Api) -> None:
-    created = await create(client, phone="79161234567")
+    created = await create_client(client, phone="79161234567")
 
     response = await client.put(
         f"{CLIENTS}/{created['id']}", json={"phone": "79161234567", "timezone": "UTC", "tag": "x"}
@@ -245,8 +209,8 @@ async def test_put_keeps_its_own_phone(client: Api) -> None:
 
 
 async def test_delete_then_get_is_404(client: Api, db: AsyncSession) -> None:
-    kept = await create(client)
-    gone = await create(client)
+    kept = await create_client(client)
+    gone = await create_client(client)
 
     response = await client.delete(f"{CLIENTS}/{gone['id']}")
 
@@ -256,12 +220,12 @@ async def test_delete_then_get_is_404(client: Api, db: AsyncSession) -> None:
     listed = (await client.get(CLIENTS)).json()
     assert [c["id"] for c in listed["items"]] == [kept["id"]]
     assert listed["total"] == 1
-    assert await count_clients(db) == 1
+    assert await count_rows(db, "clients") == 1
 
 
 async def test_delete_cancels_pending_messages_and_keeps_sent_ones(client: Api, db: AsyncSession) -> None:
-    doomed = await create(client)
-    bystander = await create(client)
+    doomed = await create_client(client)
+    bystander = await create_client(client)
     # Two mailings: a client has at most one message per mailing.
     first, second = MailingFactory.build(), MailingFactory.build()
     db.add_all([first, second])
@@ -298,31 +262,31 @@ async def test_delete_cancels_pending_messages_and_keeps_sent_ones(client: Api, 
     ],
 )
 async def test_missing_client_is_404(client: Api, db: AsyncSession, method: str, payload: Any) -> None:
-    await create(client)
+    await create_client(client)
 
     response = await client.request(method, f"{CLIENTS}/{MISSING_ID}", json=payload)
 
     body = assert_problem(response, 404)
     assert str(MISSING_ID) in body["detail"]
-    assert await count_clients(db) == 1
+    assert await count_rows(db, "clients") == 1
 
 
 # --- conflicts ---------------------------------------------------------------------------------------------------
 
 
 async def test_duplicate_phone_on_create_is_409(client: Api, db: AsyncSession) -> None:
-    await create(client, phone="79161234567")
+    await create_client(client, phone="79161234567")
 
     response = await client.post(CLIENTS, json={"phone": "79161234567", "timezone": "UTC"})
 
     body = assert_problem(response, 409, "phone")
     assert "79161234567" in body["detail"]
-    assert await count_clients(db) == 1
+    assert await count_rows(db, "clients") == 1
 
 
 async def test_patch_to_an_existing_phone_is_409(client: Api) -> None:
-    await create(client, phone="79161234567")
-    other = await create(client, phone="79031234567")
+    await create_client(client, phone="79161234567")
+    other = await create_client(client, phone="79031234567")
 
     response = await client.patch(f"{CLIENTS}/{other['id']}", json={"phone": "79161234567"})
 
@@ -331,8 +295,8 @@ async def test_patch_to_an_existing_phone_is_409(client: Api) -> None:
 
 
 async def test_put_to_an_existing_phone_is_409(client: Api) -> None:
-    await create(client, phone="79161234567")
-    other = await create(client, phone="79031234567")
+    await create_client(client, phone="79161234567")
+    other = await create_client(client, phone="79031234567")
 
     response = await client.put(f"{CLIENTS}/{other['id']}", json={"phone": "79161234567", "timezone": "UTC"})
 
@@ -366,11 +330,11 @@ async def test_create_refuses_invalid_fields(
     response = await client.post(CLIENTS, json=client_body(**overrides))
 
     assert_problem(response, 400, field)
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_create_accepts_the_longest_tag(client: Api) -> None:
-    assert (await create(client, tag="x" * 100))["tag"] == "x" * 100
+    assert (await create_client(client, tag="x" * 100))["tag"] == "x" * 100
 
 
 @pytest.mark.parametrize("missing", ["phone", "timezone"])
@@ -381,7 +345,7 @@ async def test_create_refuses_a_missing_required_field(client: Api, db: AsyncSes
     problem = assert_problem(await client.post(CLIENTS, json=body), 400)
 
     assert missing in problem["detail"]
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_create_refuses_an_unknown_field(client: Api, db: AsyncSession) -> None:
@@ -389,7 +353,7 @@ async def test_create_refuses_an_unknown_field(client: Api, db: AsyncSession) ->
 
     problem = assert_problem(response, 400)
     assert any("nickname" in f"{e['field']} {e['message']}" for e in problem["errors"])
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_unknown_field_error_names_the_field(client: Api) -> None:
@@ -406,14 +370,14 @@ async def test_unknown_field_error_names_the_field(client: Api) -> None:
 )
 async def test_create_refuses_a_body_that_is_not_an_object(client: Api, db: AsyncSession, payload: Any) -> None:
     assert_problem(await client.post(CLIENTS, json=payload), 400, "body")
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_create_refuses_malformed_json(client: Api, db: AsyncSession) -> None:
     response = await client.post(CLIENTS, content=b'{"phone": ', headers={"content-type": "application/json"})
 
     assert_problem(response, 400)
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 @pytest.mark.parametrize(
@@ -427,7 +391,7 @@ async def test_create_refuses_malformed_json(client: Api, db: AsyncSession) -> N
     ],
 )
 async def test_patch_refuses_invalid_fields_and_changes_nothing(client: Api, patch: dict[str, Any], field: str) -> None:
-    created = await create(client)
+    created = await create_client(client)
 
     assert_problem(await client.patch(f"{CLIENTS}/{created['id']}", json=patch), 400, field)
     assert (await client.get(f"{CLIENTS}/{created['id']}")).json() == created
@@ -444,7 +408,7 @@ async def test_patch_refuses_invalid_fields_and_changes_nothing(client: Api, pat
 async def test_put_refuses_invalid_fields_and_changes_nothing(
     client: Api, overrides: dict[str, Any], field: str
 ) -> None:
-    created = await create(client)
+    created = await create_client(client)
 
     assert_problem(await client.put(f"{CLIENTS}/{created['id']}", json=client_body(**overrides)), 400, field)
     assert (await client.get(f"{CLIENTS}/{created['id']}")).json() == created
@@ -475,7 +439,7 @@ async def test_bulk_creates_every_row_in_request_order(client: Api, db: AsyncSes
     assert len({c["id"] for c in created}) == 5
     for c in created:
         assert (await client.get(f"{CLIENTS}/{c['id']}")).json() == c
-    assert await count_clients(db) == 5
+    assert await count_rows(db, "clients") == 5
 
 
 async def test_bulk_accepts_the_largest_batch(client: Api, db: AsyncSession) -> None:
@@ -485,7 +449,7 @@ async def test_bulk_accepts_the_largest_batch(client: Api, db: AsyncSession) -> 
 
     assert response.status_code == 201
     assert len(response.json()) == MAX_BULK_ROWS
-    assert await count_clients(db) == MAX_BULK_ROWS
+    assert await count_rows(db, "clients") == MAX_BULK_ROWS
 
 
 @pytest.mark.parametrize(
@@ -504,7 +468,7 @@ async def test_bulk_with_one_bad_row_writes_nothing(
     rows[3].update(bad)
 
     assert_problem(await client.post(BULK, json=rows), 400, field)
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_bulk_names_every_row_with_an_unknown_time_zone(client: Api, db: AsyncSession) -> None:
@@ -513,7 +477,7 @@ async def test_bulk_names_every_row_with_an_unknown_time_zone(client: Api, db: A
     rows[4]["timezone"] = "Nowhere/Four"
 
     assert_problem(await client.post(BULK, json=rows), 400, "[1].timezone", "[4].timezone")
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_bulk_refuses_a_phone_repeated_in_the_request(client: Api, db: AsyncSession) -> None:
@@ -522,17 +486,17 @@ async def test_bulk_refuses_a_phone_repeated_in_the_request(client: Api, db: Asy
 
     problem = assert_problem(await client.post(BULK, json=rows), 400, "[4].phone")
     assert rows[1]["phone"] in problem["detail"]
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_bulk_refuses_a_phone_already_in_the_directory(client: Api, db: AsyncSession) -> None:
-    existing = await create(client)
+    existing = await create_client(client)
     rows = [client_body() for _ in range(5)]
     rows[2]["phone"] = existing["phone"]
 
     problem = assert_problem(await client.post(BULK, json=rows), 409, "[2].phone")
     assert existing["phone"] in problem["detail"]
-    assert await count_clients(db) == 1
+    assert await count_rows(db, "clients") == 1
     assert (await client.get(f"{CLIENTS}/{existing['id']}")).json() == existing
 
 
@@ -542,12 +506,12 @@ async def test_bulk_refuses_an_unknown_field_in_a_row(client: Api, db: AsyncSess
 
     problem = assert_problem(await client.post(BULK, json=rows), 400)
     assert any("nickname" in e["message"] for e in problem["errors"])
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_bulk_refuses_an_object_instead_of_an_array(client: Api, db: AsyncSession) -> None:
     assert_problem(await client.post(BULK, json=client_body()), 400, "body")
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_bulk_refuses_an_empty_array(client: Api) -> None:
@@ -558,4 +522,4 @@ async def test_bulk_refuses_more_than_the_largest_batch(client: Api, db: AsyncSe
     rows = [{"phone": f"7{i:010d}", "timezone": "UTC"} for i in range(MAX_BULK_ROWS + 1)]
 
     assert_problem(await client.post(BULK, json=rows), 400, "body")
-    assert await count_clients(db) == 0
+    assert await count_rows(db, "clients") == 0

@@ -2,63 +2,30 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
-import msgspec
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.provider.fake import RunningFakeProvider
-from tests.factories import ClientCreateFactory, MailingFactory
+from notification.provider.fake import FakeProviderOptions, RunningFakeProvider, serve_fake_provider
+from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
+from tests.factories import MailingFactory
+from tests.provider_record import accepted_counts, arrivals, message_ids_of
+from tests.sent_log import record_sends, sends_recorded
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
-Client = AsyncTestClient[Litestar]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-async def _add_clients(client: Client, count: int, **fields: Any) -> list[dict[str, Any]]:
-    rows = [msgspec.to_builtins(ClientCreateFactory.build(**fields)) for _ in range(count)]
-    response = await client.post("/api/v1/clients/bulk", json=rows)
-    assert response.status_code == 201, response.text
-    created: list[dict[str, Any]] = response.json()
-    return created
-
-
-async def _create_mailing(client: Client, **fields: Any) -> dict[str, Any]:
-    body = {
-        "text": "Winter sale",
-        "start_at": (_now() - dt.timedelta(minutes=1)).isoformat(),
-        "end_at": (_now() + dt.timedelta(hours=1)).isoformat(),
-        **fields,
-    }
-    response = await client.post("/api/v1/mailings", json=body)
-    assert response.status_code == 201, response.text
-    mailing: dict[str, Any] = response.json()
-    return mailing
-
-
-async def _stats(client: Client, mailing_id: int) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/mailings/{mailing_id}/stats", params={"limit": 1000})
-    assert response.status_code == 200, response.text
-    stats: dict[str, Any] = response.json()
-    return stats
-
 
 async def test_due_mailing_is_delivered_once_to_every_matching_client(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    matching = await _add_clients(client, 30, operator_code="916", tag="vip")
-    await _add_clients(client, 10, operator_code="903", tag="vip")
+    matching = await add_clients(client, 30, operator_code="916", tag="vip")
+    await add_clients(client, 10, operator_code="903", tag="vip")
     start_worker()
-    mailing = await _create_mailing(client, filter={"operator_codes": ["916"], "tags": ["vip"]})
+    mailing = await create_mailing(client, filter={"operator_codes": ["916"], "tags": ["vip"]})
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 30, timeout_s=30)
+    stats = await wait_for(
+        lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 30, timeout_s=30
+    )
     assert stats["total"] == 30
     assert stats["by_status"] == {"pending": 0, "sent": 30, "failed": 0, "expired": 0, "cancelled": 0}
     received = fake_provider.received()
@@ -83,32 +50,33 @@ async def _send_jobs_left(db: AsyncSession) -> int:
 
 
 async def test_future_mailing_starts_by_itself_at_start_at(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 5)
+    await add_clients(client, 5)
     start_worker()
-    start_at = _now() + dt.timedelta(seconds=3)
-    mailing = await _create_mailing(client, start_at=start_at.isoformat())
+    start_at = utc_now() + dt.timedelta(seconds=3)
+    mailing = await create_mailing(client, start_at=start_at.isoformat())
     assert mailing["status"] == "scheduled"
-    early = await _stats(client, mailing["id"])
+    early = await mailing_stats(client, mailing["id"])
     assert early["total"] == 0
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 5)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 5)
     for message in stats["messages"]["items"]:
         assert dt.datetime.fromisoformat(message["sent_at"]) >= start_at
     assert fake_provider.received().total_accepted == 5
 
 
 async def test_provider_down_until_after_end_at_leaves_every_message_expired(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 20)
+    await add_clients(client, 20)
     fake_provider.set_options(down=True)
-    start_worker()
-    end_at = _now() + dt.timedelta(seconds=8)
-    mailing = await _create_mailing(client, end_at=end_at.isoformat())
+    await start_worker().ready()
+    # Measured once the worker is up, on the clock end_at is checked against: the 8 s are all the worker's.
+    end_at = await database_now(db) + dt.timedelta(seconds=8)
+    mailing = await create_mailing(client, end_at=end_at.isoformat())
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 20)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 20)
     assert stats["by_status"] == {"pending": 0, "sent": 0, "failed": 0, "expired": 20, "cancelled": 0}
     assert fake_provider.received().total_requests > 0, "the provider was tried while down"
     assert fake_provider.received().total_accepted == 0
@@ -121,14 +89,16 @@ async def test_provider_down_until_after_end_at_leaves_every_message_expired(
 
 
 async def test_transient_errors_are_retried_until_sent(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 40)
+    await add_clients(client, 40)
     fake_provider.set_options(error_rate=0.3, malformed_rate=0.1, rate_limit_rate=0.1, retry_after_s=0.5, seed=7)
     start_worker()
-    mailing = await _create_mailing(client)
+    mailing = await create_mailing(client)
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 40, timeout_s=60)
+    stats = await wait_for(
+        lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 40, timeout_s=60
+    )
     messages = stats["messages"]["items"]
     assert any(m["attempts"] > 1 for m in messages), "the fault rates must have forced some retries"
     received = fake_provider.received()
@@ -137,14 +107,14 @@ async def test_transient_errors_are_retried_until_sent(
 
 
 async def test_permanent_rejections_fail_without_retry(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 10)
+    await add_clients(client, 10)
     fake_provider.set_options(reject_rate=1.0)
     start_worker()
-    mailing = await _create_mailing(client)
+    mailing = await create_mailing(client)
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["failed"] == 10)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["failed"] == 10)
     for message in stats["messages"]["items"]:
         assert message["attempts"] == 1
         assert message["last_error"].startswith("HTTP 400")
@@ -152,13 +122,13 @@ async def test_permanent_rejections_fail_without_retry(
 
 
 async def test_patch_adds_new_clients_and_never_sends_twice(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 10, tag="vip")
-    await _add_clients(client, 5, tag="new")
+    await add_clients(client, 10, tag="vip")
+    await add_clients(client, 5, tag="new")
     start_worker()
-    mailing = await _create_mailing(client, filter={"operator_codes": [], "tags": ["vip"]})
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 10)
+    mailing = await create_mailing(client, filter={"operator_codes": [], "tags": ["vip"]})
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 10)
 
     response = await client.patch(
         f"/api/v1/mailings/{mailing['id']}", json={"text": "Second wave", "filter": {"tags": ["vip", "new"]}}
@@ -166,7 +136,7 @@ async def test_patch_adds_new_clients_and_never_sends_twice(
     assert response.status_code == 200, response.text
     assert response.json()["filter"] == {"operator_codes": [], "tags": ["new", "vip"]}
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 15)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 15)
     assert stats["total"] == 15
     received = fake_provider.received()
     assert received.total_requests == 15
@@ -176,34 +146,34 @@ async def test_patch_adds_new_clients_and_never_sends_twice(
 
 
 async def test_patch_cancels_pending_messages_of_clients_no_longer_matching(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 6, tag="vip")
-    await _add_clients(client, 4, tag="new")
+    await add_clients(client, 6, tag="vip")
+    await add_clients(client, 4, tag="new")
     # Unreachable provider: every message stays pending, retrying, until the plan changes.
     fake_provider.set_options(down=True)
     start_worker()
-    mailing = await _create_mailing(client)
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["total"] == 10)
+    mailing = await create_mailing(client)
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["total"] == 10)
 
     response = await client.patch(f"/api/v1/mailings/{mailing['id']}", json={"filter": {"tags": ["vip"]}})
     assert response.status_code == 200
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["cancelled"] == 4)
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["cancelled"] == 4)
     fake_provider.set_options(down=False)
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 6)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 6)
     assert stats["by_status"] == {"pending": 0, "sent": 6, "failed": 0, "expired": 0, "cancelled": 4}
     cancelled = {m["id"] for m in stats["messages"]["items"] if m["status"] == "cancelled"}
     assert not cancelled & set(fake_provider.received().accepted)
 
 
 async def test_delete_mid_mailing_stops_it_without_a_second_send(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 120)
+    await add_clients(client, 120)
     fake_provider.set_options(latency_ms=100)
     start_worker(SEND_BATCH_SIZE="20", PROVIDER_CONCURRENCY="10", WORKER_CONCURRENCY="2")
-    mailing = await _create_mailing(client)
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 10)
+    mailing = await create_mailing(client)
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 10)
 
     response = await client.delete(f"/api/v1/mailings/{mailing['id']}")
     assert response.status_code == 204
@@ -215,22 +185,25 @@ async def test_delete_mid_mailing_stops_it_without_a_second_send(
 
 
 async def test_reconciler_plans_a_due_mailing_whose_planning_was_never_enqueued(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 3)
+    await add_clients(client, 3)
     # As if the API had died between its commit and the defer.
     mailing = MailingFactory.build()
     db.add(mailing)
     await db.commit()
     start_worker()
-    stats = await wait_for(lambda: _stats(client, mailing.id), lambda s: s["by_status"]["sent"] == 3, timeout_s=40)
+    stats = await wait_for(
+        lambda: mailing_stats(client, mailing.id), lambda s: s["by_status"]["sent"] == 3, timeout_s=40
+    )
     assert stats["total"] == 3
 
 
 async def test_worker_killed_mid_mailing_loses_nothing_and_records_no_second_send(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 200)
+    await add_clients(client, 200)
+    await record_sends(db)
     fake_provider.set_options(latency_ms=150)
     tuning = {
         "SEND_BATCH_SIZE": "25",
@@ -239,37 +212,59 @@ async def test_worker_killed_mid_mailing_loses_nothing_and_records_no_second_sen
         "RESULT_FLUSH_SIZE": "5",
     }
     first = start_worker(**tuning)
-    mailing = await _create_mailing(client)
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: 0 < s["by_status"]["sent"] < 150)
+    mailing = await create_mailing(client)
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: 0 < s["by_status"]["sent"] < 150)
 
     first.kill()
-    killed_at = await _stats(client, mailing["id"])
+    # Whatever the dead worker recorded is final: none of it may reach the provider again.
+    recorded_before_kill = await message_ids_of(db, mailing["id"], "sent")
+    killed_at = await mailing_stats(client, mailing["id"])
     assert killed_at["by_status"]["pending"] > 0, "the kill must land mid-mailing"
-    start_worker(**tuning)
+    # The second worker sends to a provider of its own, so each request is known to come from one worker or
+    # the other, whenever the fake got round to it.
+    async with serve_fake_provider(FakeProviderOptions(latency_ms=150)) as second_provider:
+        start_worker(PROVIDER_URL=second_provider.base_url, **tuning)
+        stats = await wait_for(
+            lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 200, timeout_s=90
+        )
+        ids = {m["id"] for m in stats["messages"]["items"]}
+        seen_by_first = await arrivals(fake_provider, ids)
+        seen_by_second = await arrivals(second_provider, ids)
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 200, timeout_s=90)
     assert stats["by_status"]["pending"] == 0
-    rows = await db.execute(text("SELECT count(*), count(DISTINCT id) FROM messages WHERE status = 'sent'"))
-    assert tuple(rows.one()) == (200, 200)
-    received = fake_provider.received()
-    assert set(received.accepted) == {m["id"] for m in stats["messages"]["items"]}
-    # Only what was in flight at the kill, or answered but not yet written, may reach it twice.
-    resent = sum(count - 1 for count in received.requests.values())
+    # Recorded sent exactly once each, and only after the provider accepted the message.
+    assert await sends_recorded(db) == dict.fromkeys(ids, 1)
+    accepted_first, accepted_second = accepted_counts(seen_by_first), accepted_counts(seen_by_second)
+    # Each worker, in its own lifetime, has a message accepted at most once.
+    assert max(accepted_first.values()) == 1
+    assert max(accepted_second.values()) == 1
+    accepted = {i for i, n in accepted_first.items() if n} | {i for i, n in accepted_second.items() if n}
+    assert accepted == ids == {m["id"] for m in stats["messages"]["items"] if m["status"] == "sent"}
+    for message in stats["messages"]["items"]:
+        first_accepted = min(
+            a.arrived_at for a in seen_by_first[message["id"]] + seen_by_second[message["id"]] if a.accepted
+        )
+        assert dt.datetime.fromisoformat(message["sent_at"]) >= first_accepted
+    # Only what was in flight at the kill, or answered but not yet written, may reach the provider twice.
+    resent = {i for i in ids if seen_by_first[i] and seen_by_second[i]}
+    assert not resent & recorded_before_kill
     unwritten = int(tuning["WORKER_CONCURRENCY"]) * (int(tuning["RESULT_FLUSH_SIZE"]) - 1)
-    assert resent <= int(tuning["PROVIDER_CONCURRENCY"]) + unwritten
+    assert len(resent) <= int(tuning["PROVIDER_CONCURRENCY"]) + unwritten
+    assert all(len(seen) <= 1 for seen in seen_by_first.values())
+    assert all(len(seen) <= 1 for seen in seen_by_second.values())
 
 
 async def test_mailing_planned_after_its_end_shows_its_audience_expired_and_sends_nothing(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 4)
+    await add_clients(client, 4)
     start_worker()
-    mailing = await _create_mailing(
+    mailing = await create_mailing(
         client,
-        start_at=(_now() - dt.timedelta(hours=2)).isoformat(),
-        end_at=(_now() - dt.timedelta(hours=1)).isoformat(),
+        start_at=(utc_now() - dt.timedelta(hours=2)).isoformat(),
+        end_at=(utc_now() - dt.timedelta(hours=1)).isoformat(),
     )
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 4)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 4)
     assert stats["total"] == 4
     assert {m["last_error"] for m in stats["messages"]["items"]} == {"end_at passed before the mailing could start"}
     assert await _send_jobs_left(db) == 0

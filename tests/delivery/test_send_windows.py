@@ -20,7 +20,8 @@ from notification.delivery.sending import ClaimedMessage, Delivery, FollowUp, Wi
 from notification.jobs import create_connector
 from notification.provider.client import ProviderClient
 from notification.provider.fake import RunningFakeProvider
-from tests.delivery.test_delivery import Client, _add_clients, _create_mailing, _now, _stats
+from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
+from tests.provider_record import arrivals
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -35,32 +36,34 @@ def _window(start: dt.datetime, end: dt.datetime, zone: str) -> dict[str, str]:
 
 
 async def test_client_inside_the_window_is_sent_at_once(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 5, timezone="America/New_York")
+    await add_clients(client, 5, timezone="America/New_York")
     start_worker()
-    now = _now()
+    now = utc_now()
     window = _window(now - dt.timedelta(hours=1), now + dt.timedelta(hours=1), "America/New_York")
-    mailing = await _create_mailing(client, send_window=window)
+    mailing = await create_mailing(client, send_window=window)
     assert mailing["send_window"] == window
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 5, timeout_s=30)
+    stats = await wait_for(
+        lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 5, timeout_s=30
+    )
     assert stats["waiting_for_window"] == 0
     assert stats["next_window_opening"] is None
     assert fake_provider.received().total_accepted == 5
 
 
 async def test_window_that_never_opens_before_end_at_expires_without_a_request(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 4, timezone="Asia/Vladivostok")
+    await add_clients(client, 4, timezone="Asia/Vladivostok")
     start_worker()
-    now = _now()
+    now = utc_now()
     # Opens in the clients' zone three hours from now, the mailing ends within the hour.
     window = _window(now + dt.timedelta(hours=3), now + dt.timedelta(hours=5), "Asia/Vladivostok")
-    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(minutes=30)).isoformat())
+    mailing = await create_mailing(client, send_window=window, end_at=(now + dt.timedelta(minutes=30)).isoformat())
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 4)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 4)
     assert stats["by_status"] == {"pending": 0, "sent": 0, "failed": 0, "expired": 4, "cancelled": 0}
     assert all(m["error_kind"] == "window_never_opens" for m in stats["messages"]["items"])
     assert all(m["attempts"] == 0 for m in stats["messages"]["items"])
@@ -69,24 +72,25 @@ async def test_window_that_never_opens_before_end_at_expires_without_a_request(
 
 
 async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """Slow by nature: windows have minute resolution, so this one opens at the next full minute."""
     zone = "Asia/Kolkata"  # UTC+05:30: the window only works if read in the client's own zone
-    waiting = await _add_clients(client, 3, timezone=zone)
-    late = await _add_clients(client, 2, timezone="UTC")
-    start_worker()
-    now = _now()
+    waiting = await add_clients(client, 3, timezone=zone)
+    late = await add_clients(client, 2, timezone="UTC")
+    await start_worker().ready()
+    # Taken once the worker is up, so its start-up does not eat into the 15 s before the opening.
+    now = await database_now(db)
     opening = (now + dt.timedelta(seconds=75)).replace(second=0, microsecond=0)  # 15-75 s away
     window = _window(opening, opening + dt.timedelta(hours=2), zone)
     # In UTC the same wall times come 5.5 hours later: after the mailing's end.
-    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=1)).isoformat())
+    mailing = await create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=1)).isoformat())
 
     def planned(s: dict[str, Any]) -> bool:
         return bool(s["waiting_for_window"] == 3 and s["by_status"]["expired"] == 2)
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), planned, timeout_s=20)
-    assert _now() < opening, "the planning must be seen before the opening"
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), planned, timeout_s=20)
+    assert await database_now(db) < opening, "the planning must be seen before the opening"
     assert dt.datetime.fromisoformat(stats["next_window_opening"]) == opening
     by_client = {m["client_id"]: m for m in stats["messages"]["items"]}
     for c in waiting:
@@ -97,52 +101,56 @@ async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
         assert by_client[c["id"]]["error_kind"] == "window_never_opens"
     assert fake_provider.received().total_requests == 0
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 3, timeout_s=75)
-    for message in stats["messages"]["items"]:
-        if message["status"] == "sent":
-            assert dt.datetime.fromisoformat(message["sent_at"]) >= opening
+    stats = await wait_for(
+        lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 3, timeout_s=75
+    )
+    sent = {m["id"] for m in stats["messages"]["items"] if m["status"] == "sent"}
+    assert sent == {by_client[c["id"]]["id"] for c in waiting}
     assert stats["waiting_for_window"] == 0
     assert stats["next_window_opening"] is None
-    received = fake_provider.received()
-    assert received.total_requests == 3
-    assert all(count == 1 for count in received.requests.values())
+    assert fake_provider.received().total_requests == 3
+    # What the provider saw: one request per waiting client, none before its window opened.
+    seen = await arrivals(fake_provider, sent)
+    assert all(len(requests) == 1 for requests in seen.values())
+    assert all(requests[0].arrived_at >= opening for requests in seen.values())
+    assert {requests[0].phone for requests in seen.values()} == {int(c["phone"]) for c in waiting}
 
 
 async def test_removing_the_window_sends_the_waiting_messages_at_once(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 4, timezone="Europe/Berlin")
+    await add_clients(client, 4, timezone="Europe/Berlin")
     start_worker()
-    now = _now()
+    now = utc_now()
     window = _window(now + dt.timedelta(hours=2), now + dt.timedelta(hours=3), "Europe/Berlin")
-    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=4)).isoformat())
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["waiting_for_window"] == 4)
+    mailing = await create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=4)).isoformat())
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["waiting_for_window"] == 4)
     assert dt.datetime.fromisoformat(stats["next_window_opening"]) > now + dt.timedelta(hours=1)
 
     response = await client.patch(f"/api/v1/mailings/{mailing['id']}", json={"send_window": None})
     assert response.status_code == 200, response.text
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 4)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 4)
     assert stats["waiting_for_window"] == 0
     assert fake_provider.received().total_requests == 4
 
 
 async def test_claim_sends_only_inside_the_window_and_moves_the_rest_to_their_opening(
-    client: Client, db: AsyncSession, settings: Settings, fake_provider: RunningFakeProvider
+    client: Api, db: AsyncSession, settings: Settings, fake_provider: RunningFakeProvider
 ) -> None:
     """A message due while its client's window is closed (a retry's backoff brought it there)
     is not claimed: it moves to its zone's opening, or expires if that comes too late."""
     clients = {
         # The window is 30-90 minutes from now in UTC wall time; in Lagos (UTC+1) it is open now,
         # in Tokyo (UTC+9) it opens some 15 hours from now, after the mailing's end.
-        zone: await _add_clients(client, 2, timezone=zone)
+        zone: await add_clients(client, 2, timezone=zone)
         for zone in ("UTC", "Africa/Lagos", "Asia/Tokyo")
     }
-    now = _now()
+    now = utc_now()
     window = _window(now + dt.timedelta(minutes=30), now + dt.timedelta(minutes=90), "UTC")
     start = dt.time.fromisoformat(window["start"])
     end = dt.time.fromisoformat(window["end"])
     # No worker: the messages are written here as a retry would leave them, due now.
-    mailing = await _create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=2)).isoformat())
+    mailing = await create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=2)).isoformat())
     ids: dict[str, list[int]] = {}
     for zone, rows in clients.items():
         for row in rows:
@@ -173,9 +181,9 @@ async def test_claim_sends_only_inside_the_window_and_moves_the_rest_to_their_op
     assert report.sent == 2
     assert report.expired == 2
     assert set(fake_provider.received().accepted) == set(ids["Africa/Lagos"])
-    opening = next_opening(start, end, ZoneInfo("UTC"), _now())
+    opening = next_opening(start, end, ZoneInfo("UTC"), utc_now())
     assert follow_up == FollowUp(sorted(ids["UTC"]), opening)
-    stats = await _stats(client, mailing["id"])
+    stats = await mailing_stats(client, mailing["id"])
     by_id = {m["id"]: m for m in stats["messages"]["items"]}
     for message_id in ids["UTC"]:
         assert by_id[message_id]["status"] == "pending"
@@ -196,7 +204,7 @@ async def test_last_check_before_the_request_reschedules_instead_of_sending(sett
             raise AssertionError("the provider must not be called outside the window")
 
     delivery = Delivery(settings, NoProvider())  # type: ignore[arg-type]
-    now = _now()
+    now = utc_now()
     closed = (
         dt.time.fromisoformat(_hhmm(now + dt.timedelta(hours=1), "Europe/Berlin")),
         dt.time.fromisoformat(_hhmm(now + dt.timedelta(hours=2), "Europe/Berlin")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from notification.delivery.send_window import is_open, next_opening, openings_by_zone
@@ -121,8 +121,7 @@ _instants = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetim
 @settings(max_examples=300, deadline=None)
 @given(zone=st.sampled_from(ZONES), start=_times, end=_times, now=_instants)
 def test_next_opening_is_the_first_open_instant(zone: str, start: dt.time, end: dt.time, now: dt.datetime) -> None:
-    if start == end:
-        return  # refused by the API
+    assume(start != end)  # refused by the API
     tz = ZoneInfo(zone)
     opening = next_opening(start, end, tz, now)
     assert opening >= now

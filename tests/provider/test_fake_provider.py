@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import threading
 import time
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
-from notification.provider.fake import FakeProviderOptions, Received, RunningFakeProvider, serve_fake_provider
+from notification.provider.fake import (
+    Arrival,
+    FakeProviderOptions,
+    MessageRecord,
+    Received,
+    RunningFakeProvider,
+    serve_fake_provider,
+)
 
 OK = {"code": 0, "message": "OK"}
 TOKEN = "s3cret"
@@ -45,13 +55,55 @@ def test_accepts_a_valid_send_and_records_it() -> None:
             "total_requests": 1,
             "total_accepted": 1,
         }
-        assert httpx.get(f"{fake.url}/_fake/messages/42").json() == {
-            "msg_id": 42,
-            "requests": 1,
-            "accepted": 1,
-            "last_body": body(42),
-        }
+        record = httpx.get(f"{fake.url}/_fake/messages/42").json()
+        arrivals = record.pop("arrivals")
+        assert record == {"msg_id": 42, "requests": 1, "accepted": 1, "last_body": body(42)}
+        assert [(a["msg_id"], a["status"], a["accepted"], a["phone"], a["text"]) for a in arrivals] == [
+            (42, 200, True, 79001234567, "hello")
+        ]
         assert httpx.get(f"{fake.url}/_fake/messages/43").status_code == 404
+
+
+def test_records_when_each_request_arrived_and_was_answered_and_how() -> None:
+    with serve_fake_provider(FakeProviderOptions(token=TOKEN, latency_ms=100)) as fake:
+        before = dt.datetime.now(dt.UTC)
+        send(fake, 1, body(1, phone=79161112233, text="first"))
+        httpx.post(f"{fake.base_url}/send/2", json=body(2, text="no token"))
+        send(fake, 3, {"id": 3, "phone": "79161112233", "text": 7})
+        fake.set_options(reject_rate=1)
+        send(fake, 1, body(1, text="again"))
+        after = dt.datetime.now(dt.UTC)
+
+        arrivals = fake.arrivals()
+        assert [(a.msg_id, a.status, a.accepted, a.phone, a.text) for a in arrivals] == [
+            (1, 200, True, 79161112233, "first"),
+            (2, 401, False, 79001234567, "no token"),
+            # Fields of the wrong type are not recorded as if they were right.
+            (3, 400, False, None, None),
+            (1, 400, False, 79001234567, "again"),
+        ]
+        for arrival in arrivals:
+            assert arrival.answered_at is not None
+            assert before <= arrival.arrived_at
+            # Answered after the latency (asyncio's timer may wake a little early on the wall clock).
+            assert arrival.arrived_at + dt.timedelta(milliseconds=90) <= arrival.answered_at <= after
+        assert [a.arrived_at for a in arrivals] == sorted(a.arrived_at for a in arrivals)
+        assert fake.arrivals({1}) == [arrivals[0], arrivals[3]]
+        assert fake.message(1) == MessageRecord(1, 2, 1, body(1, text="again"), [arrivals[0], arrivals[3]])
+
+        over_http = httpx.get(f"{fake.url}/_fake/arrivals", params={"msg_id": [1, 2]})
+        assert over_http.status_code == 200
+        assert msgspec.json.decode(over_http.content, type=list[Arrival]) == [arrivals[0], arrivals[1], arrivals[3]]
+        everything = msgspec.json.decode(httpx.get(f"{fake.url}/_fake/arrivals").content, type=list[Arrival])
+        assert everything == arrivals
+
+
+def test_a_request_in_flight_is_recorded_as_not_answered_yet() -> None:
+    with serve_fake_provider(FakeProviderOptions(hang_rate=1, hang_s=60)) as fake:
+        with pytest.raises(httpx.ReadTimeout):
+            send(fake, 5, timeout=0.2)
+        [arrival] = fake.arrivals()
+        assert (arrival.msg_id, arrival.answered_at, arrival.status, arrival.accepted) == (5, None, None, False)
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}])
@@ -176,11 +228,19 @@ def test_latency_delays_every_answer() -> None:
 
 
 def test_hang_outlasts_the_client_timeout_without_holding_up_shutdown() -> None:
-    with serve_fake_provider(FakeProviderOptions(hang_rate=1, hang_s=30)) as fake:
-        with pytest.raises(httpx.ReadTimeout):
-            send(fake, 1, timeout=0.2)
-        stopping = time.perf_counter()
-    assert time.perf_counter() - stopping < 2
+    # An hour-long hang: a shutdown that waited for it would be caught by the join's deadline below.
+    fake = serve_fake_provider(FakeProviderOptions(hang_rate=1, hang_s=3600)).start()
+    with pytest.raises(httpx.ReadTimeout):
+        send(fake, 1, timeout=0.2)
+    stopping = threading.Thread(target=fake.stop, daemon=True)
+    stopping.start()
+    stopping.join(timeout=60)
+
+    assert not stopping.is_alive(), "stopping the fake waited for the hung request"
+    # The hung request was released by the shutdown, answered 503, and not delivered.
+    [arrival] = fake.arrivals()
+    assert (arrival.status, arrival.accepted) == (503, False)
+    assert arrival.answered_at is not None
     assert fake.received() == Received(requests={1: 1}, accepted={}, total_requests=1, total_accepted=0)
 
 

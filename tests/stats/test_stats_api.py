@@ -77,3 +77,18 @@ async def test_analysts_view_agrees_with_the_api(client: Api, db: AsyncSession) 
     api = (await client.get(f"/api/v1/mailings/{mailing_id}/stats")).json()
     assert (row.total, row.sent, row.failed, row.pending) == (api["total"], 1, 2, 0)
     assert api["by_status"]["failed"] == row.failed
+
+
+async def test_analysts_status_totals_count_every_message_of_every_mailing(client: Api, db: AsyncSession) -> None:
+    await _mailing_with(db, ["sent", "sent", "failed", "pending"])
+    await _mailing_with(db, ["sent", "expired", "cancelled", "cancelled", "pending"])
+    await _mailing_with(db, [])
+
+    view = dict((await db.execute(text("SELECT status, messages FROM message_status_totals"))).tuples().all())
+    direct = dict((await db.execute(text("SELECT status, count(*) FROM messages GROUP BY status"))).tuples().all())
+    api = (await client.get("/api/v1/mailings/stats")).json()["totals"]
+
+    # One row per status present, no row for a status no message has.
+    assert view == {"sent": 3, "failed": 1, "pending": 2, "expired": 1, "cancelled": 2}
+    assert view == direct
+    assert api == {"total": 9, "by_status": {**ZEROS, **view}}

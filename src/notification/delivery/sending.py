@@ -111,7 +111,9 @@ class FollowUp:
 
 def retry_delay_s(settings: Settings, attempts: int, retry_after_s: float | None) -> float:
     """Capped exponential backoff with jitter; the provider's Retry-After wins when it asks for longer."""
-    ceiling = min(settings.retry_max_s, settings.retry_base_s * 2 ** max(0, attempts - 1))
+    # The exponent is capped before it is raised: past about 1,000 attempts 2**n overflows a float.
+    doublings = min(max(0, attempts - 1), 64)
+    ceiling = min(settings.retry_max_s, settings.retry_base_s * 2**doublings)
     delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter, not cryptography)
     if retry_after_s is not None:
         delay = max(delay, retry_after_s)

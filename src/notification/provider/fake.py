@@ -3,21 +3,23 @@
 Contract: ``POST {base}/v1/send/{msgId}`` with ``Authorization: Bearer <token>`` and a JSON body
 ``{"id": msgId, "phone": <int>, "text": "..."}``; success is HTTP 200 with ``{"code": 0, "message": "OK"}``.
 
-Besides the contract it serves test-only endpoints under ``/_fake/`` to inspect what was received and to
-change the knobs at runtime. Used by tests (``serve_fake_provider``), the dev command and benchmarks
+Besides the contract it serves test-only endpoints under ``/_fake/`` to inspect what was received (counts per
+msgId, and every request with its arrival and answer times, status and content) and to change the knobs at
+runtime. Used by tests (``serve_fake_provider``), the dev command and benchmarks
 (``run_fake_provider``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Annotated, Any, NamedTuple, Self
 
 import msgspec
 import uvicorn
@@ -25,9 +27,11 @@ from litestar import Litestar, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.params import Parameter
 from litestar.types import Scope
 
 __all__ = [
+    "Arrival",
     "FakeProviderOptions",
     "FakeProviderState",
     "MessageRecord",
@@ -103,13 +107,32 @@ class Received(msgspec.Struct, frozen=True):
     total_accepted: int
 
 
+class Arrival(msgspec.Struct, frozen=True):
+    """One send request as the fake saw it, by the wall clock (UTC) of the machine it runs on.
+
+    ``answered_at`` and ``status`` stay None while the request is in flight; a hung request is answered when its
+    hang ends even if its client gave up long before. ``accepted`` is True when the answer was the success body.
+    ``phone`` and ``text`` are those of the body when it had them, of the right type.
+    """
+
+    msg_id: int
+    arrived_at: dt.datetime
+    answered_at: dt.datetime | None
+    status: int | None
+    accepted: bool
+    phone: int | None
+    text: str | None
+
+
 class MessageRecord(msgspec.Struct, frozen=True):
-    """What the fake saw for one msgId; ``last_body`` is the decoded JSON, or the raw text if it was not JSON."""
+    """What the fake saw for one msgId; ``last_body`` is the decoded JSON, or the raw text if it was not JSON;
+    ``arrivals`` is every request for it, in arrival order."""
 
     msg_id: int
     requests: int
     accepted: int
     last_body: Any
+    arrivals: list[Arrival] = msgspec.field(default_factory=list)
 
 
 class _Reply(NamedTuple):
@@ -122,6 +145,7 @@ def _error(status: int, message: str) -> _Reply:
     return _Reply(status, msgspec.json.encode({"code": status, "message": message}))
 
 
+_ACCEPTED = _Reply(200, _OK)
 _DOWN = _error(503, "fake provider is down")
 _SHUTTING_DOWN = _error(503, "fake provider is shutting down")
 _UNAUTHORIZED = _error(401, "missing or invalid bearer token")
@@ -142,6 +166,38 @@ def _decode_send_body(msg_id: int, raw_body: bytes) -> tuple[Any, str | None]:
     except msgspec.DecodeError:
         return raw_body.decode("utf-8", "replace"), "body is not valid JSON"
     return body, _contract_violation(msg_id, body)
+
+
+def _body_field(body: Any, name: str, kind: type) -> Any:
+    value = body.get(name) if isinstance(body, dict) else None
+    return value if type(value) is kind else None
+
+
+class _Arrival:
+    """An ``Arrival`` being written: created when the request arrives, completed when it is answered."""
+
+    __slots__ = ("accepted", "answered_at", "arrived_at", "msg_id", "phone", "status", "text")
+
+    def __init__(self, msg_id: int, body: Any) -> None:
+        self.msg_id = msg_id
+        self.arrived_at = dt.datetime.now(dt.UTC)
+        self.phone: int | None = _body_field(body, "phone", int)
+        self.text: str | None = _body_field(body, "text", str)
+        self.answered_at: dt.datetime | None = None
+        self.status: int | None = None
+        self.accepted = False
+
+    def answer(self, reply: _Reply) -> None:
+        self.status = reply.status
+        self.accepted = reply is _ACCEPTED
+        self.answered_at = dt.datetime.now(dt.UTC)
+
+    def freeze(self) -> Arrival:
+        # Read answered_at first: a request answered meanwhile then shows as in flight, never half-answered.
+        answered_at = self.answered_at
+        if answered_at is None:
+            return Arrival(self.msg_id, self.arrived_at, None, None, False, self.phone, self.text)
+        return Arrival(self.msg_id, self.arrived_at, answered_at, self.status, self.accepted, self.phone, self.text)
 
 
 def _contract_violation(msg_id: int, body: Any) -> str | None:
@@ -170,6 +226,7 @@ class FakeProviderState:
         self.last_body: dict[int, Any] = {}
         self.total_requests = 0
         self.total_accepted = 0
+        self._arrivals: list[_Arrival] = []
 
     def set_options(self, /, **changes: Any) -> FakeProviderOptions:
         """Apply a partial change of the knobs; raises ``msgspec.ValidationError`` on unknown or invalid ones."""
@@ -186,16 +243,28 @@ class FakeProviderState:
         self.last_body = {}
         self.total_requests = 0
         self.total_accepted = 0
+        self._arrivals = []
         self._rng.seed(self.options.seed)
 
     def received(self) -> Received:
         # dict.copy() is atomic under the GIL, so another thread may snapshot while the server is writing.
         return Received(self.requests.copy(), self.accepted.copy(), self.total_requests, self.total_accepted)
 
+    def arrivals(self, msg_ids: set[int] | None = None) -> list[Arrival]:
+        """Every send request received (only those of ``msg_ids`` when given), in arrival order."""
+        # list() of a list is atomic under the GIL, as dict.copy() is for received().
+        return [a.freeze() for a in list(self._arrivals) if msg_ids is None or a.msg_id in msg_ids]
+
     def message(self, msg_id: int) -> MessageRecord | None:
         if msg_id not in self.requests:
             return None
-        return MessageRecord(msg_id, self.requests[msg_id], self.accepted.get(msg_id, 0), self.last_body.get(msg_id))
+        return MessageRecord(
+            msg_id,
+            self.requests[msg_id],
+            self.accepted.get(msg_id, 0),
+            self.last_body.get(msg_id),
+            self.arrivals({msg_id}),
+        )
 
     @property
     def closed(self) -> bool:
@@ -209,10 +278,19 @@ class FakeProviderState:
         """Answer one ``POST /v1/send/{msgId}`` the way the current options say."""
         options = self.options
         body, violation = _decode_send_body(msg_id, raw_body)
+        arrival = _Arrival(msg_id, body)
+        self._arrivals.append(arrival)
         self.requests[msg_id] = self.requests.get(msg_id, 0) + 1
         self.total_requests += 1
         self.last_body[msg_id] = body
+        reply = await self._answer(options, authorization, violation)
+        if reply is _ACCEPTED:
+            self.accepted[msg_id] = self.accepted.get(msg_id, 0) + 1
+            self.total_accepted += 1
+        arrival.answer(reply)
+        return reply
 
+    async def _answer(self, options: FakeProviderOptions, authorization: str | None, violation: str | None) -> _Reply:
         delay_ms = options.latency_ms
         if options.latency_jitter_ms:
             delay_ms += self._rng.uniform(0, options.latency_jitter_ms)
@@ -225,9 +303,9 @@ class FakeProviderState:
             return _UNAUTHORIZED
         if violation is not None:
             return _error(400, violation)
-        return await self._injected_outcome(options, msg_id)
+        return await self._injected_outcome(options)
 
-    async def _injected_outcome(self, options: FakeProviderOptions, msg_id: int) -> _Reply:
+    async def _injected_outcome(self, options: FakeProviderOptions) -> _Reply:
         # One draw against the cumulative rates keeps the outcomes exclusive, each with exactly its own rate.
         roll = self._rng.random()
         if (roll := roll - options.error_rate) < 0:
@@ -242,9 +320,7 @@ class FakeProviderState:
         if roll - options.hang_rate < 0 and not await self._hang(options.hang_s):
             return _SHUTTING_DOWN
         # A hung request counts as accepted even if its client gave up: the provider delivered it anyway.
-        self.accepted[msg_id] = self.accepted.get(msg_id, 0) + 1
-        self.total_accepted += 1
-        return _Reply(200, _OK)
+        return _ACCEPTED
 
     async def _hang(self, seconds: float) -> bool:
         """Sleep ``seconds``; False if the fake started closing meanwhile."""
@@ -276,6 +352,10 @@ def create_fake_provider_app(options: FakeProviderOptions | None = None) -> Lite
     async def received() -> Received:
         return fake.received()
 
+    @get("/_fake/arrivals")
+    async def arrivals(msg_id: Annotated[list[int] | None, Parameter(query="msg_id")] = None) -> list[Arrival]:
+        return fake.arrivals(set(msg_id) if msg_id is not None else None)
+
     @get("/_fake/messages/{msg_id:int}")
     async def message(msg_id: int) -> MessageRecord:
         record = fake.message(msg_id)
@@ -295,7 +375,7 @@ def create_fake_provider_app(options: FakeProviderOptions | None = None) -> Lite
         fake.reset()
 
     return Litestar(
-        route_handlers=[send, received, message, set_options, reset],
+        route_handlers=[send, received, arrivals, message, set_options, reset],
         state=State({_STATE_KEY: fake}),
         openapi_config=None,
         # Litestar's default logging config reconfigures the root logger, which is not ours to touch.
@@ -374,6 +454,9 @@ class RunningFakeProvider:
 
     def message(self, msg_id: int) -> MessageRecord | None:
         return self.state.message(msg_id)
+
+    def arrivals(self, msg_ids: set[int] | None = None) -> list[Arrival]:
+        return self.state.arrivals(msg_ids)
 
     def reset(self) -> None:
         self.state.reset()
