@@ -126,6 +126,22 @@ def test_reset_forgets_what_was_received() -> None:
         assert httpx.get(f"{fake.url}/_fake/messages/1").status_code == 404
 
 
+def test_each_request_is_recorded_with_its_arrival_time_and_text() -> None:
+    with serve_fake_provider(FakeProviderOptions(latency_ms=100, down=True)) as fake:
+        before = time.monotonic()
+        send(fake, 1, body(1, text="first"))
+        send(fake, 1, body(1, text="second"))
+        send(fake, 2, {"id": 2})
+        after = time.monotonic()
+
+        arrivals = fake.arrivals()
+        assert [(a.msg_id, a.text) for a in arrivals] == [(1, "first"), (1, "second"), (2, None)]
+        # Stamped on arrival, before the latency: the answers came 100 ms apart.
+        assert before <= arrivals[0].arrived_at < arrivals[1].arrived_at - 0.1 < arrivals[2].arrived_at - 0.2 < after
+        fake.reset()
+        assert fake.arrivals() == []
+
+
 def test_error_rate_answers_500() -> None:
     with serve_fake_provider(FakeProviderOptions(error_rate=1)) as fake:
         response = send(fake, 1)

@@ -28,6 +28,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.types import Scope
 
 __all__ = [
+    "Arrival",
     "FakeProviderOptions",
     "FakeProviderState",
     "MessageRecord",
@@ -103,6 +104,15 @@ class Received(msgspec.Struct, frozen=True):
     total_accepted: int
 
 
+class Arrival(msgspec.Struct, frozen=True):
+    """One send request as it arrived, before any latency: ``arrived_at`` is ``time.monotonic()``
+    of the serving process, ``text`` the body's text if it had one."""
+
+    msg_id: int
+    arrived_at: float
+    text: str | None
+
+
 class MessageRecord(msgspec.Struct, frozen=True):
     """What the fake saw for one msgId; ``last_body`` is the decoded JSON, or the raw text if it was not JSON."""
 
@@ -170,6 +180,7 @@ class FakeProviderState:
         self.last_body: dict[int, Any] = {}
         self.total_requests = 0
         self.total_accepted = 0
+        self._arrivals: list[Arrival] = []
 
     def set_options(self, /, **changes: Any) -> FakeProviderOptions:
         """Apply a partial change of the knobs; raises ``msgspec.ValidationError`` on unknown or invalid ones."""
@@ -186,11 +197,16 @@ class FakeProviderState:
         self.last_body = {}
         self.total_requests = 0
         self.total_accepted = 0
+        self._arrivals = []
         self._rng.seed(self.options.seed)
 
     def received(self) -> Received:
         # dict.copy() is atomic under the GIL, so another thread may snapshot while the server is writing.
         return Received(self.requests.copy(), self.accepted.copy(), self.total_requests, self.total_accepted)
+
+    def arrivals(self) -> list[Arrival]:
+        """Every send request in arrival order."""
+        return self._arrivals.copy()
 
     def message(self, msg_id: int) -> MessageRecord | None:
         if msg_id not in self.requests:
@@ -208,7 +224,10 @@ class FakeProviderState:
     async def send(self, msg_id: int, authorization: str | None, raw_body: bytes) -> _Reply:
         """Answer one ``POST /v1/send/{msgId}`` the way the current options say."""
         options = self.options
+        arrived_at = time.monotonic()
         body, violation = _decode_send_body(msg_id, raw_body)
+        text = body.get("text") if isinstance(body, dict) else None
+        self._arrivals.append(Arrival(msg_id, arrived_at, text if isinstance(text, str) else None))
         self.requests[msg_id] = self.requests.get(msg_id, 0) + 1
         self.total_requests += 1
         self.last_body[msg_id] = body
@@ -374,6 +393,9 @@ class RunningFakeProvider:
 
     def message(self, msg_id: int) -> MessageRecord | None:
         return self.state.message(msg_id)
+
+    def arrivals(self) -> list[Arrival]:
+        return self.state.arrivals()
 
     def reset(self) -> None:
         self.state.reset()
