@@ -22,8 +22,8 @@ def start_worker(
 ) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(**overrides: str) -> WorkerProcess:
-        worker = WorkerProcess(settings, fake_provider.base_url, tmp_path / "worker.log", **overrides)
+    def start(log_name: str = "worker.log", **overrides: str) -> WorkerProcess:
+        worker = WorkerProcess(settings, fake_provider.base_url, tmp_path / log_name, **overrides)
         started.append(worker)
         return worker
 

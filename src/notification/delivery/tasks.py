@@ -35,6 +35,12 @@ blueprint = Blueprint()
 # until then, so nothing is sent twice meanwhile.
 _retry = RetryStrategy(max_attempts=20, wait=1, exponential_wait=2)
 
+# A worker takes jobs by priority, then in the order they were deferred. Housekeeping deferred
+# now must not wait behind a backlog of send batches (a dead worker's jobs would stay stalled
+# until the queue drained), and a follow-up carries messages older than any batch still queued.
+HOUSEKEEPING_PRIORITY = 10
+FOLLOW_UP_PRIORITY = 1
+
 
 def settings_of(context: JobContext) -> Settings:
     settings = context.additional_context.get("settings")
@@ -94,7 +100,9 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
             async with conn.transaction():
                 follow_up = await delivery.follow_up(conn, message_ids, report.end_at)
                 if follow_up is not None:
-                    await send_messages.configure(connection=conn, schedule_at=follow_up.at).defer_async(
+                    await send_messages.configure(
+                        connection=conn, schedule_at=follow_up.at, priority=FOLLOW_UP_PRIORITY
+                    ).defer_async(
                         mailing_id=mailing_id,
                         plan_version=plan_version,
                         message_ids=list[JSONValue](follow_up.message_ids),
@@ -117,7 +125,7 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
 
 
 @blueprint.periodic(cron="* * * * * */5", periodic_id="expire_overdue")
-@blueprint.task(name="expire_overdue", queue=MAINTENANCE_QUEUE, pass_context=True)
+@blueprint.task(name="expire_overdue", queue=MAINTENANCE_QUEUE, pass_context=True, priority=HOUSEKEEPING_PRIORITY)
 async def expire_overdue(context: JobContext, timestamp: int) -> int:
     """Settles messages whose mailing ended while no batch was there to see it (worker down)."""
     async with pool_of(context).connection() as conn:
@@ -127,8 +135,10 @@ async def expire_overdue(context: JobContext, timestamp: int) -> int:
     return expired
 
 
-@blueprint.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")
-@blueprint.task(name="retry_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
+# Every 2 s: with the default heartbeat and lease, a dead worker's jobs are back in the queue
+# about when its leases run out (10 s), and sending resumes within 15 s of the kill.
+@blueprint.periodic(cron="* * * * * */2", periodic_id="retry_stalled_jobs")
+@blueprint.task(name="retry_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True, priority=HOUSEKEEPING_PRIORITY)
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     """procrastinate 3 leaves the jobs of a dead worker in 'doing': put them back in the queue.
 
@@ -154,7 +164,7 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
 
 
 @blueprint.periodic(cron="* * * * * */10", periodic_id="reconcile_plans")
-@blueprint.task(name="reconcile_plans", queue=PLAN_QUEUE, pass_context=True)
+@blueprint.task(name="reconcile_plans", queue=PLAN_QUEUE, pass_context=True, priority=HOUSEKEEPING_PRIORITY)
 async def reconcile_plans(context: JobContext, timestamp: int) -> int:
     """Plans any due mailing whose planning job was never enqueued (the API died between its
     commit and the defer). Never beside a planning job already queued or running."""
