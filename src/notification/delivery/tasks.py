@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from notification.config import Settings
 from notification.delivery import planning
 from notification.delivery.queries import queries
-from notification.delivery.sending import Delivery
+from notification.delivery.sending import DATABASE_UNREACHABLE, Delivery
 from notification.jobs import (
     MAINTENANCE_QUEUE,
     PLAN_LOCK_PREFIX,
@@ -94,9 +94,11 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
     delivery = delivery_of(context)
     async with pool_of(context).connection() as conn:
         report = await delivery.send_batch(conn, mailing_id, plan_version, message_ids)
-        # A batch that ran to its end (not skipped, not stopped) hands what is still pending to
-        # a follow-up job, deferred in the transaction that settles the rest.
-        if report.end_at is not None and report.stopped is None:
+        # A batch that ran to its end (not skipped), or stopped only because the database was out
+        # of reach, hands what is still pending to a follow-up job, deferred in the transaction
+        # that settles the rest. One stopped because its mailing was deleted or re-planned leaves
+        # its messages to the new plan.
+        if report.end_at is not None and report.stopped in (None, DATABASE_UNREACHABLE):
             async with conn.transaction():
                 follow_up = await delivery.follow_up(conn, message_ids, report.end_at)
                 if follow_up is not None:
