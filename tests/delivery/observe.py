@@ -4,7 +4,7 @@ received and when, and the workers' own log lines."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -21,14 +21,15 @@ async def rows(conninfo: str, statement: str, params: dict[str, Any] | None = No
         return await cursor.fetchall()
 
 
-async def insert_clients(conninfo: str, count: int, *, tag: str = "", first: int = 0) -> None:
-    """``count`` clients in one statement: the bulk API would take longer than the behaviour under test."""
+async def insert_clients(conninfo: str, count: int, *, tags: Sequence[str] = ("",), first: int = 0) -> None:
+    """``count`` clients in one statement (the bulk API would take longer than the behaviour under
+    test), their tags taken in turn from ``tags``."""
     await rows(
         conninfo,
         "INSERT INTO clients (phone, operator_code, tag, timezone)"
-        " SELECT '75' || lpad(g::text, 9, '0'), '916', %(tag)s, 'Europe/Moscow'"
+        " SELECT '75' || lpad(g::text, 9, '0'), '916', (%(tags)s::text[])[1 + mod(g, %(kinds)s)], 'Europe/Moscow'"
         " FROM generate_series(%(first)s, %(first)s + %(count)s - 1) g RETURNING id",
-        {"count": count, "tag": tag, "first": first},
+        {"count": count, "tags": list(tags), "kinds": len(tags), "first": first},
     )
 
 

@@ -41,7 +41,7 @@ async def test_worker_killed_while_planning_then_another_mid_send_both_mailings_
 ) -> None:
     db = settings.psycopg_conninfo
     await insert_clients(db, 28_000)
-    await insert_clients(db, 2_000, tag="vip", first=28_000)
+    await insert_clients(db, 2_000, tags=["vip"], first=28_000)
     planner = start_worker()
     everyone = await _create_mailing(client, text="For everyone")
     await wait_for_log(planner, f"Starting job {PLAN_TASK}")
