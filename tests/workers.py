@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from notification.config import PREFIX, Settings
@@ -24,8 +25,19 @@ FAST_DELIVERY = {
 }
 
 
+WORKER_COMMAND = ("-m", "procrastinate", "--app=notification.worker.app", "worker")
+
+
 class WorkerProcess:
-    def __init__(self, settings: Settings, provider_url: str, log_path: Path, **overrides: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        provider_url: str,
+        log_path: Path,
+        *,
+        command: Sequence[str] = WORKER_COMMAND,
+        **overrides: str,
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
         values = {
             "DATABASE_URL": settings.psycopg_conninfo,
@@ -40,7 +52,7 @@ class WorkerProcess:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"],
+            [sys.executable, *command],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
