@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from notification.config import Settings
 from notification.provider.fake import RunningFakeProvider
@@ -28,8 +29,8 @@ async def _mailing_under_way(
     fake_provider: RunningFakeProvider,
     start_worker: Callable[..., WorkerProcess],
     **fields: object,
-) -> dict[str, object]:
-    fake_provider.set_options(latency_ms=LATENCY_MS)
+) -> dict[str, Any]:
+    fake_provider.set_options(latency_ms=LATENCY_MS, latency_jitter_ms=JITTER_MS, seed=16)
     start_worker()
     mailing = await _create_mailing(client, **fields)
     await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 200, timeout_s=30)
