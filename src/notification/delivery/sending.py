@@ -7,9 +7,9 @@ short and a dead worker's messages come back soon.
 
 A running batch stops starting requests as soon as it learns that it must: its mailing was
 deleted or re-planned (the process's watcher reads that from the database twice a second), or
-one of its writes failed (what it sends could not be recorded). The messages it claimed and did
-not send go back untouched. A text change reaches running batches the same way, without a
-re-plan.
+one of its writes failed or the watcher lost the database (what it sends could not be
+recorded). The messages it claimed and did not send go back untouched. A text change reaches
+running batches the same way, without a re-plan.
 """
 
 from __future__ import annotations
