@@ -136,8 +136,9 @@ def start_worker(
     arguments override ``NOTIFICATION_*`` settings (without the prefix). Every one is stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def start(**overrides: str) -> WorkerProcess:
-        worker = WorkerProcess(settings, fake_provider.base_url, tmp_path / f"worker-{len(started)}.log", **overrides)
+    def start(log_name: str | None = None, **overrides: str) -> WorkerProcess:
+        log_path = tmp_path / (log_name or f"worker-{len(started)}.log")
+        worker = WorkerProcess(settings, fake_provider.base_url, log_path, **overrides)
         started.append(worker)
         return worker
 

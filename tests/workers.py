@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from notification.config import PREFIX, Settings
@@ -27,6 +28,9 @@ FAST_DELIVERY = {
 }
 
 
+WORKER_COMMAND = ("-m", "procrastinate", "--app=notification.worker.app", "worker")
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now, for a process the test starts (it may race, very rarely)."""
     with socket.socket() as sock:
@@ -35,7 +39,15 @@ def free_port() -> int:
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, provider_url: str, log_path: Path, **overrides: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        provider_url: str,
+        log_path: Path,
+        *,
+        command: Sequence[str] = WORKER_COMMAND,
+        **overrides: str,
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
         values = {
             "DATABASE_URL": settings.psycopg_conninfo,
@@ -50,7 +62,7 @@ class WorkerProcess:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"],
+            [sys.executable, *command],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -69,7 +69,7 @@ class WorkerApp(App):
             loop.add_signal_handler(signum, request_stop)
         metrics_server = serve_worker_metrics(settings.worker_metrics_port)
         delivery = Delivery(settings, ProviderClient(settings))
-        delivery.start(connector)
+        delivery.start()
         context = {"settings": settings, "delivery": delivery}
         try:
             while not stopping.is_set():

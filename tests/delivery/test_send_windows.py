@@ -166,7 +166,7 @@ async def test_claim_sends_only_inside_the_window_and_moves_the_rest_to_their_op
     all_ids = [i for zone_ids in ids.values() for i in zone_ids]
     connector = create_connector(settings, max_size=2)
     await connector.open_async()
-    delivery.start(connector)
+    delivery.start()
     try:
         async with connector.pool.connection() as conn:
             report = await delivery.send_batch(conn, mailing["id"], 1, all_ids)

@@ -7,9 +7,9 @@ short and a dead worker's messages come back soon.
 
 A running batch stops starting requests as soon as it learns that it must: its mailing was
 deleted or re-planned (the process's watcher reads that from the database twice a second), or
-one of its writes failed (what it sends could not be recorded). The messages it claimed and did
-not send go back untouched. A text change reaches running batches the same way, without a
-re-plan.
+one of its writes failed or the watcher lost the database (what it sends could not be
+recorded). The messages it claimed and did not send go back untouched. A text change reaches
+running batches the same way, without a re-plan.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import structlog
-from procrastinate import PsycopgConnector
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
@@ -38,9 +38,15 @@ from notification.provider.client import Outcome, ProviderClient, SendResult
 logger = structlog.get_logger(__name__)
 
 DEADLINE_PASSED = "end_at passed before it could be sent"
+DATABASE_UNREACHABLE = "the database could not be reached"
+"""Why a batch stops when the watcher loses the database: what it would send now could not be
+recorded. Its job hands the rest to a follow-up, as if the batch had run to its end."""
 WATCH_INTERVAL_S = 0.5
 """How often a worker reads the mailings of its running batches: a deletion, a re-plan or a
 text change reaches requests not yet started within this (plus one query)."""
+WATCH_CONNECT_TIMEOUT_S = 2
+WATCHER_APPLICATION_NAME = "notification batch watcher"
+"""How the watcher's connection shows in ``pg_stat_activity``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +160,14 @@ class Delivery:
         self._watcher: asyncio.Task[None] | None = None
         self._running: set[_Batch] = set()
 
-    def start(self, connector: PsycopgConnector) -> None:
+    def start(self) -> None:
         # Long-lived tasks pulling from one queue: no task per message, and the provider never
         # sees more than provider_concurrency requests from this process.
         self._senders = [
             asyncio.create_task(self._sender(), name=f"provider-sender-{i}")
             for i in range(self.settings.provider_concurrency)
         ]
-        self._watcher = asyncio.create_task(self._watch(connector), name="batch-watcher")
+        self._watcher = asyncio.create_task(self._watch(), name="batch-watcher")
 
     async def aclose(self) -> None:
         tasks = [*self._senders, *([self._watcher] if self._watcher else [])]
@@ -330,34 +336,54 @@ class Delivery:
                 return WindowClosed(Outcome.TRANSIENT, opens_at=opens_at if opens_at < batch.end_at else None)
         return None
 
-    async def _watch(self, connector: PsycopgConnector) -> None:
+    async def _watch(self) -> None:
         """Renews the leases of the messages running batches still hold, and tells each batch
-        what became of its mailing. A database outage only pauses this: leases then run out,
-        which is what they are for."""
+        what became of its mailing. A database it cannot reach stops the running batches."""
         renew_every = max(1, round(self.settings.send_lease_s / 4 / WATCH_INTERVAL_S))
         tick = 0
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
-            tick += 1
-            if not self._running:
-                continue
-            batches = list(self._running)
-            try:
-                # The pool is looked up each time: the worker replaces it after a database outage.
-                async with connector.pool.connection() as conn:
-                    cur = conn.cursor(row_factory=dict_row)
-                    mailing_ids = sorted({b.mailing_id for b in batches})
-                    rows = await (await cur.execute(queries["watch_mailings"], {"ids": mailing_ids})).fetchall()
-                    mailings = {r["id"]: r for r in rows}
+        # A connection of its own, not one from the pool: when the database goes away, a pool
+        # makes its callers wait for a reconnection (30 s), while this fails at the next tick.
+        conn: AsyncConnection | None = None
+        try:
+            while True:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                tick += 1
+                if not self._running:
+                    continue
+                batches = list(self._running)
+                try:
+                    if conn is None or conn.closed:
+                        conn = await AsyncConnection.connect(
+                            self.settings.psycopg_conninfo,
+                            autocommit=True,
+                            connect_timeout=WATCH_CONNECT_TIMEOUT_S,
+                            application_name=WATCHER_APPLICATION_NAME,
+                        )
+                    await self._watch_once(conn, batches, renew=tick % renew_every == 0)
+                except psycopg.OperationalError as exc:
+                    # Answers arriving now could not be written, and each would be sent again:
+                    # the requests not yet started wait for the database instead.
+                    logger.warning("batch watcher: database unreachable, running batches stop", error=str(exc))
                     for batch in batches:
-                        batch.learn(mailings.get(batch.mailing_id))
-                    if tick % renew_every == 0:
-                        held = sorted(i for b in batches if not b.stopped for i in b.held())
-                        if held:
-                            params = {"ids": held, "lease_s": self.settings.send_lease_s}
-                            await cur.execute(queries["renew_leases"], params)
-            except Exception:
-                logger.warning("batch watcher: database unreachable", exc_info=True)
+                        batch.stop(DATABASE_UNREACHABLE)
+                    if conn is not None:
+                        await conn.close()
+                except Exception:
+                    logger.exception("batch watcher failed")
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _watch_once(self, conn: AsyncConnection, batches: list[_Batch], *, renew: bool) -> None:
+        cur = conn.cursor(row_factory=dict_row)
+        mailing_ids = sorted({b.mailing_id for b in batches})
+        rows = await (await cur.execute(queries["watch_mailings"], {"ids": mailing_ids})).fetchall()
+        mailings = {r["id"]: r for r in rows}
+        for batch in batches:
+            batch.learn(mailings.get(batch.mailing_id))
+        held = sorted(i for b in batches if not b.stopped for i in b.held()) if renew else []
+        if held:
+            await cur.execute(queries["renew_leases"], {"ids": held, "lease_s": self.settings.send_lease_s})
 
 
 _WAIT_FOR_OPENING_IN_BATCH = composed("wait_for_opening", scope=sql.SQL(queries["due_in_batch"]))
@@ -466,6 +492,7 @@ class _Batch:
 
 
 __all__ = [
+    "DATABASE_UNREACHABLE",
     "DEADLINE_PASSED",
     "BatchReport",
     "ClaimedMessage",

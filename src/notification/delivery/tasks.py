@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from notification.config import Settings
 from notification.delivery import planning
 from notification.delivery.queries import queries
-from notification.delivery.sending import Delivery
+from notification.delivery.sending import DATABASE_UNREACHABLE, Delivery
 from notification.jobs import (
     MAINTENANCE_QUEUE,
     PLAN_LOCK_PREFIX,
@@ -34,6 +34,12 @@ blueprint = Blueprint()
 # A job that raised (database gone, worker bug) runs again; a batch's messages stay leased
 # until then, so nothing is sent twice meanwhile.
 _retry = RetryStrategy(max_attempts=20, wait=1, exponential_wait=2)
+
+# A worker takes jobs by priority, then in the order they were deferred. Housekeeping deferred
+# now must not wait behind a backlog of send batches (a dead worker's jobs would stay stalled
+# until the queue drained), and a follow-up carries messages older than any batch still queued.
+HOUSEKEEPING_PRIORITY = 10
+FOLLOW_UP_PRIORITY = 1
 
 
 def settings_of(context: JobContext) -> Settings:
@@ -88,13 +94,17 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
     delivery = delivery_of(context)
     async with pool_of(context).connection() as conn:
         report = await delivery.send_batch(conn, mailing_id, plan_version, message_ids)
-        # A batch that ran to its end (not skipped, not stopped) hands what is still pending to
-        # a follow-up job, deferred in the transaction that settles the rest.
-        if report.end_at is not None and report.stopped is None:
+        # A batch that ran to its end (not skipped), or stopped only because the database was out
+        # of reach, hands what is still pending to a follow-up job, deferred in the transaction
+        # that settles the rest. One stopped because its mailing was deleted or re-planned leaves
+        # its messages to the new plan.
+        if report.end_at is not None and report.stopped in (None, DATABASE_UNREACHABLE):
             async with conn.transaction():
                 follow_up = await delivery.follow_up(conn, message_ids, report.end_at)
                 if follow_up is not None:
-                    await send_messages.configure(connection=conn, schedule_at=follow_up.at).defer_async(
+                    await send_messages.configure(
+                        connection=conn, schedule_at=follow_up.at, priority=FOLLOW_UP_PRIORITY
+                    ).defer_async(
                         mailing_id=mailing_id,
                         plan_version=plan_version,
                         message_ids=list[JSONValue](follow_up.message_ids),
@@ -117,7 +127,7 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
 
 
 @blueprint.periodic(cron="* * * * * */5", periodic_id="expire_overdue")
-@blueprint.task(name="expire_overdue", queue=MAINTENANCE_QUEUE, pass_context=True)
+@blueprint.task(name="expire_overdue", queue=MAINTENANCE_QUEUE, pass_context=True, priority=HOUSEKEEPING_PRIORITY)
 async def expire_overdue(context: JobContext, timestamp: int) -> int:
     """Settles messages whose mailing ended while no batch was there to see it (worker down)."""
     async with pool_of(context).connection() as conn:
@@ -127,8 +137,10 @@ async def expire_overdue(context: JobContext, timestamp: int) -> int:
     return expired
 
 
-@blueprint.periodic(cron="* * * * * */5", periodic_id="retry_stalled_jobs")
-@blueprint.task(name="retry_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True)
+# Every 2 s: with the default heartbeat and lease, a dead worker's jobs are back in the queue
+# about when its leases run out (10 s), and sending resumes within 15 s of the kill.
+@blueprint.periodic(cron="* * * * * */2", periodic_id="retry_stalled_jobs")
+@blueprint.task(name="retry_stalled_jobs", queue=MAINTENANCE_QUEUE, pass_context=True, priority=HOUSEKEEPING_PRIORITY)
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     """procrastinate 3 leaves the jobs of a dead worker in 'doing': put them back in the queue.
 
@@ -154,7 +166,7 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
 
 
 @blueprint.periodic(cron="* * * * * */10", periodic_id="reconcile_plans")
-@blueprint.task(name="reconcile_plans", queue=PLAN_QUEUE, pass_context=True)
+@blueprint.task(name="reconcile_plans", queue=PLAN_QUEUE, pass_context=True, priority=HOUSEKEEPING_PRIORITY)
 async def reconcile_plans(context: JobContext, timestamp: int) -> int:
     """Plans any due mailing whose planning job was never enqueued (the API died between its
     commit and the defer). Never beside a planning job already queued or running."""

@@ -1,0 +1,122 @@
+"""A change to a mailing reaches the requests of batches already running: a second after the API
+answered a DELETE or a PATCH, no request starts that contradicts it. The provider answers in
+500-800 ms (the jitter keeps requests starting all the time rather than in waves), so hundreds
+of claimed messages are queued in the worker when the change lands; the fake provider stamps
+each request's arrival."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from notification.config import Settings
+from notification.provider.fake import RunningFakeProvider
+from tests.api import Api, create_mailing
+from tests.delivery.observe import arrivals_of, counts, insert_clients, jobs_left, message_ids
+from tests.waiting import wait_for
+from tests.workers import WorkerProcess
+
+BOUND_S = 1.0
+LATENCY_MS = 500
+JITTER_MS = 300
+SEND_TASK = "delivery:send_messages"
+
+
+async def _mailing_under_way(
+    client: Api,
+    db: str,
+    fake_provider: RunningFakeProvider,
+    start_worker: Callable[..., WorkerProcess],
+    **fields: object,
+) -> dict[str, Any]:
+    fake_provider.set_options(latency_ms=LATENCY_MS, latency_jitter_ms=JITTER_MS, seed=16)
+    start_worker()
+    mailing = await create_mailing(client, **fields)
+    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 200, timeout_s=30)
+    return mailing
+
+
+async def test_no_request_for_a_deleted_mailing_starts_more_than_1_s_after_the_delete(
+    client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 2_000)
+    mailing = await _mailing_under_way(client, db, fake_provider, start_worker)
+    ids = await message_ids(db, mailing["id"])
+
+    response = await client.delete(f"/api/v1/mailings/{mailing['id']}")
+    deleted_at = time.time()
+    assert response.status_code == 204
+    await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
+
+    after = [
+        a.arrived_at.timestamp() - deleted_at for a in arrivals_of(fake_provider.arrivals(), ids, after=deleted_at)
+    ]
+    print(f"\nDELETE: {len(after)} requests started after it returned, the last {max(after, default=0):.2f} s after")
+    assert max(after, default=0) <= BOUND_S
+    received = fake_provider.received()
+    assert received.total_requests < 2_000, "the deletion stopped the mailing"
+    assert set(received.requests.values()) == {1}
+
+
+async def test_requests_starting_more_than_1_s_after_a_text_patch_carry_the_new_text(
+    client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 2_000)
+    mailing = await _mailing_under_way(client, db, fake_provider, start_worker, text="Old text")
+
+    response = await client.patch(f"/api/v1/mailings/{mailing['id']}", json={"text": "New text"})
+    patched_at = time.time()
+    assert response.status_code == 200
+    assert response.json()["text"] == "New text"
+    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] == 2_000, timeout_s=30)
+
+    arrivals = fake_provider.arrivals()
+    old_after = [
+        a.arrived_at.timestamp() - patched_at
+        for a in arrivals
+        if a.arrived_at.timestamp() > patched_at and a.text == "Old text"
+    ]
+    print(
+        f"\ntext PATCH: {len(old_after)} requests with the old text after it returned,"
+        f" the last {max(old_after, default=0):.2f} s after"
+    )
+    late = [a for a in arrivals if a.arrived_at.timestamp() > patched_at + BOUND_S]
+    assert late, "the mailing must still be sending a second after the change"
+    assert {a.text for a in late} == {"New text"}
+    received = fake_provider.received()
+    assert len(received.requests) == 2_000
+    assert set(received.requests.values()) == {1}
+
+
+async def test_no_request_for_a_client_a_filter_patch_removed_starts_more_than_1_s_after_it(
+    client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 2_000, tags=["vip", "new"])
+    mailing = await _mailing_under_way(
+        client, db, fake_provider, start_worker, filter={"operator_codes": [], "tags": ["vip", "new"]}
+    )
+    removed = await message_ids(db, mailing["id"], where="c.tag = 'new'")
+
+    response = await client.patch(f"/api/v1/mailings/{mailing['id']}", json={"filter": {"tags": ["vip"]}})
+    patched_at = time.time()
+    assert response.status_code == 200
+    assert response.json()["filter"] == {"operator_codes": [], "tags": ["vip"]}
+    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["pending"] == 0 and c["cancelled"] > 0, timeout_s=30)
+    await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
+
+    after = [
+        a.arrived_at.timestamp() - patched_at for a in arrivals_of(fake_provider.arrivals(), removed, after=patched_at)
+    ]
+    print(f"\nfilter PATCH: {len(after)} requests for removed clients after it, the last {max(after, default=0):.2f} s")
+    assert max(after, default=0) <= BOUND_S
+    final = await counts(db, mailing["id"])
+    kept = await message_ids(db, mailing["id"], where="c.tag = 'vip'")
+    received = fake_provider.received()
+    assert kept <= set(received.accepted), "every client still matching got the message"
+    assert final["sent"] == len(received.accepted)
+    assert final["cancelled"] == len(removed - set(received.accepted))
+    assert set(received.requests.values()) == {1}
