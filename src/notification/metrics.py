@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from notification.messages.models import MessageStatus
 
@@ -60,8 +60,8 @@ FROM mailings m
 GROUP BY 1
 """
 _CLIENTS = "SELECT count(*) FROM clients"
-_ERRORS = """
-SELECT CASE
+# The kind of a provider error, from the text the engine stored with it.
+ERROR_KIND = """CASE
          WHEN last_error LIKE 'HTTP 5%' THEN 'http_5xx'
          WHEN last_error LIKE 'HTTP 429%' THEN 'http_429'
          WHEN last_error LIKE 'HTTP 408%' THEN 'http_408'
@@ -72,12 +72,14 @@ SELECT CASE
          WHEN last_error LIKE 'provider answered code%' THEN 'provider_code'
          WHEN last_error LIKE 'end_at passed%' OR last_error LIKE 'no chance%' THEN 'deadline'
          ELSE 'other'
-       END AS kind,
+       END"""
+_ERRORS = f"""
+SELECT {ERROR_KIND} AS kind,
        count(*) AS n
 FROM messages
 WHERE last_error IS NOT NULL
 GROUP BY 1
-"""
+"""  # noqa: S608  (constant SQL, nothing from outside)
 _QUEUE = "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1, 2"
 # A job is due once its scheduled_at has passed; one deferred without a time is due since it was deferred.
 _OLDEST_DUE = """
@@ -102,6 +104,12 @@ class DomainSnapshot:
     oldest_due_s: float = 0.0
 
 
+async def read_queue(conn: AsyncConnection | AsyncSession) -> tuple[dict[tuple[str, str], int], float]:
+    """Jobs by (queue, status), and the age in seconds of the oldest due job still waiting."""
+    jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(text(_QUEUE))}
+    return jobs, max(0.0, float((await conn.execute(text(_OLDEST_DUE))).scalar_one()))
+
+
 async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
     snapshot = DomainSnapshot()
     try:
@@ -112,8 +120,7 @@ async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
             snapshot.mailings = {row.status: int(row.n) for row in await conn.execute(text(_MAILINGS))}
             snapshot.clients = int((await conn.execute(text(_CLIENTS))).scalar_one())
             snapshot.errors = {row.kind: int(row.n) for row in await conn.execute(text(_ERRORS))}
-            snapshot.queue_jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(text(_QUEUE))}
-            snapshot.oldest_due_s = max(0.0, float((await conn.execute(text(_OLDEST_DUE))).scalar_one()))
+            snapshot.queue_jobs, snapshot.oldest_due_s = await read_queue(conn)
     except Exception:  # a scrape during an outage still serves the HTTP metrics
         logger.warning("metrics: database unreachable", exc_info=True)
         return DomainSnapshot()
@@ -190,4 +197,4 @@ class MetricsController(Controller):
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-__all__ = ("MetricsController", "prometheus_config", "read_snapshot", "render")
+__all__ = ("ERROR_KIND", "MetricsController", "prometheus_config", "read_queue", "read_snapshot", "render")

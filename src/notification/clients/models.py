@@ -15,6 +15,8 @@ class Client(Entity):
         # operator-led form and its operator+tag refinement, the other the tag-only form.
         Index("ix_clients_operator_code_tag", "operator_code", "tag"),
         Index("ix_clients_tag", "tag"),
+        # The console searches by time zone and lists the zones present.
+        Index("ix_clients_timezone", "timezone"),
     )
 
     phone: Mapped[str] = mapped_column(String(11), unique=True)

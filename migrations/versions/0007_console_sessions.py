@@ -1,0 +1,38 @@
+"""Console sessions, and the index the console's time zone search and list use.
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-11-26
+"""
+
+from __future__ import annotations
+
+import advanced_alchemy.types
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "console_sessions",
+        sa.Column("id", advanced_alchemy.types.GUID(length=16), nullable=False),
+        sa.Column("session_id", sa.String(length=255), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("expires_at", advanced_alchemy.types.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_console_sessions")),
+        sa.UniqueConstraint("session_id", name="uq_console_sessions_session_id"),
+    )
+    op.create_index(op.f("ix_console_sessions_expires_at"), "console_sessions", ["expires_at"], unique=False)
+    op.create_index("ix_clients_timezone", "clients", ["timezone"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_clients_timezone", table_name="clients")
+    op.drop_index(op.f("ix_console_sessions_expires_at"), table_name="console_sessions")
+    op.drop_table("console_sessions")
