@@ -142,8 +142,8 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
 
     async def count_matching(self, operator_codes: Sequence[str], tags: Sequence[str]) -> int:
         """The audience of a mailing filter, counted set-based."""
-        statement = select(func.count()).select_from(Client).where(
-            *client_conditions(operator_codes=operator_codes, tags=tags)
+        statement = (
+            select(func.count()).select_from(Client).where(*client_conditions(operator_codes=operator_codes, tags=tags))
         )
         return int((await self.repository.session.execute(statement)).scalar_one())
 
