@@ -78,13 +78,17 @@ def _sql(statement: Select[Any]) -> str:
     return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
-def time_page(client: httpx.Client, path: str, repeat: int, expect: str) -> tuple[float, list[float]]:
-    """One untimed request, then ``repeat`` timed ones; each page must answer 200 and show ``expect``."""
+def time_page(
+    client: httpx.Client, path: str, repeat: int, expect: str, fragment: str | None
+) -> tuple[float, list[float]]:
+    """One untimed request, then ``repeat`` timed ones; each page must answer 200 and show ``expect``.
+    With ``fragment``, the request is htmx's refresh of that fragment of the page."""
+    headers = {"HX-Request": "true", "HX-Target": fragment} if fragment else {}
     timings = []
     first = 0.0
     for attempt in range(repeat + 1):
         started = time.perf_counter()
-        response = client.get(path)
+        response = client.get(path, headers=headers)
         elapsed = (time.perf_counter() - started) * 1000
         if response.status_code != 200 or expect not in response.text:
             raise SystemExit(f"GET {path}: {response.status_code}, {expect!r} not in the page")
@@ -157,25 +161,28 @@ def main() -> None:
             with httpx.Client(base_url=base, timeout=300, follow_redirects=True) as client:
                 sign_in(client, token)
                 pages = [
-                    ("/admin", "Messages by status"),
-                    ("/admin/dashboard/figures", "Sent per minute"),
-                    ("/admin/mailings", "Mailings"),
-                    (f"/admin/mailings/{large}", f"Mailing {large}"),
-                    (f"/admin/mailings/{large}?status=failed", f"Mailing {large}"),
-                    (f"/admin/mailings/{small}", f"Mailing {small}"),
-                    ("/admin/mailings/new", "New mailing"),
-                    ("/admin/clients", "clients match"),
-                    ("/admin/clients?phone_prefix=7900012", "clients match"),
-                    ("/admin/clients?tag=vip&operator_code=916", "clients match"),
-                    ("/admin/clients?timezone=UTC", "clients match"),
-                    ("/admin/clients?tag=vip&before=500000", "clients match"),
+                    ("/admin", "Messages by status", None),
+                    ("/admin", "Sent per minute", "figures"),
+                    ("/admin/mailings", "Mailings", None),
+                    ("/admin/mailings", "progress", "mailing-rows"),
+                    (f"/admin/mailings/{large}", f"Mailing {large}", None),
+                    (f"/admin/mailings/{large}", "Progress", "progress"),
+                    (f"/admin/mailings/{large}?status=failed", f"Mailing {large}", None),
+                    (f"/admin/mailings/{small}", f"Mailing {small}", None),
+                    ("/admin/mailings/new", "New mailing", None),
+                    ("/admin/clients", "clients match", None),
+                    ("/admin/clients?phone_prefix=7900012", "clients match", None),
+                    ("/admin/clients?tag=vip&operator_code=916", "clients match", None),
+                    ("/admin/clients?timezone=UTC", "clients match", None),
+                    ("/admin/clients?tag=vip&before=500000", "clients match", None),
                 ]
                 say("")
                 say(f"HTTP, {args.repeat} timed requests per page (after one untimed), signed in")
-                for path, expect in pages:
-                    first, timings = time_page(client, path, args.repeat, expect)
+                for path, expect, fragment in pages:
+                    first, timings = time_page(client, path, args.repeat, expect, fragment)
+                    shown = path + (f" (#{fragment})" if fragment else "")
                     say(
-                        f"  GET {path:<44} median {statistics.median(timings):7.1f} ms"
+                        f"  GET {shown:<54} median {statistics.median(timings):7.1f} ms"
                         f"  min {min(timings):7.1f}  max {max(timings):7.1f}  (first {first:.1f})"
                     )
 

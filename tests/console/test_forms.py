@@ -234,7 +234,6 @@ async def test_an_htmx_request_without_the_csrf_header_is_refused(console: Conso
         ("get", "/admin/mailings/424242"),
         ("get", "/admin/mailings/424242/edit"),
         ("get", "/admin/mailings/424242/delete"),
-        ("get", "/admin/mailings/424242/progress"),
         ("post", "/admin/mailings/424242"),
         ("post", "/admin/mailings/424242/delete"),
         ("get", "/admin/clients/424242/edit"),

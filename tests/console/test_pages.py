@@ -133,8 +133,8 @@ async def test_the_dashboard_shows_counts_queue_errors_and_the_send_rate(console
     assert f"<title>{minute}: 2 sent</title>" in hour
     assert "3 sent · peak 2/min" in _section(page, "rate-day")
 
-    figures = await console.get("/admin/dashboard/figures", headers={"HX-Request": "true"})
-    assert figures.text.startswith('<div id="figures" hx-get="/admin/dashboard/figures" hx-trigger="every 5s"')
+    figures = await console.get("/admin", headers={"HX-Request": "true", "HX-Target": "figures"})
+    assert figures.text.startswith('<div id="figures" hx-get="/admin" hx-trigger="every 5s"')
     assert "<html" not in figures.text
 
 
@@ -175,7 +175,10 @@ async def test_a_mailing_page_shows_progress_and_pages_through_its_messages(cons
     # Once nothing is pending, the mailing is finished and the page stops polling.
     await db.execute(text("UPDATE messages SET status = 'cancelled' WHERE status = 'pending'"))
     await db.commit()
-    final = (await console.get(f"/admin/mailings/{mailing_id}/progress")).text
+    final = (
+        await console.get(f"/admin/mailings/{mailing_id}", headers={"HX-Request": "true", "HX-Target": "progress"})
+    ).text
+    assert final.startswith('<section class="panel" id="progress"')
     assert 'id="mailing-status">finished<' in final
     assert "hx-trigger" not in final.split(">", 1)[0]
 

@@ -12,7 +12,6 @@ from tests.console.conftest import SESSION_COOKIE, Console, csrf_of
 
 CONSOLE_PAGES = [
     "/admin",
-    "/admin/dashboard/figures",
     "/admin/mailings",
     "/admin/mailings/new",
     "/admin/mailings/1",
@@ -41,9 +40,9 @@ async def test_every_console_page_sends_a_stranger_to_sign_in(anonymous: Console
 
 
 async def test_an_htmx_refresh_without_a_session_moves_the_whole_page_to_sign_in(anonymous: Console) -> None:
-    response = await anonymous.get("/admin/dashboard/figures", headers={"HX-Request": "true"})
+    response = await anonymous.get("/admin/mailings/7", headers={"HX-Request": "true", "HX-Target": "progress"})
     assert response.status_code == 200
-    assert response.headers["hx-redirect"] == "/admin/sign-in?next=%2Fadmin%2Fdashboard%2Ffigures"
+    assert response.headers["hx-redirect"] == "/admin/sign-in?next=%2Fadmin%2Fmailings%2F7"
 
 
 async def test_a_form_sent_without_a_session_changes_nothing(anonymous: Console, db: AsyncSession) -> None:

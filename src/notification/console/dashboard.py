@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import Provide
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.console.charts import SendRateChart, send_rate_chart
 from notification.console.identity import operator_timezone, require_sign_in
-from notification.console.templating import page
+from notification.console.templating import page, refreshing
 from notification.mailings.controllers import provide_mailing_service
 from notification.mailings.models import MailingStatus
 from notification.mailings.services import MailingService
@@ -28,6 +28,7 @@ from notification.stats.queries import (
 )
 
 REFRESH_S = 5
+FIGURES_TARGET = "figures"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +79,7 @@ class DashboardController(Controller):
     dependencies = {"mailings": Provide(provide_mailing_service)}
 
     @get("/")
-    async def dashboard(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, mailings: MailingService
-    ) -> Template:
+    async def dashboard(self, request: HTMXRequest, db_session: AsyncSession, mailings: MailingService) -> Template:
         figures = await read_figures(db_session, mailings, operator_timezone(request))
-        return page(request, "dashboard.html", figures=figures, refresh_s=REFRESH_S)
-
-    @get("/dashboard/figures")
-    async def figures(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, mailings: MailingService
-    ) -> Template:
-        figures = await read_figures(db_session, mailings, operator_timezone(request))
-        return page(request, "_dashboard_figures.html", figures=figures, refresh_s=REFRESH_S)
+        template = "_dashboard_figures.html" if refreshing(request, FIGURES_TARGET) else "dashboard.html"
+        return page(request, template, figures=figures, refresh_s=REFRESH_S)

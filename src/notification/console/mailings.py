@@ -14,6 +14,7 @@ from litestar.datastructures import FormMultiDict
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.plugins.flash import flash
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 from procrastinate import App
@@ -24,7 +25,7 @@ from notification.clients.services import ClientService
 from notification.console.charts import StatusShare, status_shares
 from notification.console.forms import FieldErrors, decode_as, field_errors, local_input, mailing_json
 from notification.console.identity import operator_timezone, require_admin, require_sign_in
-from notification.console.templating import page
+from notification.console.templating import page, refreshing
 from notification.errors import InvalidInput
 from notification.jobs import provide_job_queue
 from notification.mailings.controllers import MailingId, plan_after_commit, provide_mailing_service
@@ -48,6 +49,9 @@ LIST_PAGE_SIZE = 20
 MESSAGES_PAGE_SIZE = 50
 PROGRESS_REFRESH_S = 2
 LIST_REFRESH_S = 5
+# The ids of the fragments htmx refreshes in place; asked for, the page renders only that fragment.
+ROWS_TARGET = "mailing-rows"
+PROGRESS_TARGET = "progress"
 
 logger = structlog.get_logger(__name__)
 
@@ -93,52 +97,30 @@ class MailingConsoleController(Controller):
 
     # -- the list ------------------------------------------------------------------------------
 
-    async def _list_context(
+    @get("/")
+    async def list_page(
         self,
+        request: HTMXRequest,
         db_session: AsyncSession,
         mailings: MailingService,
         clients: ClientService,
-        status: MailingStatus | None,
-        page_number: int,
-    ) -> dict[str, Any]:
+        status: MailingStatus | None = None,
+        page_number: PageNumber = 1,
+    ) -> Template:
         found, total = await mailings.list_mailings(
             LIST_PAGE_SIZE, (page_number - 1) * LIST_PAGE_SIZE, status, newest_first=True
         )
-        return {
+        context: dict[str, Any] = {
             "rows": await _rows(db_session, clients, [to_read(m) for m in found]),
             "total": total,
-            "by_status": await mailings.count_by_status(),
             "status": status,
             "page_number": page_number,
             "pages": max(1, -(-total // LIST_PAGE_SIZE)),
             "refresh_s": LIST_REFRESH_S,
         }
-
-    @get("/")
-    async def list_page(
-        self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        mailings: MailingService,
-        clients: ClientService,
-        status: MailingStatus | None = None,
-        page_number: PageNumber = 1,
-    ) -> Template:
-        context = await self._list_context(db_session, mailings, clients, status, page_number)
-        return page(request, "mailings/list.html", **context)
-
-    @get("/rows")
-    async def list_rows(
-        self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        mailings: MailingService,
-        clients: ClientService,
-        status: MailingStatus | None = None,
-        page_number: PageNumber = 1,
-    ) -> Template:
-        context = await self._list_context(db_session, mailings, clients, status, page_number)
-        return page(request, "mailings/_rows.html", **context)
+        if refreshing(request, ROWS_TARGET):
+            return page(request, "mailings/_rows.html", **context)
+        return page(request, "mailings/list.html", by_status=await mailings.count_by_status(), **context)
 
     # -- the form ------------------------------------------------------------------------------
 
@@ -292,7 +274,7 @@ class MailingConsoleController(Controller):
     @get("/{mailing_id:int}")
     async def mailing_page(
         self,
-        request: Request[Any, Any, Any],
+        request: HTMXRequest,
         db_session: AsyncSession,
         mailings: MailingService,
         clients: ClientService,
@@ -302,6 +284,8 @@ class MailingConsoleController(Controller):
         page_number: PageNumber = 1,
     ) -> Template:
         context = await self._progress_context(db_session, mailings, clients, mailing_id)
+        if refreshing(request, PROGRESS_TARGET):
+            return page(request, "mailings/_progress.html", **context)
         counts: MailingCounts = context["counts"]
         found = await messages.page_of_mailing(
             mailing_id, MESSAGES_PAGE_SIZE, (page_number - 1) * MESSAGES_PAGE_SIZE, status
@@ -321,18 +305,6 @@ class MailingConsoleController(Controller):
             page_number=page_number,
             pages=max(1, -(-listed // MESSAGES_PAGE_SIZE)),
         )
-
-    @get("/{mailing_id:int}/progress")
-    async def progress(
-        self,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        mailings: MailingService,
-        clients: ClientService,
-        mailing_id: MailingId,
-    ) -> Template:
-        context = await self._progress_context(db_session, mailings, clients, mailing_id)
-        return page(request, "mailings/_progress.html", **context)
 
     # -- deletion ------------------------------------------------------------------------------
 

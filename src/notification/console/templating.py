@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from litestar import Request
 from litestar.plugins.flash import get_flashes
+from litestar.plugins.htmx import HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template import TemplateConfig
@@ -75,6 +76,11 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     engine = JinjaTemplateEngine.from_environment(environment)
     engine.register_template_callable("get_flashes", get_flashes)
     return TemplateConfig(instance=engine)
+
+
+def refreshing(request: HTMXRequest, fragment_id: str) -> bool:
+    """Whether htmx is refreshing this fragment of the page, which is then all it needs."""
+    return bool(request.htmx) and request.htmx.target == fragment_id
 
 
 def page(request: Request[Any, Any, Any], template: str, status_code: int = 200, **context: Any) -> Template:
