@@ -1,4 +1,10 @@
-"""Console sessions, and the index the console's time zone search and list use.
+"""Console sessions, and indexes that read the console's client search in its order.
+
+Measured with bench/console.py (1,000,000 clients): a search for an operator code and tag that
+no client has walked the primary key from the newest client down, 300 ms, and a phone prefix
+of old clients 390 ms; each filter column's index now ends with the id, and a phone search is
+read in phone order, so a page reads about its own rows. (tag, id) replaces (tag): it serves
+every query the other did.
 
 Revision ID: 0007
 Revises: 0005
@@ -29,10 +35,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("session_id", name="uq_console_sessions_session_id"),
     )
     op.create_index(op.f("ix_console_sessions_expires_at"), "console_sessions", ["expires_at"], unique=False)
-    op.create_index("ix_clients_timezone", "clients", ["timezone"], unique=False)
+    op.drop_index("ix_clients_tag", table_name="clients")
+    op.create_index("ix_clients_tag_id", "clients", ["tag", "id"], unique=False)
+    op.create_index("ix_clients_operator_code_id", "clients", ["operator_code", "id"], unique=False)
+    op.create_index("ix_clients_timezone_id", "clients", ["timezone", "id"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_clients_timezone", table_name="clients")
+    op.drop_index("ix_clients_timezone_id", table_name="clients")
+    op.drop_index("ix_clients_operator_code_id", table_name="clients")
+    op.drop_index("ix_clients_tag_id", table_name="clients")
+    op.create_index("ix_clients_tag", "clients", ["tag"], unique=False)
     op.drop_index(op.f("ix_console_sessions_expires_at"), table_name="console_sessions")
     op.drop_table("console_sessions")

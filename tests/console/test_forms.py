@@ -306,3 +306,11 @@ async def test_over_https_the_console_cookies_are_secure(app: Any) -> None:
         assert response.status_code == 200
         signed_in = response.history[0].headers.get_list("set-cookie")
         assert all("Secure" in cookie for cookie in signed_in)
+
+
+async def test_an_unknown_console_address_is_a_404_page(console: Console) -> None:
+    response = await console.get("/admin/no/such/page")
+    assert response.status_code == 404
+    assert "There is no such page." in response.text
+    assert (await console.get("/admin/static/console.css")).status_code == 200
+    assert (await console.get("/admin")).status_code == 200

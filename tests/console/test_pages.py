@@ -202,24 +202,38 @@ async def test_the_mailing_list_filters_by_status_and_shows_the_audience(console
 
 async def test_the_client_search_pages_newest_first_and_back(console: Console) -> None:
     ids = await _clients(console, 120, tag="vip")
+    newest_first = sorted(ids, reverse=True)
+
+    def shown(page: str) -> list[int]:
+        return [int(i) for i in re.findall(r'<tr data-client-id="(\d+)"', page)]
+
+    def link(page: str, rel: str) -> str:
+        found = re.search(rf'href="(/admin/clients\?[^"]+)" rel="{rel}"', page)
+        assert found, f"no {rel} link"
+        return html.unescape(found.group(1))
+
     first = (await console.get("/admin/clients")).text
     assert "120 clients match." in first
-    shown = [int(i) for i in re.findall(r'<tr data-client-id="(\d+)"', first)]
-    assert shown == sorted(ids, reverse=True)[:50]
-    assert "newer" not in _section(first, "results").split('class="pager"')[1]
-    older = re.search(r'href="(/admin/clients\?before=\d+)" rel="next"', first)
-    assert older
-    second = (await console.get(older.group(1))).text
-    assert [int(i) for i in re.findall(r'<tr data-client-id="(\d+)"', second)] == sorted(ids, reverse=True)[50:100]
-    third_link = re.search(r'href="(/admin/clients\?before=\d+)" rel="next"', second)
-    assert third_link
-    third = (await console.get(third_link.group(1))).text
-    assert [int(i) for i in re.findall(r'<tr data-client-id="(\d+)"', third)] == sorted(ids, reverse=True)[100:]
+    assert "newest first" in first
+    assert shown(first) == newest_first[:50]
+    assert 'rel="prev"' not in first
+    second = (await console.get(link(first, "next"))).text
+    assert shown(second) == newest_first[50:100]
+    third = (await console.get(link(second, "next"))).text
+    assert shown(third) == newest_first[100:]
     assert 'rel="next"' not in third
-    back = re.search(r'href="(/admin/clients\?after=\d+)" rel="prev"', third)
-    assert back
-    again = (await console.get(back.group(1))).text
-    assert [int(i) for i in re.findall(r'<tr data-client-id="(\d+)"', again)] == sorted(ids, reverse=True)[50:100]
+    back = (await console.get(link(third, "prev"))).text
+    assert shown(back) == newest_first[50:100]
+    assert shown((await console.get(link(back, "prev"))).text) == newest_first[:50]
+
+    # A phone search lists numbers in order, and pages the same way.
+    by_phone = (await console.get("/admin/clients", params={"phone_prefix": "795", "tag": "vip"})).text
+    assert "120 clients match." in by_phone
+    assert "by phone number" in by_phone
+    phones = re.findall(r'<td class="mono">(\d+)</td>', by_phone)
+    assert phones == [str(79_500_000_000 + i) for i in range(50)]
+    following = (await console.get(link(by_phone, "next"))).text
+    assert re.findall(r'<td class="mono">(\d+)</td>', following) == [str(79_500_000_000 + i) for i in range(50, 100)]
 
     narrowed = (await console.get("/admin/clients", params={"phone_prefix": "7950000011", "tag": "vip"})).text
     assert "10 clients match." in narrowed

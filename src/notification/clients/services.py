@@ -10,6 +10,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
 
 from notification.clients.models import Client
@@ -64,28 +65,53 @@ def _search_conditions(search: ClientSearch) -> list[ColumnElement[bool]]:
     )
 
 
+def search_order(search: ClientSearch) -> tuple[InstrumentedAttribute[Any], bool]:
+    """The column a search is listed by, and whether descending. Each order is one an index reads
+    in a bounded number of rows whatever the data: a phone search lists numbers in order (a range
+    of the phone index, read in its order); any other lists the newest first, by an index of its
+    filter column that ends with the id (operator code, tag, time zone). Ordering a filtered
+    search by the primary key alone would walk it from the newest client down to the first match,
+    which for clients that all joined long ago is the whole directory."""
+    if search.phone_prefix:
+        return Client.phone, False
+    return Client.id, True
+
+
+def search_key(search: ClientSearch, client: Client) -> str:
+    """Where a page of this search starts or ends, as its cursor."""
+    column, _ = search_order(search)
+    return str(getattr(client, column.key))
+
+
 def search_statement(
-    search: ClientSearch, limit: int, before: int | None = None, after: int | None = None
+    search: ClientSearch, limit: int, after: str | None = None, before: str | None = None
 ) -> Select[Client]:
-    """A page of the search, newest first: ids below ``before``, or the oldest ones above ``after``
-    (a page back), so that no page costs more than its rows, however deep it is."""
+    """A page of the search in its order: the rows after the cursor ``after``, or those just before
+    ``before`` (read backwards: reverse them), so that no page costs more than its rows, however
+    deep it is."""
+    column, descending = search_order(search)
+    key: str | int | None = after if before is None else before
+    if key is not None and column is Client.id:
+        key = int(key)
     statement = select(Client).where(*_search_conditions(search))
-    if after is not None:
-        return statement.where(Client.id > after).order_by(Client.id.asc()).limit(limit)
     if before is not None:
-        statement = statement.where(Client.id < before)
-    return statement.order_by(Client.id.desc()).limit(limit)
+        backwards = column > key if descending else column < key
+        return statement.where(backwards).order_by(column.asc() if descending else column.desc()).limit(limit)
+    if after is not None:
+        statement = statement.where(column < key if descending else column > key)
+    return statement.order_by(column.desc() if descending else column.asc()).limit(limit)
 
 
 def search_count_statement(search: ClientSearch, cap: int) -> Select[int]:
     """How many match, counted up to ``cap``: a page shows "more than N" rather than count a million rows."""
     # In the pages' order, so that the plan is theirs: an index walk that stops at the cap, never a
     # sequential scan (which, for a filter matching most clients, PostgreSQL may find as cheap).
+    column, descending = search_order(search)
     matching = (
         select(literal(1))
         .select_from(Client)
         .where(*_search_conditions(search))
-        .order_by(Client.id.desc())
+        .order_by(column.desc() if descending else column.asc())
         .limit(cap)
         .subquery()
     )
@@ -135,14 +161,14 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         return await self.list_and_count(LimitOffset(limit, offset), OrderBy("id", "asc"), **filters)
 
     async def search_clients(
-        self, search: ClientSearch, limit: int, before: int | None = None, after: int | None = None
+        self, search: ClientSearch, limit: int, after: str | None = None, before: str | None = None
     ) -> tuple[list[Client], bool]:
-        """A page, newest first, and whether more lie beyond it in the direction it was read."""
+        """A page in the search's order, and whether more lie beyond it in the direction it was read."""
         session = self.repository.session
-        rows = list((await session.scalars(search_statement(search, limit + 1, before, after))).all())
+        rows = list((await session.scalars(search_statement(search, limit + 1, after, before))).all())
         more = len(rows) > limit
         rows = rows[:limit]
-        if after is not None:
+        if before is not None:
             rows.reverse()
         return rows, more
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import structlog
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
@@ -75,3 +76,13 @@ class SignInController(Controller):
             logger.info("console sign-out", actor=identity.actor)
         sign_out(request)
         return Redirect(f"{HOME}/sign-in", status_code=HTTP_303_SEE_OTHER)
+
+
+class UnknownPageController(Controller):
+    """Any other address under /admin: the console's own "not found" page, not an API problem document."""
+
+    path = "/"
+
+    @get("/{rest:path}", include_in_schema=False)
+    async def unknown(self, rest: str) -> None:
+        raise NotFoundException(detail=f"No page at /admin{rest}")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.clients.controllers import ClientId, provide_client_service
 from notification.clients.schemas import ClientCreate, ClientSearch
-from notification.clients.services import ClientService
+from notification.clients.services import ClientService, search_key
 from notification.console.forms import (
     CSV_COLUMNS,
     MAX_CSV_ROWS,
@@ -48,7 +48,8 @@ SEARCH_FIELDS = ("phone_prefix", "operator_code", "tag", "timezone")
 
 logger = structlog.get_logger(__name__)
 
-Cursor = Annotated[int | None, Parameter(ge=1)]
+# Where a page starts or ends in the search's order: an id, or a phone in a phone search.
+Cursor = Annotated[str | None, Parameter(pattern=r"^[0-9]{1,19}$")]
 
 
 async def _choices(clients: ClientService) -> dict[str, list[str]]:
@@ -75,8 +76,8 @@ class ClientConsoleController(Controller):
         self,
         request: Request[Any, Any, Any],
         clients: ClientService,
-        before: Cursor = None,
         after: Cursor = None,
+        before: Cursor = None,
     ) -> Template:
         values = {name: request.query_params.get(name, "").strip() for name in SEARCH_FIELDS}
         errors: FieldErrors = {}
@@ -90,19 +91,22 @@ class ClientConsoleController(Controller):
             "query": urlencode({name: value for name, value in values.items() if value}),
             "errors": errors,
             "rows": [],
-            "has_newer": False,
-            "has_older": False,
+            "by_phone": bool(values["phone_prefix"]),
+            "previous_key": None,
+            "next_key": None,
             "matching": 0,
             "count_cap": COUNT_CAP,
             **await _choices(clients),
         }
         if search is not None:
-            rows, more = await clients.search_clients(search, PAGE_SIZE, before=before, after=after)
+            rows, more = await clients.search_clients(search, PAGE_SIZE, after=after, before=before)
+            # Read backwards, "more" is about the rows before the page; else about those after it.
+            has_previous = bool(rows) and (more if before is not None else after is not None)
+            has_next = bool(rows) and (before is not None or more)
             context.update(
                 rows=rows,
-                # Read towards the newer ones, "more" is about them; else about the older ones.
-                has_newer=bool(rows) and (more if after is not None else before is not None),
-                has_older=bool(rows) and (after is not None or more),
+                previous_key=search_key(search, rows[0]) if has_previous else None,
+                next_key=search_key(search, rows[-1]) if has_next else None,
                 matching=await clients.count_clients(search, COUNT_CAP + 1),
             )
         status_code = HTTP_400_BAD_REQUEST if errors else 200

@@ -75,12 +75,17 @@ def _fields(form: FormMultiDict) -> tuple[dict[str, str], dict[str, list[str]]]:
 
 async def _rows(db_session: AsyncSession, clients: ClientService, mailings: list[MailingRead]) -> list[MailingRow]:
     counts = await counts_of_mailings(db_session, [m.id for m in mailings])
+    # Mailings not planned yet often share a filter ("everyone"): each one is counted once.
+    audiences: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
     rows = []
     for mailing in mailings:
         mailing_count = counts[mailing.id]
-        audience = mailing_count.total or await clients.count_matching(
-            mailing.filter.operator_codes, mailing.filter.tags
-        )
+        audience = mailing_count.total
+        if not audience:
+            key = (tuple(mailing.filter.operator_codes), tuple(mailing.filter.tags))
+            if key not in audiences:
+                audiences[key] = await clients.count_matching(*key)
+            audience = audiences[key]
         rows.append(MailingRow(mailing, mailing_count, audience, status_shares(mailing_count.by_status, audience)))
     return rows
 

@@ -17,7 +17,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.static_files import create_static_files_router
 
 from notification.config import Settings
-from notification.console.auth import SignInController
+from notification.console.auth import SignInController, UnknownPageController
 from notification.console.clients import ClientConsoleController
 from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
@@ -56,7 +56,13 @@ class ConsolePlugin(InitPluginProtocol):
 
         return Router(
             CONSOLE_PATH,
-            route_handlers=[SignInController, DashboardController, MailingConsoleController, ClientConsoleController],
+            route_handlers=[
+                SignInController,
+                DashboardController,
+                MailingConsoleController,
+                ClientConsoleController,
+                UnknownPageController,
+            ],
             middleware=[
                 console_headers,
                 session_middleware(self.alchemy, settings.session_ttl_s),
