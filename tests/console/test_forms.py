@@ -9,7 +9,6 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,29 +55,27 @@ async def _add_clients(console: Console, *rows: dict[str, str]) -> list[dict[str
 # -- mailings ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("overrides", "field", "message"),
-    [
-        ({"text": ""}, "text", "Expected str of length >= 1"),
-        ({"text": "x" * 1601}, "text", "Expected str of length <= 1600"),
-        ({"text": "   "}, "text", "must not be blank"),
-        ({"end_at": _local(dt.datetime.now(dt.UTC))}, "end_at", "must be after start_at"),
-        ({"start_at": ""}, "start_at", "Expected datetime, got null"),
-        ({"start_at": "tomorrow"}, "start_at", "Invalid RFC3339 encoded datetime"),
-        ({"window_start": "09:00"}, "send_window-end", "Expected str matching regex"),
-        ({"window_start": "09:00", "window_end": "09:00"}, "send_window-end", "must differ from send_window.start"),
-        ({"window_start": "25:00", "window_end": "09:00"}, "send_window-start", "Expected str matching regex"),
-        ({"operator_codes": ["91"]}, "filter-operator_codes", "Expected str matching regex"),
-    ],
-)
-async def test_a_bad_mailing_is_refused_beside_its_field(
-    console: Console, db: AsyncSession, overrides: dict[str, Any], field: str, message: str
-) -> None:
-    response = await console.post("/admin/mailings", _mailing_form(**overrides))
-    assert response.status_code == 400
-    assert _error_beside(response.text, field).startswith(message)
-    # What was typed is still there to correct.
-    assert "Winter sale" in response.text or overrides.get("text") is not None
+BAD_MAILINGS: list[tuple[dict[str, Any], str, str]] = [
+    ({"text": ""}, "text", "Expected str of length >= 1"),
+    ({"text": "x" * 1601}, "text", "Expected str of length <= 1600"),
+    ({"text": "   "}, "text", "must not be blank"),
+    ({"end_at": _local(dt.datetime.now(dt.UTC))}, "end_at", "must be after start_at"),
+    ({"start_at": ""}, "start_at", "Expected datetime, got null"),
+    ({"start_at": "tomorrow"}, "start_at", "Invalid RFC3339 encoded datetime"),
+    ({"window_start": "09:00"}, "send_window-end", "Expected str matching regex"),
+    ({"window_start": "09:00", "window_end": "09:00"}, "send_window-end", "must differ from send_window.start"),
+    ({"window_start": "25:00", "window_end": "09:00"}, "send_window-start", "Expected str matching regex"),
+    ({"operator_codes": ["91"]}, "filter-operator_codes", "Expected str matching regex"),
+]
+
+
+async def test_a_bad_mailing_is_refused_beside_its_field(console: Console, db: AsyncSession) -> None:
+    for overrides, field, message in BAD_MAILINGS:
+        response = await console.post("/admin/mailings", _mailing_form(**overrides))
+        assert response.status_code == 400, overrides
+        assert _error_beside(response.text, field).startswith(message), overrides
+        # What was typed is still there to correct.
+        assert "Winter sale" in response.text or "text" in overrides, overrides
     assert await _count(db, "mailings") == 0
 
 
@@ -152,26 +149,24 @@ async def test_deleting_a_mailing_says_what_happens_then_does_it(console: Consol
 # -- clients -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("overrides", "field", "message", "status"),
-    [
-        ({"phone": "89160000001"}, "phone", "Expected str matching regex", 400),
-        ({"phone": ""}, "phone", "Expected str matching regex", 400),
-        ({"timezone": "Mars/Olympus"}, "timezone", "unknown IANA time zone 'Mars/Olympus'", 400),
-        ({"timezone": ""}, "timezone", "Expected str of length >= 1", 400),
-        ({"operator_code": "12"}, "operator_code", "Expected str matching regex", 400),
-        ({"tag": "t" * 101}, "tag", "Expected str of length <= 100", 400),
-        ({"phone": "79990000000"}, "phone", "a client with phone 79990000000 already exists", 409),
-    ],
-)
-async def test_a_bad_client_is_refused_beside_its_field(
-    console: Console, db: AsyncSession, overrides: dict[str, str], field: str, message: str, status: int
-) -> None:
+BAD_CLIENTS: list[tuple[dict[str, str], str, str, int]] = [
+    ({"phone": "89160000001"}, "phone", "Expected str matching regex", 400),
+    ({"phone": ""}, "phone", "Expected str matching regex", 400),
+    ({"timezone": "Mars/Olympus"}, "timezone", "unknown IANA time zone 'Mars/Olympus'", 400),
+    ({"timezone": ""}, "timezone", "Expected str of length >= 1", 400),
+    ({"operator_code": "12"}, "operator_code", "Expected str matching regex", 400),
+    ({"tag": "t" * 101}, "tag", "Expected str of length <= 100", 400),
+    ({"phone": "79990000000"}, "phone", "a client with phone 79990000000 already exists", 409),
+]
+
+
+async def test_a_bad_client_is_refused_beside_its_field(console: Console, db: AsyncSession) -> None:
     await _add_clients(console, {"phone": "79990000000", "timezone": "UTC"})
-    form = {"phone": "79160000001", "timezone": "Europe/Moscow", "operator_code": "", "tag": "", **overrides}
-    response = await console.post("/admin/clients", form)
-    assert response.status_code == status
-    assert _error_beside(response.text, field).startswith(message)
+    for overrides, field, message, status in BAD_CLIENTS:
+        form = {"phone": "79160000001", "timezone": "Europe/Moscow", "operator_code": "", "tag": "", **overrides}
+        response = await console.post("/admin/clients", form)
+        assert response.status_code == status, overrides
+        assert _error_beside(response.text, field).startswith(message), overrides
     assert await _count(db, "clients") == 1
 
 
@@ -212,11 +207,12 @@ async def test_a_bad_search_is_refused_beside_its_field(console: Console) -> Non
 # -- forged forms, unknown ids, bad parameters -------------------------------------------------
 
 
-@pytest.mark.parametrize("token", ["", "0" * 64, "forged"])
-async def test_a_form_without_the_right_csrf_token_is_refused(console: Console, db: AsyncSession, token: str) -> None:
-    response = await console.post("/admin/clients", {"_csrf_token": token, "phone": "79160000001", "timezone": "UTC"})
-    assert response.status_code == 403
-    assert "The form was not accepted" in response.text
+async def test_a_form_without_the_right_csrf_token_is_refused(console: Console, db: AsyncSession) -> None:
+    for token in ["", "0" * 64, "forged"]:
+        data = {"_csrf_token": token, "phone": "79160000001", "timezone": "UTC"}
+        response = await console.post("/admin/clients", data)
+        assert response.status_code == 403, token
+        assert "The form was not accepted" in response.text
     assert await _count(db, "clients") == 0
 
 
@@ -228,38 +224,36 @@ async def test_an_htmx_request_without_the_csrf_header_is_refused(console: Conso
     assert await _count(db, "mailings") == 0
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("get", "/admin/mailings/424242"),
-        ("get", "/admin/mailings/424242/edit"),
-        ("get", "/admin/mailings/424242/delete"),
-        ("post", "/admin/mailings/424242"),
-        ("post", "/admin/mailings/424242/delete"),
-        ("get", "/admin/clients/424242/edit"),
-        ("get", "/admin/clients/424242/delete"),
-        ("post", "/admin/clients/424242"),
-        ("post", "/admin/clients/424242/delete"),
-    ],
-)
-async def test_an_unknown_id_is_a_404_page(console: Console, method: str, path: str) -> None:
-    if method == "get":
+UNKNOWN_IDS = [
+    ("get", "/admin/mailings/424242"),
+    ("get", "/admin/mailings/424242/edit"),
+    ("get", "/admin/mailings/424242/delete"),
+    ("post", "/admin/mailings/424242"),
+    ("post", "/admin/mailings/424242/delete"),
+    ("get", "/admin/clients/424242/edit"),
+    ("get", "/admin/clients/424242/delete"),
+    ("post", "/admin/clients/424242"),
+    ("post", "/admin/clients/424242/delete"),
+]
+
+
+async def test_an_unknown_id_is_a_404_page(console: Console) -> None:
+    for method, path in UNKNOWN_IDS:
+        if method == "get":
+            response = await console.get(path)
+        else:
+            response = await console.post(path, _mailing_form() if "mailings" in path else {"phone": "79160000001"})
+        assert response.status_code == 404, path
+        assert "text/html" in response.headers["content-type"]
+        what = "mailing" if "mailings" in path else "client"
+        assert f"There is no {what} 424242" in response.text, path
+
+
+async def test_a_bad_query_parameter_is_a_400_page(console: Console) -> None:
+    for path in ["/admin/mailings?status=lost", "/admin/mailings/1?status=lost", "/admin/mailings?page=0"]:
         response = await console.get(path)
-    else:
-        response = await console.post(path, _mailing_form() if "mailings" in path else {"phone": "79160000001"})
-    assert response.status_code == 404
-    assert "text/html" in response.headers["content-type"]
-    what = "mailing" if "mailings" in path else "client"
-    assert f"There is no {what} 424242" in response.text
-
-
-@pytest.mark.parametrize(
-    "path", ["/admin/mailings?status=lost", "/admin/mailings/1?status=lost", "/admin/mailings?page=0"]
-)
-async def test_a_bad_query_parameter_is_a_400_page(console: Console, path: str) -> None:
-    response = await console.get(path)
-    assert response.status_code == 400
-    assert "Invalid request" in response.text
+        assert response.status_code == 400, path
+        assert "Invalid request" in response.text
 
 
 async def test_a_viewer_sees_but_cannot_change(console: Console, db: AsyncSession) -> None:

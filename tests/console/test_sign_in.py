@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,9 +124,10 @@ async def test_after_sign_in_the_page_asked_for_opens(anonymous: Console) -> Non
     assert response.headers["location"] == "/admin/clients?tag=vip"
 
 
-@pytest.mark.parametrize("target", ["https://elsewhere.example/", "//elsewhere.example/admin", "/api/v1/clients"])
-async def test_sign_in_never_sends_the_browser_off_the_console(anonymous: Console, target: str) -> None:
-    page = await anonymous.get("/admin/sign-in")
-    anonymous.csrf = csrf_of(page.text)
-    response = await anonymous.post("/admin/sign-in", {"token": "test-token", "next": target}, follow_redirects=False)
-    assert response.headers["location"] == "/admin"
+async def test_sign_in_never_sends_the_browser_off_the_console(anonymous: Console) -> None:
+    for target in ["https://elsewhere.example/", "//elsewhere.example/admin", "/api/v1/clients"]:
+        page = await anonymous.get("/admin/sign-in")
+        anonymous.csrf = csrf_of(page.text)
+        data = {"token": "test-token", "next": target}
+        response = await anonymous.post("/admin/sign-in", data, follow_redirects=False)
+        assert response.headers["location"] == "/admin", target
