@@ -31,6 +31,8 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "log_level": "INFO",
     "log_json": True,
     "data_dir": Path(".notification"),
+    "console_secret": "",
+    "session_ttl_s": 28800.0,
     "report_timezone": "UTC",
     "report_cron": "30 5 * * *",
     "report_recipients": (),

@@ -6,12 +6,14 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.htmx import HTMXPlugin
 
 from notification import __version__
 from notification.auth import SECURITY, openapi_components, require_token
 from notification.cli import NotificationCLIPlugin
 from notification.clients.controllers import ClientController
 from notification.config import Settings, get_settings
+from notification.console.plugin import ConsolePlugin
 from notification.db import sqlalchemy_config
 from notification.errors import exception_handlers
 from notification.health import HealthController
@@ -35,9 +37,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[require_token(settings.api_tokens)],
         security=SECURITY,
     )
+    database = sqlalchemy_config(settings)
     app = Litestar(
         route_handlers=[api, HealthController, MetricsController],
-        plugins=[SQLAlchemyPlugin(config=sqlalchemy_config(settings)), NotificationCLIPlugin()],
+        plugins=[
+            SQLAlchemyPlugin(config=database),
+            NotificationCLIPlugin(),
+            HTMXPlugin(),
+            ConsolePlugin(settings, database),
+        ],
         middleware=[prometheus_config().middleware, bind_path_ids],
         exception_handlers=exception_handlers,
         lifespan=[job_queue_lifespan(settings)],

@@ -99,6 +99,7 @@ def dev(host: str, port: int, provider_port: int, smtp_port: int) -> None:
                 "",
                 f"  API         {base}/api/v1",
                 f"  Swagger UI  {base}/docs",
+                f"  console     {base}/admin (sign in with the API token)",
                 f"  provider    {provider}",
                 f"  database    {where_data_lives}",
                 f"  API token   {generated_token} (generated; send it as `Authorization: Bearer <token>`)"

@@ -38,6 +38,10 @@ class Settings:
     stalled_job_after_s: float = 6.0
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     """Bearer tokens the API accepts (``NOTIFICATION_API_TOKENS``, comma separated); none = every call refused."""
+    console_secret: str = field(default="", repr=False)
+    """Signs the console's CSRF tokens; unset = a random one per process (set it when running several)."""
+    session_ttl_s: float = 8 * 3600.0
+    """A console session ends after this long without a request."""
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")

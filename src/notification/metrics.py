@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import ColumnElement, func, literal_column, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from notification.mailings.models import Mailing, MailingStatus
 from notification.messages.models import ErrorKind, MessageStatus
@@ -69,6 +69,12 @@ class DomainSnapshot:
     oldest_due_s: float = 0.0
 
 
+async def read_queue(conn: AsyncConnection | AsyncSession) -> tuple[dict[tuple[str, str], int], float]:
+    """Jobs by (queue, status), and the age in seconds of the oldest due job still waiting."""
+    jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(text(_QUEUE))}
+    return jobs, max(0.0, float((await conn.execute(text(_OLDEST_DUE))).scalar_one()))
+
+
 async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
     snapshot = DomainSnapshot()
     try:
@@ -79,8 +85,7 @@ async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
             snapshot.mailings = {row.status: int(row.n) for row in await conn.execute(_MAILINGS)}
             snapshot.clients = int((await conn.execute(text(_CLIENTS))).scalar_one())
             snapshot.errors = {row.kind: int(row.n) for row in await conn.execute(text(_ERRORS))}
-            snapshot.queue_jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(text(_QUEUE))}
-            snapshot.oldest_due_s = max(0.0, float((await conn.execute(text(_OLDEST_DUE))).scalar_one()))
+            snapshot.queue_jobs, snapshot.oldest_due_s = await read_queue(conn)
     except Exception:  # a scrape during an outage still serves the HTTP metrics
         logger.warning("metrics: database unreachable", exc_info=True)
         return DomainSnapshot()
@@ -157,4 +162,4 @@ class MetricsController(Controller):
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-__all__ = ("MetricsController", "prometheus_config", "read_snapshot", "render")
+__all__ = ("MetricsController", "prometheus_config", "read_queue", "read_snapshot", "render")

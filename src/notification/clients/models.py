@@ -14,7 +14,11 @@ class Client(Entity):
         # A mailing filter is "operator code in (...) and/or tag in (...)": one index serves the
         # operator-led form and its operator+tag refinement, the other the tag-only form.
         Index("ix_clients_operator_code_tag", "operator_code", "tag"),
-        Index("ix_clients_tag", "tag"),
+        # Each column a search filters on, with the id last: the console lists a search newest
+        # first, and these read it in that order (see clients.services.search_order).
+        Index("ix_clients_tag_id", "tag", "id"),
+        Index("ix_clients_operator_code_id", "operator_code", "id"),
+        Index("ix_clients_timezone_id", "timezone", "id"),
     )
 
     phone: Mapped[str] = mapped_column(String(11), unique=True)

@@ -44,3 +44,15 @@ class ClientRead(msgspec.Struct):
     timezone: str
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+PhonePrefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,11}$", description="the first digits of a phone")]
+
+
+class ClientSearch(msgspec.Struct, forbid_unknown_fields=True):
+    """Clients whose phone starts with ``phone_prefix`` and whose other fields equal those given."""
+
+    phone_prefix: PhonePrefix | None = None
+    operator_code: OperatorCode | None = None
+    tag: Tag | None = None
+    timezone: TimeZone | None = None

@@ -1,19 +1,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import bindparam, literal_column, select, text, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
 
 from notification.clients.models import Client
-from notification.clients.schemas import ClientCreate, ClientPatch
+from notification.clients.schemas import ClientCreate, ClientPatch, ClientSearch
 from notification.errors import Conflict, InvalidInput, NotFound
 from notification.messages.models import Message, MessageStatus
 from notification.timezones import is_known_timezone
@@ -25,6 +26,112 @@ class ClientRepository(SQLAlchemyAsyncRepository[Client]):
 
 def _default_operator_code(phone: str) -> str:
     return phone[1:4]
+
+
+PHONE_LENGTH = 11
+PresentColumn = Literal["operator_code", "tag", "timezone"]
+
+
+def client_conditions(
+    *,
+    phone_prefix: str | None = None,
+    operator_codes: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    timezone: str | None = None,
+) -> list[ColumnElement[bool]]:
+    """Who a search or a mailing's filter selects; an empty list filters nothing (a mailing with both
+    lists empty reaches everyone)."""
+    conditions: list[ColumnElement[bool]] = []
+    if phone_prefix:
+        # Every phone has exactly 11 digits, so the prefix is a range of the phone's unique index,
+        # whatever the database's collation (LIKE 'p%' would need a text_pattern_ops index).
+        padding = PHONE_LENGTH - len(phone_prefix)
+        conditions.append(Client.phone.between(phone_prefix + "0" * padding, phone_prefix + "9" * padding))
+    if operator_codes:
+        conditions.append(Client.operator_code.in_(list(operator_codes)))
+    if tags:
+        conditions.append(Client.tag.in_(list(tags)))
+    if timezone is not None:
+        conditions.append(Client.timezone == timezone)
+    return conditions
+
+
+def _search_conditions(search: ClientSearch) -> list[ColumnElement[bool]]:
+    return client_conditions(
+        phone_prefix=search.phone_prefix,
+        operator_codes=[search.operator_code] if search.operator_code is not None else [],
+        tags=[search.tag] if search.tag is not None else [],
+        timezone=search.timezone,
+    )
+
+
+def search_order(search: ClientSearch) -> tuple[InstrumentedAttribute[Any], bool]:
+    """The column a search is listed by, and whether descending. Each order is one an index reads
+    in a bounded number of rows whatever the data: a phone search lists numbers in order (a range
+    of the phone index, read in its order); any other lists the newest first, by an index of its
+    filter column that ends with the id (operator code, tag, time zone). Ordering a filtered
+    search by the primary key alone would walk it from the newest client down to the first match,
+    which for clients that all joined long ago is the whole directory."""
+    if search.phone_prefix:
+        return Client.phone, False
+    return Client.id, True
+
+
+def search_key(search: ClientSearch, client: Client) -> str:
+    """Where a page of this search starts or ends, as its cursor."""
+    column, _ = search_order(search)
+    return str(getattr(client, column.key))
+
+
+def search_statement(
+    search: ClientSearch, limit: int, after: str | None = None, before: str | None = None
+) -> Select[Client]:
+    """A page of the search in its order: the rows after the cursor ``after``, or those just before
+    ``before`` (read backwards: reverse them), so that no page costs more than its rows, however
+    deep it is."""
+    column, descending = search_order(search)
+    key: str | int | None = after if before is None else before
+    if key is not None and column is Client.id:
+        key = int(key)
+    statement = select(Client).where(*_search_conditions(search))
+    if before is not None:
+        backwards = column > key if descending else column < key
+        return statement.where(backwards).order_by(column.asc() if descending else column.desc()).limit(limit)
+    if after is not None:
+        statement = statement.where(column < key if descending else column > key)
+    return statement.order_by(column.desc() if descending else column.asc()).limit(limit)
+
+
+def search_count_statement(search: ClientSearch, cap: int) -> Select[int]:
+    """How many match, counted up to ``cap``: a page shows "more than N" rather than count a million rows."""
+    # In the pages' order, so that the plan is theirs: an index walk that stops at the cap, never a
+    # sequential scan (which, for a filter matching most clients, PostgreSQL may find as cheap).
+    column, descending = search_order(search)
+    matching = (
+        select(literal(1))
+        .select_from(Client)
+        .where(*_search_conditions(search))
+        .order_by(column.desc() if descending else column.asc())
+        .limit(cap)
+        .subquery()
+    )
+    return select(func.count()).select_from(matching)
+
+
+# The distinct values of an indexed column, one index probe each (a loose index scan): the
+# directory may hold a million clients and a few dozen operator codes.
+_PRESENT_VALUES_TEMPLATE = """
+WITH RECURSIVE present(value) AS (
+    (SELECT {column} FROM clients ORDER BY {column} LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.{column} FROM clients c WHERE c.{column} > present.value ORDER BY c.{column} LIMIT 1)
+    FROM present WHERE present.value IS NOT NULL
+)
+SELECT value FROM present WHERE value IS NOT NULL LIMIT :limit
+"""
+_PRESENT_VALUES = {
+    column: text(_PRESENT_VALUES_TEMPLATE.format(column=column)) for column in ("operator_code", "tag", "timezone")
+}
 
 
 def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> None:
@@ -52,6 +159,33 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         if tag is not None:
             filters["tag"] = tag
         return await self.list_and_count(LimitOffset(limit, offset), OrderBy("id", "asc"), **filters)
+
+    async def search_clients(
+        self, search: ClientSearch, limit: int, after: str | None = None, before: str | None = None
+    ) -> tuple[list[Client], bool]:
+        """A page in the search's order, and whether more lie beyond it in the direction it was read."""
+        session = self.repository.session
+        rows = list((await session.scalars(search_statement(search, limit + 1, after, before))).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if before is not None:
+            rows.reverse()
+        return rows, more
+
+    async def count_clients(self, search: ClientSearch, cap: int) -> int:
+        return int((await self.repository.session.execute(search_count_statement(search, cap))).scalar_one())
+
+    async def count_matching(self, operator_codes: Sequence[str], tags: Sequence[str]) -> int:
+        """The audience of a mailing filter, counted set-based."""
+        statement = (
+            select(func.count()).select_from(Client).where(*client_conditions(operator_codes=operator_codes, tags=tags))
+        )
+        return int((await self.repository.session.execute(statement)).scalar_one())
+
+    async def present_values(self, column: PresentColumn, limit: int = 500) -> list[str]:
+        """Values of a column found in the directory, sorted, at most ``limit`` of them."""
+        result = await self.repository.session.execute(_PRESENT_VALUES[column], {"limit": limit})
+        return [value for (value,) in result]
 
     async def create_client(self, data: ClientCreate) -> Client:
         return (await self.create_clients([data], field_prefix=""))[0]

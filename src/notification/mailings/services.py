@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import cast
 
 import msgspec
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, func, select, text
 
 from notification.errors import InvalidInput, NotFound
-from notification.mailings.models import Mailing
+from notification.mailings.models import Mailing, MailingStatus
 from notification.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, MailingRead, SendWindow
 
 _LOCK_MAILING = text("SELECT id FROM mailings WHERE id = :mailing_id FOR UPDATE")
@@ -81,6 +82,11 @@ def _columns(
     }
 
 
+def _status_column() -> ColumnElement[str]:
+    # Typed as the str it loads as; in a query it is the model's status expression.
+    return cast("ColumnElement[str]", Mailing.status)
+
+
 class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository]):
     repository_type = MailingRepository
     # A window-function count says 0 for a page past the end; totals must count every row.
@@ -92,8 +98,18 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             raise NotFound("mailing", mailing_id)
         return mailing
 
-    async def list_mailings(self, limit: int, offset: int) -> tuple[Sequence[Mailing], int]:
-        return await self.list_and_count(LimitOffset(limit, offset), OrderBy("id", "asc"))
+    async def list_mailings(
+        self, limit: int, offset: int, status: MailingStatus | None = None, newest_first: bool = False
+    ) -> tuple[Sequence[Mailing], int]:
+        conditions = [_status_column() == status.value] if status is not None else []
+        order = OrderBy("id", "desc" if newest_first else "asc")
+        return await self.list_and_count(LimitOffset(limit, offset), order, *conditions)
+
+    async def count_by_status(self) -> dict[MailingStatus, int]:
+        """Mailings in each status, zeros included."""
+        rows = await self.repository.session.execute(select(_status_column(), func.count()).group_by(_status_column()))
+        counted = {MailingStatus(status): int(n) for status, n in rows}
+        return {status: counted.get(status, 0) for status in MailingStatus}
 
     async def create_mailing(self, data: MailingCreate) -> Mailing:
         _validate(data.text, data.start_at, data.end_at, data.send_window)

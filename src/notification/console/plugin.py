@@ -1,0 +1,85 @@
+"""The console wired into the app: its routes under /admin, its templates, sessions and CSRF."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar import Router
+from litestar.config.app import AppConfig
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import CacheControlHeader
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.plugins import InitPluginProtocol
+from litestar.static_files import create_static_files_router
+
+from notification.config import Settings
+from notification.console.auth import SignInController, UnknownPageController
+from notification.console.clients import ClientConsoleController
+from notification.console.dashboard import DashboardController
+from notification.console.errors import exception_handlers
+from notification.console.headers import console_headers
+from notification.console.mailings import MailingConsoleController
+from notification.console.sessions import CONSOLE_PATH, session_middleware
+from notification.console.templating import template_config
+
+STATIC_DIR = Path(__file__).parent / "static"
+CSRF_COOKIE = "notification_csrf"
+
+
+class ConsolePlugin(InitPluginProtocol):
+    def __init__(self, settings: Settings, alchemy: SQLAlchemyAsyncConfig) -> None:
+        self.settings = settings
+        self.alchemy = alchemy
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.template_config = template_config()
+        app_config.route_handlers.extend([self.router(), static_router()])
+        return app_config
+
+    def router(self) -> Router:
+        settings = self.settings
+        csrf = CSRFConfig(
+            # A random secret is enough for one process; several behind one address must share one.
+            secret=settings.console_secret or secrets.token_hex(32),
+            cookie_name=CSRF_COOKIE,
+            cookie_path=CONSOLE_PATH,
+            cookie_httponly=True,
+            cookie_samesite="lax",
+        )
+
+        def provide_settings() -> Settings:
+            return settings
+
+        return Router(
+            CONSOLE_PATH,
+            route_handlers=[
+                SignInController,
+                DashboardController,
+                MailingConsoleController,
+                ClientConsoleController,
+                UnknownPageController,
+            ],
+            middleware=[
+                console_headers,
+                session_middleware(self.alchemy, settings.session_ttl_s),
+                DefineMiddleware(CSRFMiddleware, config=csrf),
+            ],
+            dependencies={"console_settings": Provide(provide_settings, sync_to_thread=False)},
+            exception_handlers=exception_handlers,
+            include_in_schema=False,
+        )
+
+
+def static_router() -> Router:
+    return create_static_files_router(
+        path=f"{CONSOLE_PATH}/static",
+        directories=[STATIC_DIR],
+        name="console-static",
+        middleware=[console_headers],
+        cache_control=CacheControlHeader(max_age=3600),
+        include_in_schema=False,
+    )
