@@ -61,7 +61,8 @@ async def _messages(db: AsyncSession, mailing_id: int, rows: list[dict[str, Any]
     for row in rows:
         await db.execute(
             text(
-                "INSERT INTO messages (mailing_id, client_id, status, sent_at, due_at, attempts, last_error, error_kind)"
+                "INSERT INTO messages"
+                " (mailing_id, client_id, status, sent_at, due_at, attempts, last_error, error_kind)"
                 " VALUES (:mailing_id, :client_id, :status, :sent_at, :due_at, :attempts, :last_error, :error_kind)"
             ),
             {
