@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from notification.app import create_app
 from notification.config import Settings, load_settings
 from notification.migrate import upgrade_database
+from tests.servers import serve_in_thread
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -103,6 +104,13 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as test_client:
         test_client.headers["Authorization"] = f"Bearer {API_TOKEN}"
         yield test_client
+
+
+@pytest.fixture
+def live_server(app: Litestar) -> Iterator[str]:
+    """The app served over real HTTP on a free local port; yields its base URL."""
+    with serve_in_thread(app) as base_url:
+        yield base_url
 
 
 @pytest.fixture
