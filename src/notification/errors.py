@@ -226,14 +226,30 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
 exception_handlers: ExceptionHandlersMap = {Exception: _on_unexpected}
 
 
+def _strict_problem(exc: msgspec.ValidationError) -> InvalidInput:
+    message, _, where = str(exc).partition(" - at `")
+    field = _field_path(where.rstrip("`")) if where else "body"
+    if unknown := _UNKNOWN_FIELD.search(message):
+        field = unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
+    return InvalidInput.of(field, message)
+
+
 class ApiRequest(Request[Any, Any, Any]):
-    """A request whose JSON body, nested deeper than the decoder goes, is bad input rather than a fault."""
+    """A request whose JSON body must have the documented JSON types (Litestar converts bodies the lax
+    way query strings need, so a number would pass for a date-time), and whose body nested deeper than
+    the decoder goes is bad input rather than a fault."""
 
     async def json(self) -> Any:
         try:
-            return await super().json()
+            value = await super().json()
         except RecursionError:
             raise InvalidInput.of("body", "JSON nested too deeply") from None
+        if (data := self.route_handler.parsed_fn_signature.parameters.get("data")) is not None:
+            try:
+                msgspec.json.decode(await self.body(), type=data.annotation, strict=True)
+            except msgspec.ValidationError as exc:
+                raise _strict_problem(exc) from None
+        return value
 
 
 __all__ = (
