@@ -49,7 +49,16 @@ class ClientController(Controller):
     async def create_clients(
         self,
         clients: ClientService,
-        data: Annotated[list[ClientCreate], Body(min_items=1, max_items=MAX_BULK_ROWS)],
+        data: Annotated[
+            list[ClientCreate],
+            Body(
+                min_items=1,
+                max_items=MAX_BULK_ROWS,
+                description="Clients to add, all or none. Each error names its row (`[3].phone`):"
+                " a phone that repeats row N of the same import is refused (400),"
+                " one that belongs to a client already in the directory is a conflict (409).",
+            ),
+        ],
     ) -> list[ClientRead]:
         created = clients.to_schema(await clients.create_clients(data), schema_type=ClientRead).items
         ids = [c.id for c in created]
