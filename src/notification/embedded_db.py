@@ -203,17 +203,20 @@ class EmbeddedPostgres:
         grant others the way through but not that group."""
         return None if self._user is None else []
 
-    def _run_as_server_user(self, command: list[str], **kwargs: object) -> None:
-        subprocess.run(  # noqa: S603  (the wheel's own binaries)
+    def _start_as_server_user(
+        self, command: list[str], *, own_session: bool = False, preexec_fn: Callable[[], None] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """One of the wheel's binaries, its output appended to the log."""
+        return subprocess.Popen(  # noqa: S603  (the wheel's own binaries)
             command,
-            check=True,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             user=self._user,
             group=self._user,
             extra_groups=self._groups,
-            **kwargs,  # type: ignore[call-overload]
+            start_new_session=own_session,
+            preexec_fn=preexec_fn,  # noqa: PLW1509  (runs before exec, no threads touched)
         )
 
     def _prepare_for_server_user(self) -> None:
@@ -251,19 +254,16 @@ class EmbeddedPostgres:
         if self._user is not None:
             entry = pwd.getpwnam(self._user)
             os.chown(fresh, entry.pw_uid, entry.pw_gid)
-        self._run_as_server_user(
-            [
-                str(self._bin / "initdb"),
-                "-D",
-                str(fresh),
-                "--auth=trust",
-                "--auth-local=trust",
-                "--encoding=UTF8",
-                "-U",
-                SUPERUSER,
-            ],
-            timeout=START_TIMEOUT_S,
-        )
+        options = ["--auth=trust", "--auth-local=trust", "--encoding=UTF8", "-U", SUPERUSER]
+        initdb = self._start_as_server_user([str(self._bin / "initdb"), "-D", str(fresh), *options])
+        try:
+            failed = initdb.wait(timeout=START_TIMEOUT_S) != 0
+        except subprocess.TimeoutExpired:
+            initdb.kill()
+            raise
+        if failed:
+            msg = f"initdb failed; see {self.log_path}"
+            raise EmbeddedPostgresError(msg)
         fresh.rename(self.pgdata)
 
     def _choose_socket_dir(self) -> Path:
@@ -285,19 +285,9 @@ class EmbeddedPostgres:
         assert self._socket_dir is not None
         self._note("starting the server")
         command = [str(self._bin / "postgres"), "-D", str(self.pgdata), "-k", str(self._socket_dir), "-h", ""]
-        self._server = subprocess.Popen(  # noqa: S603  (the wheel's own binary)
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            user=self._user,
-            group=self._user,
-            extra_groups=self._groups,
-            # Out of the terminal's process group: a Ctrl-C reaches the owner, which stops the server
-            # after the processes that use it. SIGINT is PostgreSQL's fast shutdown.
-            start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509  (runs before exec, no threads touched)
-        )
+        # Out of the terminal's process group: a Ctrl-C reaches the owner, which stops the server
+        # after the processes that use it. SIGINT is PostgreSQL's fast shutdown.
+        self._server = self._start_as_server_user(command, own_session=True, preexec_fn=die_with_parent(signal.SIGINT))
         self._wait_ready()
 
     def _wait_ready(self) -> None:
