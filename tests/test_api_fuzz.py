@@ -21,6 +21,7 @@ import schemathesis.engine
 from litestar import Litestar
 from schemathesis.engine import Status, events
 from schemathesis.generation import GenerationMode
+from schemathesis.python import asgi
 
 from tests.conftest import API_TOKEN
 
@@ -142,11 +143,15 @@ def test_the_api_holds_its_openapi_contract(app: Litestar, capsys: pytest.Captur
     findings = Findings()
     started = time.monotonic()
 
-    for event in schemathesis.engine.from_schema(schema).execute():
-        if isinstance(event, events.ScenarioFinished):
-            findings.record(event)
-        elif isinstance(event, events.NonFatalError | events.FatalError):
-            findings.errors.append(f"{getattr(event, 'label', '')}: {event.info.format()}")
+    try:
+        for event in schemathesis.engine.from_schema(schema).execute():
+            if isinstance(event, events.ScenarioFinished):
+                findings.record(event)
+            elif isinstance(event, events.NonFatalError | events.FatalError):
+                findings.errors.append(f"{getattr(event, 'label', '')}: {event.info.format()}")
+    finally:
+        # The app's lifespan (its pools) ends with the test, before its database is dropped.
+        asgi.shutdown_lifespans()
     elapsed = time.monotonic() - started
 
     with capsys.disabled():
