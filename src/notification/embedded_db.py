@@ -56,7 +56,8 @@ def server_binaries() -> Path:
 
 def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
     """A ``preexec_fn`` that has the child receive ``sig`` when its parent dies (Linux; elsewhere
-    the parent's own shutdown is the only stop)."""
+    the parent's own shutdown is the only stop). Linux sends it when the thread that started the
+    child ends: start children from the main thread."""
     parent = os.getpid()
 
     def arrange() -> None:
