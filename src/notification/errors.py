@@ -153,6 +153,13 @@ def _field_path(key: str) -> str:
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 
 
+def _named_field(field: str, message: str) -> str:
+    """msgspec places an unknown field's error on its object; the field to name is the unknown one."""
+    if unknown := _UNKNOWN_FIELD.search(message):
+        return unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
+    return field
+
+
 def _located_in_cause(exc: ValidationException) -> str | None:
     """msgspec's own message says where in a list body the error is; Litestar's summary drops that."""
     cause = exc.__cause__
@@ -172,10 +179,7 @@ def _validation_errors(exc: ValidationException) -> list[tuple[str, str]]:
         field = _field_path(str(item.get("key", "body")))
         if field == "body" and len(extra) == 1:
             field = _located_in_cause(exc) or field
-        if unknown := _UNKNOWN_FIELD.search(message):
-            # msgspec places this error on the object; the field to name is the unknown one.
-            field = unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
-        errors.append((field, message))
+        errors.append((_named_field(field, message), message))
     return errors or [("body", exc.detail)]
 
 
@@ -229,9 +233,7 @@ exception_handlers: ExceptionHandlersMap = {Exception: _on_unexpected}
 def _strict_problem(exc: msgspec.ValidationError) -> InvalidInput:
     message, _, where = str(exc).partition(" - at `")
     field = _field_path(where.rstrip("`")) if where else "body"
-    if unknown := _UNKNOWN_FIELD.search(message):
-        field = unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
-    return InvalidInput.of(field, message)
+    return InvalidInput.of(_named_field(field, message), message)
 
 
 class ApiRequest(Request[Any, Any, Any]):
