@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from playwright.sync_api import Browser, Page
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -22,6 +23,8 @@ from notification.app import create_app
 from notification.config import Settings, load_settings
 from notification.migrate import upgrade_database
 from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from tests.browser import launched_chromium, local_page
+from tests.servers import serve_in_thread
 from tests.workers import WorkerProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +108,27 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as test_client:
         test_client.headers["Authorization"] = f"Bearer {API_TOKEN}"
         yield test_client
+
+
+@pytest.fixture
+def live_server(app: Litestar) -> Iterator[str]:
+    """The app served over real HTTP on a free local port; yields its base URL."""
+    with serve_in_thread(app) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless (skips without it, fails under CI)."""
+    with launched_chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: str) -> Iterator[Page]:
+    """A browser page on the live app that fails the test if it loads anything from another host."""
+    with local_page(browser, live_server) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.htmx import HTMXPlugin
 
-from notification import __version__
+from notification.assets import static_files_router
 from notification.auth import SECURITY, openapi_components, require_token
 from notification.cli import NotificationCLIPlugin
 from notification.clients.controllers import ClientController
 from notification.config import Settings, get_settings
 from notification.console.plugin import ConsolePlugin
 from notification.db import sqlalchemy_config
-from notification.errors import exception_handlers
+from notification.errors import ApiRequest, exception_handlers, problem_details_plugin
 from notification.health import HealthController
 from notification.jobs import job_queue_lifespan
 from notification.logging import configure_logging
@@ -23,6 +21,7 @@ from notification.mailings.controllers import MailingController
 from notification.messages.controllers import MessageController
 from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
+from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.stats.controllers import StatsController
 
 API_PREFIX = "/api/v1"
@@ -36,27 +35,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[ClientController, MailingController, StatsController, MessageController],
         guards=[require_token(settings.api_tokens)],
         security=SECURITY,
+        # The API's strict body decoding; the console's pages keep HTMX's request class.
+        request_class=ApiRequest,
     )
     database = sqlalchemy_config(settings)
     app = Litestar(
-        route_handlers=[api, HealthController, MetricsController],
+        route_handlers=[api, HealthController, MetricsController, static_files_router()],
         plugins=[
             SQLAlchemyPlugin(config=database),
             NotificationCLIPlugin(),
+            problem_details_plugin(),
+            StrictStructSchemaPlugin(),
             HTMXPlugin(),
             ConsolePlugin(settings, database),
         ],
         middleware=[prometheus_config().middleware, bind_path_ids],
         exception_handlers=exception_handlers,
         lifespan=[job_queue_lifespan(settings)],
-        openapi_config=OpenAPIConfig(
-            title="notification",
-            version=__version__,
-            description="Client directory, SMS mailings and their delivery statistics.",
-            path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
-            components=openapi_components(),
-        ),
+        openapi_config=openapi_config(openapi_components()),
         logging_config=None,
     )
     # Outside Litestar's own layers, so that unknown paths and early errors get a request id and an

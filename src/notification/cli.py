@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click import Group
@@ -15,6 +18,10 @@ from litestar.plugins import CLIPluginProtocol
 
 from notification.config import PREFIX, get_settings
 from notification.reports.cli import report_group
+
+if TYPE_CHECKING:
+    from notification.embedded_db import EmbeddedPostgres
+    from notification.reports.dev_mail import SmtpServer
 
 
 @click.command(name="serve", help="Serve the API against NOTIFICATION_DATABASE_URL (production).")
@@ -46,86 +53,148 @@ def serve(host: str, port: int, workers: int) -> None:
 def dev(host: str, port: int, provider_port: int, smtp_port: int) -> None:
     """One process tree: an embedded PostgreSQL unless NOTIFICATION_DATABASE_URL is set, the fake
     provider unless NOTIFICATION_PROVIDER_URL is set, a mail server keeping what it receives unless
-    NOTIFICATION_SMTP_URL is set, a worker, and the API in this process."""
-    import uvicorn
+    NOTIFICATION_SMTP_URL is set, a worker, and the API in this process.
 
-    from notification.embedded_db import start_embedded_postgres
-    from notification.migrate import upgrade_database
-    from notification.reports.dev_mail import dev_mail_banner, start_dev_mail
+    Ctrl-C or SIGTERM stops all of it; if this process is killed outright, its children stop by
+    themselves (Linux) and the next run stops whatever server the killed one left on its data."""
+    from notification.embedded_db import EmbeddedPostgresError
 
-    settings = get_settings()
-    database = None
-    if not settings.database_url:
-        click.echo(f"starting PostgreSQL in {Path(settings.data_dir).resolve()} ...", err=True)
-        database = start_embedded_postgres(Path(settings.data_dir))
-        os.environ[f"{PREFIX}DATABASE_URL"] = database.get_uri()
-    run_fake_provider = f"{PREFIX}PROVIDER_URL" not in os.environ
-    if run_fake_provider:
-        os.environ[f"{PREFIX}PROVIDER_URL"] = f"http://127.0.0.1:{provider_port}/v1"
-    os.environ.setdefault(f"{PREFIX}LOG_JSON", "false")
-    generated_token = None
-    if not os.environ.get(f"{PREFIX}API_TOKENS"):
-        # The API refuses every call without a token: a newcomer gets one made up for this run.
-        generated_token = secrets.token_urlsafe(24)
-        os.environ[f"{PREFIX}API_TOKENS"] = generated_token
-    mail_server = start_dev_mail(settings, smtp_port)
-    get_settings.cache_clear()
-    settings = get_settings()
-    click.echo("applying migrations ...", err=True)
-    upgrade_database(settings)
-
-    children: list[subprocess.Popen[bytes]] = []
-    if run_fake_provider:
-        fake = [
-            sys.executable,
-            "-m",
-            "notification",
-            "fake-provider",
-            "--port",
-            str(provider_port),
-            "--latency-ms",
-            "50",
-        ]
-        children.append(subprocess.Popen(fake))  # noqa: S603  (our own entry point)
-    worker = [sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"]
-    children.append(subprocess.Popen(worker))  # noqa: S603  (our own entry point)
-
-    base = f"http://{host}:{port}"
-    where_data_lives = f"embedded, data in {Path(settings.data_dir).resolve()}" if database else f"{PREFIX}DATABASE_URL"
-    provider = f"{settings.provider_url} ({'fake' if run_fake_provider else 'from ' + PREFIX + 'PROVIDER_URL'})"
-    click.echo(
-        "\n".join(
-            [
-                "",
-                f"  API         {base}/api/v1",
-                f"  Swagger UI  {base}/docs",
-                f"  console     {base}/admin (sign in with the API token)",
-                f"  provider    {provider}",
-                f"  database    {where_data_lives}",
-                f"  API token   {generated_token} (generated; send it as `Authorization: Bearer <token>`)"
-                if generated_token
-                else f"  API token   from {PREFIX}API_TOKENS",
-                f"  metrics     {base}/metrics",
-                *(dev_mail_banner(settings, mail_server) if mail_server else []),
-                "",
-            ]
-        ),
-        err=True,
-    )
+    # SIGTERM takes the way Ctrl-C takes, through the cleanup below: uvicorn re-raises the signal it
+    # caught once it has shut down, and Python's default for SIGTERM would end the process on the spot.
+    signal.signal(signal.SIGTERM, _interrupt)
+    run = _DevRun()
     try:
-        uvicorn.run("notification.app:create_app", factory=True, host=host, port=port, log_config=None)
+        run.start(host, port, provider_port, smtp_port)
+    except KeyboardInterrupt:
+        pass
+    except EmbeddedPostgresError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
+        run.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class _DevRun:
+    """What `dev` started, so that it can stop all of it, in order: the API (uvicorn, in this
+    process), the worker and the fake provider, then the database they use."""
+
+    def __init__(self) -> None:
+        self.database: EmbeddedPostgres | None = None
+        self.mail_server: SmtpServer | None = None
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def start(self, host: str, port: int, provider_port: int, smtp_port: int) -> None:
+        import uvicorn
+
+        from notification.migrate import upgrade_database
+        from notification.reports.dev_mail import dev_mail_banner, start_dev_mail
+
+        settings = get_settings()
+        if not settings.database_url:
+            self.database = _start_database(Path(settings.data_dir))
+            os.environ[f"{PREFIX}DATABASE_URL"] = self.database.get_uri()
+        run_fake_provider = f"{PREFIX}PROVIDER_URL" not in os.environ
+        if run_fake_provider:
+            os.environ[f"{PREFIX}PROVIDER_URL"] = f"http://127.0.0.1:{provider_port}/v1"
+        os.environ.setdefault(f"{PREFIX}LOG_JSON", "false")
+        generated_token = None
+        if not os.environ.get(f"{PREFIX}API_TOKENS"):
+            # The API refuses every call without a token: a newcomer gets one made up for this run.
+            generated_token = secrets.token_urlsafe(24)
+            os.environ[f"{PREFIX}API_TOKENS"] = generated_token
+        self.mail_server = start_dev_mail(settings, smtp_port)
+        get_settings.cache_clear()
+        settings = get_settings()
+        click.echo("applying migrations ...", err=True)
+        alembic_log = logging.getLogger("alembic")
+        level = alembic_log.level
+        alembic_log.setLevel(logging.WARNING)  # a line per revision is noise on a newcomer's console
+        try:
+            upgrade_database(settings)
+        finally:
+            alembic_log.setLevel(level)
+        click.echo("migrations applied", err=True)
+
+        if run_fake_provider:
+            fake = ["fake-provider", "--port", str(provider_port), "--latency-ms", "50"]
+            self._spawn([sys.executable, "-m", "notification", *fake])
+        self._spawn([sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"])
+
+        base = f"http://{host}:{port}"
+        where_data_lives = (
+            f"embedded, data in {self.database.pgdata}, log {self.database.log_path}"
+            if self.database
+            else f"{PREFIX}DATABASE_URL"
+        )
+        provider = f"{settings.provider_url} ({'fake' if run_fake_provider else 'from ' + PREFIX + 'PROVIDER_URL'})"
+        click.echo(
+            "\n".join(
+                [
+                    "",
+                    f"  API         {base}/api/v1",
+                    f"  Swagger UI  {base}/docs",
+                    f"  console     {base}/admin (sign in with the API token)",
+                    f"  provider    {provider}",
+                    f"  database    {where_data_lives}",
+                    f"  API token   {generated_token} (generated; send it as `Authorization: Bearer <token>`)"
+                    if generated_token
+                    else f"  API token   from {PREFIX}API_TOKENS",
+                    f"  metrics     {base}/metrics",
+                    *(dev_mail_banner(settings, self.mail_server) if self.mail_server else []),
+                    "",
+                    "  Ctrl-C stops everything.",
+                    "",
+                ]
+            ),
+            err=True,
+        )
+        uvicorn.run("notification.app:create_app", factory=True, host=host, port=port, log_config=None)
+
+    def _spawn(self, command: list[str]) -> None:
+        from notification.embedded_db import die_with_parent
+
+        self.children.append(
+            subprocess.Popen(  # noqa: S603  (our own entry points)
+                command,
+                # Out of the terminal's process group: Ctrl-C reaches this process, which stops them
+                # in order; if this process is killed outright, they get SIGTERM from the kernel.
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509  (before exec, no threads touched)
+            )
+        )
+
+    def stop(self) -> None:
+        # A second Ctrl-C must not cut the cleanup short and leave a process behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children:
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
-        if mail_server is not None:
-            mail_server.stop()
-        if database is not None:
-            database.cleanup()
+                child.wait(timeout=5)
+        if self.mail_server is not None:
+            self.mail_server.stop()
+        if self.database is not None:
+            self.database.stop()
+        click.echo("stopped.", err=True)
+
+
+def _start_database(data_dir: Path) -> EmbeddedPostgres:
+    from notification.embedded_db import EmbeddedPostgres
+
+    database = EmbeddedPostgres(data_dir)
+    click.echo(f"starting PostgreSQL in {database.pgdata} (its log: {database.log_path}) ...", err=True)
+    started = time.monotonic()
+    database.start()
+    click.echo(f"PostgreSQL ready in {time.monotonic() - started:.1f} s", err=True)
+    return database
 
 
 @click.command(name="fake-provider", help="Run the fake SMS provider (same HTTP contract as the real one).")

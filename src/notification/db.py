@@ -21,6 +21,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from notification.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Ids are bigint identities: an id past this names no row, and the driver could not even send it.
+BIGINT_MAX = 2**63 - 1
+# PostgreSQL's text types cannot hold a NUL character: stored text is refused one at the edge.
+WITHOUT_NUL = r"^[^\u0000]*$"
 
 
 def utcnow() -> dt.datetime:

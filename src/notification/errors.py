@@ -1,19 +1,24 @@
-"""RFC 9457 problem details for every error the API returns, each naming the offending field."""
+"""RFC 9457 problem details for every error the API returns, each naming the offending field.
+
+Litestar's problem-details plugin writes the envelope; this module decides what goes in it, and
+documents it once (``ProblemDetails``) for every operation that may answer it."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from http import HTTPStatus
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from advanced_alchemy.exceptions import NotFoundError
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
-    HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -21,20 +26,28 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE = "about:blank"
 
 
-class FieldProblem(msgspec.Struct):
-    field: str
-    message: str
+class FieldProblem(msgspec.Struct, forbid_unknown_fields=True):
+    field: Annotated[
+        str,
+        msgspec.Meta(
+            description="Where the problem is: a query or path parameter's name, or a path into the body"
+            " (`phone`, `[3].timezone` for the fourth row of a list, `filter.operator_codes[0]`)",
+            examples=["[3].timezone"],
+        ),
+    ]
+    message: Annotated[str, msgspec.Meta(examples=["unknown IANA time zone 'Europe/Atlantis'"])]
 
 
-class ProblemDetails(msgspec.Struct):
-    """RFC 9457 body of every error; ``errors`` names each offending field."""
+class ProblemDetails(msgspec.Struct, forbid_unknown_fields=True):
+    """RFC 9457 body of every error; `errors` names each offending field when the input is at fault."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
+    type: Annotated[str, msgspec.Meta(examples=[PROBLEM_TYPE])]
+    title: Annotated[str, msgspec.Meta(description="The HTTP status phrase", examples=["Bad Request"])]
+    status: Annotated[int, msgspec.Meta(examples=[400])]
+    detail: Annotated[str, msgspec.Meta(examples=["[3].timezone: unknown IANA time zone 'Europe/Atlantis'"])]
     errors: list[FieldProblem] | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -44,12 +57,35 @@ _DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with existing data; `errors` names the field",
 }
+_EXAMPLES: dict[int, dict[str, Any]] = {
+    400: {
+        "detail": "phone: Expected `str` matching regex '^7[0-9]{10}$'",
+        "errors": [{"field": "phone", "message": "Expected `str` matching regex '^7[0-9]{10}$'"}],
+    },
+    401: {"detail": "A valid bearer token is required"},
+    404: {"detail": "mailing 42 does not exist"},
+    409: {
+        "detail": "phone: a client with phone 79161234567 already exists",
+        "errors": [{"field": "phone", "message": "a client with phone 79161234567 already exists"}],
+    },
+}
 
 
 def problem_responses(*status_codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the problem-details answers a handler may give."""
     return {
-        code: ResponseSpec(ProblemDetails, description=_DESCRIPTIONS[code], media_type=PROBLEM_MEDIA_TYPE)
+        code: ResponseSpec(
+            ProblemDetails,
+            description=_DESCRIPTIONS[code],
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+            examples=[
+                Example(
+                    summary=_DESCRIPTIONS[code],
+                    value={"type": PROBLEM_TYPE, "title": HTTPStatus(code).phrase, "status": code, **_EXAMPLES[code]},
+                )
+            ],
+        )
         for code in status_codes
     }
 
@@ -87,17 +123,23 @@ class NotFound(Exception):
 
 def problem(
     status: int,
-    title: str,
     detail: str,
-    errors: list[dict[str, str]] | None = None,
+    errors: list[tuple[str, str]] | None = None,
     headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    if errors is not None:
-        body["errors"] = errors
-    body.update(extra)
-    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+) -> ProblemDetailsException:
+    extra = {"errors": [{"field": field, "message": message} for field, message in errors]} if errors else None
+    return ProblemDetailsException(
+        type_=PROBLEM_TYPE,
+        title=HTTPStatus(status).phrase,
+        status_code=status,
+        detail=detail,
+        extra=extra,
+        headers=headers,
+    )
+
+
+def _field_problems(errors: list[tuple[str, str]]) -> str:
+    return "; ".join(f"{field}: {message}" for field, message in errors)
 
 
 # msgspec says where an error is as "$.a[2].b"; Litestar hands it over as "a.[2].b" or "data.a".
@@ -111,6 +153,13 @@ def _field_path(key: str) -> str:
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
 
 
+def _named_field(field: str, message: str) -> str:
+    """msgspec places an unknown field's error on its object; the field to name is the unknown one."""
+    if unknown := _UNKNOWN_FIELD.search(message):
+        return unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
+    return field
+
+
 def _located_in_cause(exc: ValidationException) -> str | None:
     """msgspec's own message says where in a list body the error is; Litestar's summary drops that."""
     cause = exc.__cause__
@@ -120,9 +169,9 @@ def _located_in_cause(exc: ValidationException) -> str | None:
     return _field_path(located.group(1)) if located and located.group(1) else None
 
 
-def _validation_errors(exc: ValidationException) -> list[dict[str, str]]:
+def _validation_errors(exc: ValidationException) -> list[tuple[str, str]]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors: list[dict[str, str]] = []
+    errors: list[tuple[str, str]] = []
     for item in extra:
         if not isinstance(item, dict):
             continue
@@ -130,67 +179,88 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, str]]:
         field = _field_path(str(item.get("key", "body")))
         if field == "body" and len(extra) == 1:
             field = _located_in_cause(exc) or field
-        if unknown := _UNKNOWN_FIELD.search(message):
-            # msgspec places this error on the object; the field to name is the unknown one.
-            field = unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
-        entry = {"field": field, "message": message}
-        if source := item.get("source"):
-            entry["source"] = str(source)
-        errors.append(entry)
-    if not errors:
-        errors.append({"field": "body", "message": exc.detail})
-    return errors
+        errors.append((_named_field(field, message), message))
+    return errors or [("body", exc.detail)]
 
 
-def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _on_validation(exc: ValidationException) -> ProblemDetailsException:
     errors = _validation_errors(exc)
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem(HTTP_400_BAD_REQUEST, "Invalid request", detail, errors)
+    return problem(HTTP_400_BAD_REQUEST, _field_problems(errors), errors)
 
 
-def _on_invalid_input(request: Request[Any, Any, Any], exc: InvalidInput) -> Response[dict[str, Any]]:
-    errors = [{"field": field, "message": message} for field, message in exc.errors]
-    return problem(HTTP_400_BAD_REQUEST, "Invalid request", str(exc), errors)
+def _on_invalid_input(exc: InvalidInput) -> ProblemDetailsException:
+    return problem(HTTP_400_BAD_REQUEST, _field_problems(exc.errors), exc.errors)
 
 
-def _on_conflict(request: Request[Any, Any, Any], exc: Conflict) -> Response[dict[str, Any]]:
-    return problem(HTTP_409_CONFLICT, "Conflict", str(exc), [{"field": exc.field, "message": exc.message}])
+def _on_conflict(exc: Conflict) -> ProblemDetailsException:
+    return problem(HTTP_409_CONFLICT, str(exc), [(exc.field, exc.message)])
 
 
-def _on_not_found(request: Request[Any, Any, Any], exc: NotFound | NotFoundError) -> Response[dict[str, Any]]:
-    detail = str(exc) if isinstance(exc, NotFound) else "No such resource"
-    return problem(HTTP_404_NOT_FOUND, "Not found", detail)
+def _on_not_found(exc: NotFound | NotFoundError) -> ProblemDetailsException:
+    return problem(HTTP_404_NOT_FOUND, str(exc) if isinstance(exc, NotFound) else "No such resource")
 
 
-def _on_unauthorized(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[dict[str, Any]]:
-    # The detail is fixed: the token the caller sent is never echoed back.
-    return problem(HTTP_401_UNAUTHORIZED, "Unauthorized", exc.detail, headers=exc.headers)
+def _on_http(exc: HTTPException) -> ProblemDetailsException:
+    # A 401's detail is fixed by the guard: the token the caller sent is never echoed back.
+    return problem(exc.status_code, exc.detail, headers=exc.headers)
 
 
-def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    return Response(
-        {"type": "about:blank", "title": exc.detail, "status": exc.status_code, "detail": exc.detail},
-        status_code=exc.status_code,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=exc.headers,
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # The body says nothing about the failure: it could carry connection strings or data.
+    logger.exception("unhandled error", path=request.url.path, method=request.method)
+    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "The server could not handle the request").to_response(request)
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                ValidationException: _on_validation,
+                InvalidInput: _on_invalid_input,
+                Conflict: _on_conflict,
+                NotFound: _on_not_found,
+                NotFoundError: _on_not_found,
+                HTTPException: _on_http,
+            }
+        )
     )
 
 
-def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    # The body says nothing about the failure: it could carry connection strings or data.
-    logger.exception("unhandled error", path=request.url.path, method=request.method)
-    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error", "The server could not handle the request")
+# Whatever no problem mapping covers is a fault of ours: logged, and a 500 problem that says nothing more.
+exception_handlers: ExceptionHandlersMap = {Exception: _on_unexpected}
 
 
-exception_handlers: ExceptionHandlersMap = {
-    ValidationException: _on_validation,
-    InvalidInput: _on_invalid_input,
-    Conflict: _on_conflict,
-    NotFound: _on_not_found,
-    NotFoundError: _on_not_found,
-    NotAuthorizedException: _on_unauthorized,
-    HTTPException: _on_http,
-    Exception: _on_unexpected,
-}
+def _strict_problem(exc: msgspec.ValidationError) -> InvalidInput:
+    message, _, where = str(exc).partition(" - at `")
+    field = _field_path(where.rstrip("`")) if where else "body"
+    return InvalidInput.of(_named_field(field, message), message)
 
-__all__ = ("Conflict", "InvalidInput", "NotFound", "exception_handlers", "problem")
+
+class ApiRequest(Request[Any, Any, Any]):
+    """A request whose JSON body must have the documented JSON types (Litestar converts bodies the lax
+    way query strings need, so a number would pass for a date-time), and whose body nested deeper than
+    the decoder goes is bad input rather than a fault."""
+
+    async def json(self) -> Any:
+        try:
+            value = await super().json()
+        except RecursionError:
+            raise InvalidInput.of("body", "JSON nested too deeply") from None
+        if (data := self.route_handler.parsed_fn_signature.parameters.get("data")) is not None:
+            try:
+                msgspec.json.decode(await self.body(), type=data.annotation, strict=True)
+            except msgspec.ValidationError as exc:
+                raise _strict_problem(exc) from None
+        return value
+
+
+__all__ = (
+    "ApiRequest",
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "ProblemDetails",
+    "exception_handlers",
+    "problem_details_plugin",
+    "problem_responses",
+)

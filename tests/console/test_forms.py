@@ -62,10 +62,10 @@ BAD_MAILINGS: list[tuple[dict[str, Any], str, str]] = [
     ({"end_at": _local(dt.datetime.now(dt.UTC))}, "end_at", "must be after start_at"),
     ({"start_at": ""}, "start_at", "Expected datetime, got null"),
     ({"start_at": "tomorrow"}, "start_at", "Invalid RFC3339 encoded datetime"),
-    ({"window_start": "09:00"}, "send_window-end", "Expected str matching regex"),
+    ({"window_start": "09:00"}, "send_window-end", "Expected str of length >= 5"),
     ({"window_start": "09:00", "window_end": "09:00"}, "send_window-end", "must differ from send_window.start"),
     ({"window_start": "25:00", "window_end": "09:00"}, "send_window-start", "Expected str matching regex"),
-    ({"operator_codes": ["91"]}, "filter-operator_codes", "Expected str matching regex"),
+    ({"operator_codes": ["91"]}, "filter-operator_codes", "Expected str of length >= 3"),
 ]
 
 
@@ -151,10 +151,10 @@ async def test_deleting_a_mailing_says_what_happens_then_does_it(console: Consol
 
 BAD_CLIENTS: list[tuple[dict[str, str], str, str, int]] = [
     ({"phone": "89160000001"}, "phone", "Expected str matching regex", 400),
-    ({"phone": ""}, "phone", "Expected str matching regex", 400),
+    ({"phone": ""}, "phone", "Expected str of length >= 11", 400),
     ({"timezone": "Mars/Olympus"}, "timezone", "unknown IANA time zone 'Mars/Olympus'", 400),
-    ({"timezone": ""}, "timezone", "Expected str of length >= 1", 400),
-    ({"operator_code": "12"}, "operator_code", "Expected str matching regex", 400),
+    ({"timezone": ""}, "timezone", "unknown IANA time zone ''", 400),
+    ({"operator_code": "12"}, "operator_code", "Expected str of length >= 3", 400),
     ({"tag": "t" * 101}, "tag", "Expected str of length <= 100", 400),
     ({"phone": "79990000000"}, "phone", "a client with phone 79990000000 already exists", 409),
 ]

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import msgspec
 import structlog
+from advanced_alchemy.filters import LimitOffset
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Body, Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.clients.models import Client
+from notification.clients.deps import provide_client_service
 from notification.clients.schemas import (
     OPERATOR_CODE_PATTERN,
     TAG_MAX_LENGTH,
@@ -19,9 +18,10 @@ from notification.clients.schemas import (
     ClientRead,
 )
 from notification.clients.services import ClientService
+from notification.db import WITHOUT_NUL
 from notification.errors import problem_responses
 from notification.observability import bind_ids
-from notification.pagination import Limit, Offset, Page
+from notification.pagination import Limit, Offset, Page, bigint_parameter
 
 MAX_BULK_ROWS = 10_000
 # A bulk import logs the ids it created when there are this many or fewer, else their range.
@@ -29,24 +29,7 @@ LOGGED_BULK_IDS = 1_000
 
 logger = structlog.get_logger(__name__)
 
-ClientId = Annotated[int, Parameter(ge=1, description="Client id")]
-
-
-async def provide_client_service(db_session: AsyncSession) -> AsyncIterator[ClientService]:
-    async with ClientService.new(session=db_session) as service:
-        yield service
-
-
-def to_read(client: Client) -> ClientRead:
-    return ClientRead(
-        id=client.id,
-        phone=client.phone,
-        operator_code=client.operator_code,
-        tag=client.tag,
-        timezone=client.timezone,
-        created_at=client.created_at,
-        updated_at=client.updated_at,
-    )
+ClientId = Annotated[int, bigint_parameter("Client id")]
 
 
 class ClientController(Controller):
@@ -54,61 +37,73 @@ class ClientController(Controller):
     tags = ["clients"]
     dependencies = {"clients": Provide(provide_client_service)}
 
-    @post("/", summary="Add a client", responses=problem_responses(400, 409))
+    @post("/", summary="Add a client", responses=problem_responses(400, 401, 409))
     async def create_client(self, clients: ClientService, data: ClientCreate) -> ClientRead:
         client = await clients.create_client(data)
         bind_ids(client_id=client.id)
         # The phone goes through the log's masking: only its last 4 digits are written.
         logger.info("client created", phone=client.phone, operator_code=client.operator_code, tag=client.tag)
-        return to_read(client)
+        return clients.to_schema(client, schema_type=ClientRead)
 
-    @post("/bulk", summary="Add many clients at once, all or none", responses=problem_responses(400, 409))
+    @post("/bulk", summary="Add many clients at once, all or none", responses=problem_responses(400, 401, 409))
     async def create_clients(
         self,
         clients: ClientService,
-        data: Annotated[list[ClientCreate], Body(min_items=1, max_items=MAX_BULK_ROWS)],
+        data: Annotated[
+            list[ClientCreate],
+            Body(
+                min_items=1,
+                max_items=MAX_BULK_ROWS,
+                description="Clients to add, all or none. Each error names its row (`[3].phone`):"
+                " a phone that repeats row N of the same import is refused (400),"
+                " one that belongs to a client already in the directory is a conflict (409).",
+            ),
+        ],
     ) -> list[ClientRead]:
-        created = [to_read(c) for c in await clients.create_clients(data)]
+        created = clients.to_schema(await clients.create_clients(data), schema_type=ClientRead).items
         ids = [c.id for c in created]
         if len(ids) <= LOGGED_BULK_IDS:
             logger.info("clients created", count=len(ids), client_ids=ids)
         else:
             logger.info("clients created", count=len(ids), first_client_id=min(ids), last_client_id=max(ids))
-        return created
+        return list(created)
 
-    @get("/", summary="List clients", responses=problem_responses(400))
+    @get("/", summary="List clients", responses=problem_responses(400, 401))
     async def list_clients(
         self,
         clients: ClientService,
         limit: Limit,
         offset: Offset,
         operator_code: Annotated[str | None, Parameter(pattern=OPERATOR_CODE_PATTERN)] = None,
-        tag: Annotated[str | None, Parameter(max_length=TAG_MAX_LENGTH)] = None,
+        tag: Annotated[str | None, Parameter(max_length=TAG_MAX_LENGTH, pattern=WITHOUT_NUL)] = None,
     ) -> Page[ClientRead]:
-        rows, total = await clients.list_clients(limit, offset, operator_code, tag)
-        return Page(items=[to_read(c) for c in rows], total=total, limit=limit, offset=offset)
+        page = LimitOffset(limit, offset)
+        rows, total = await clients.list_clients(page, operator_code, tag)
+        return Page.of(clients.to_schema(rows, total, filters=[page], schema_type=ClientRead))
 
-    @get("/{client_id:int}", summary="Get a client", responses=problem_responses(400, 404))
+    @get("/{client_id:int}", summary="Get a client", responses=problem_responses(400, 401, 404))
     async def get_client(self, clients: ClientService, client_id: ClientId) -> ClientRead:
-        return to_read(await clients.get_client(client_id))
+        return clients.to_schema(await clients.get_client(client_id), schema_type=ClientRead)
 
-    @patch("/{client_id:int}", summary="Change some fields of a client", responses=problem_responses(400, 404, 409))
+    @patch(
+        "/{client_id:int}", summary="Change some fields of a client", responses=problem_responses(400, 401, 404, 409)
+    )
     async def patch_client(self, clients: ClientService, client_id: ClientId, data: ClientPatch) -> ClientRead:
         client = await clients.patch_client(client_id, data)
         changed = sorted(f for f in data.__struct_fields__ if _given(data, f))
         logger.info("client updated", fields=changed, phone=client.phone)
-        return to_read(client)
+        return clients.to_schema(client, schema_type=ClientRead)
 
-    @put("/{client_id:int}", summary="Replace a client", responses=problem_responses(400, 404, 409))
+    @put("/{client_id:int}", summary="Replace a client", responses=problem_responses(400, 401, 404, 409))
     async def replace_client(self, clients: ClientService, client_id: ClientId, data: ClientCreate) -> ClientRead:
         client = await clients.replace_client(client_id, data)
         logger.info("client updated", replaced=True, phone=client.phone)
-        return to_read(client)
+        return clients.to_schema(client, schema_type=ClientRead)
 
     @delete(
         "/{client_id:int}",
         summary="Remove a client; its pending messages are cancelled",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 401, 404),
     )
     async def delete_client(self, clients: ClientService, client_id: ClientId) -> None:
         await clients.delete_client(client_id)

@@ -5,43 +5,59 @@ from typing import Annotated
 
 import msgspec
 
+from notification.db import WITHOUT_NUL
+from notification.timezones import TimeZoneName
+
+# The lengths as well as the patterns: a regex's `$` also matches before a final newline.
 Phone = Annotated[
     str,
     msgspec.Meta(
         pattern=r"^7[0-9]{10}$",
+        min_length=11,
+        max_length=11,
         description="7 followed by 10 digits",
         examples=["79161234567"],
     ),
 ]
 OPERATOR_CODE_PATTERN = r"^[0-9]{3}$"
 TAG_MAX_LENGTH = 100
-OperatorCode = Annotated[str, msgspec.Meta(pattern=OPERATOR_CODE_PATTERN, description="3 digits", examples=["916"])]
-Tag = Annotated[str, msgspec.Meta(max_length=TAG_MAX_LENGTH, examples=["vip"])]
-TimeZone = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, description="IANA name", examples=["Europe/Moscow"])
+OperatorCode = Annotated[
+    str,
+    msgspec.Meta(pattern=OPERATOR_CODE_PATTERN, min_length=3, max_length=3, description="3 digits", examples=["916"]),
+]
+Tag = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=TAG_MAX_LENGTH, pattern=WITHOUT_NUL, description="Free text, may be empty", examples=["vip"]
+    ),
 ]
 
 
 class ClientCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A client of the directory; `operator_code` defaults to digits 2-4 of the phone. Its phone must not
+    belong to another client (409)."""
+
     phone: Phone
-    timezone: TimeZone
+    timezone: TimeZoneName
     operator_code: OperatorCode | None = msgspec.field(default=None)
     tag: Tag = ""
 
 
 class ClientPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """The fields to change; the others keep their values. The phone must not belong to another client (409)."""
+
     phone: Phone | msgspec.UnsetType = msgspec.UNSET
-    timezone: TimeZone | msgspec.UnsetType = msgspec.UNSET
+    timezone: TimeZoneName | msgspec.UnsetType = msgspec.UNSET
     operator_code: OperatorCode | msgspec.UnsetType = msgspec.UNSET
     tag: Tag | msgspec.UnsetType = msgspec.UNSET
 
 
 class ClientRead(msgspec.Struct):
     id: int
-    phone: str
-    operator_code: str
-    tag: str
-    timezone: str
+    phone: Annotated[str, msgspec.Meta(examples=["79161234567"])]
+    operator_code: Annotated[str, msgspec.Meta(examples=["916"])]
+    tag: Annotated[str, msgspec.Meta(examples=["vip"])]
+    timezone: Annotated[str, msgspec.Meta(examples=["Europe/Moscow"])]
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -55,4 +71,4 @@ class ClientSearch(msgspec.Struct, forbid_unknown_fields=True):
     phone_prefix: PhonePrefix | None = None
     operator_code: OperatorCode | None = None
     tag: Tag | None = None
-    timezone: TimeZone | None = None
+    timezone: TimeZoneName | None = None

@@ -144,21 +144,23 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     # A window-function count says 0 for a page past the end; totals must count every row.
     count_with_window_function = False
 
-    async def get_client(self, client_id: int) -> Client:
-        client = await self.get_one_or_none(id=client_id)
+    async def get_client(self, client_id: int, *, for_change: bool = False) -> Client:
+        """The client, locked until the transaction ends when it is about to change or go, so that a
+        concurrent change or deletion waits for this one instead of finding its row gone."""
+        client = await self.get_one_or_none(id=client_id, with_for_update=for_change)
         if client is None:
             raise NotFound("client", client_id)
         return client
 
     async def list_clients(
-        self, limit: int, offset: int, operator_code: str | None, tag: str | None
+        self, page: LimitOffset, operator_code: str | None, tag: str | None
     ) -> tuple[Sequence[Client], int]:
         filters: dict[str, Any] = {}
         if operator_code is not None:
             filters["operator_code"] = operator_code
         if tag is not None:
             filters["tag"] = tag
-        return await self.list_and_count(LimitOffset(limit, offset), OrderBy("id", "asc"), **filters)
+        return await self.list_and_count(page, OrderBy("id", "asc"), **filters)
 
     async def search_clients(
         self, search: ClientSearch, limit: int, after: str | None = None, before: str | None = None
@@ -231,7 +233,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         return created
 
     async def patch_client(self, client_id: int, patch: ClientPatch) -> Client:
-        client = await self.get_client(client_id)
+        client = await self.get_client(client_id, for_change=True)
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         errors: list[tuple[str, str]] = []
         if "timezone" in changes:
@@ -248,7 +250,6 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             raise Conflict("phone", f"a client with phone {phone} already exists") from None
 
     async def replace_client(self, client_id: int, data: ClientCreate) -> Client:
-        await self.get_client(client_id)
         full = ClientPatch(
             phone=data.phone,
             timezone=data.timezone,
@@ -258,7 +259,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         return await self.patch_client(client_id, full)
 
     async def delete_client(self, client_id: int) -> None:
-        await self.get_client(client_id)
+        await self.get_client(client_id, for_change=True)
         # Its pending messages are cancelled; sent history stays, detached, in the statistics.
         # Its messages are locked in id order first, the order every writer of messages uses.
         session = self.repository.session

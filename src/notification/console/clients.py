@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import msgspec
 import structlog
+from advanced_alchemy.filters import LimitOffset
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
@@ -17,7 +18,8 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.clients.controllers import ClientId, provide_client_service
+from notification.clients.controllers import ClientId
+from notification.clients.deps import provide_client_service
 from notification.clients.schemas import ClientCreate, ClientSearch
 from notification.clients.services import ClientService, search_key
 from notification.console.forms import (
@@ -35,7 +37,7 @@ from notification.console.forms import (
 from notification.console.identity import require_admin, require_sign_in
 from notification.console.templating import page
 from notification.errors import Conflict, InvalidInput
-from notification.messages.controllers import provide_message_service
+from notification.messages.deps import provide_message_service
 from notification.messages.models import MessageStatus
 from notification.messages.services import MessageService
 from notification.observability import bind_ids
@@ -184,7 +186,7 @@ class ClientConsoleController(Controller):
         self, request: Request[Any, Any, Any], clients: ClientService, messages: MessageService, client_id: ClientId
     ) -> Template:
         client = await clients.get_client(client_id)
-        _, pending = await messages.list_messages(1, 0, client_id=client_id, status=MessageStatus.PENDING)
+        _, pending = await messages.list_messages(LimitOffset(1, 0), client_id=client_id, status=MessageStatus.PENDING)
         return page(request, "clients/delete.html", client=client, pending=pending)
 
     @post("/{client_id:int}/delete", guards=[require_admin])

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification.console.charts import SendRateChart, send_rate_chart
 from notification.console.identity import operator_timezone, require_sign_in
 from notification.console.templating import page, refreshing
-from notification.mailings.controllers import provide_mailing_service
+from notification.mailings.deps import provide_mailing_service
 from notification.mailings.models import MailingStatus
 from notification.mailings.services import MailingService
 from notification.metrics import read_queue

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
-from advanced_alchemy.filters import CollectionFilter
+from advanced_alchemy.filters import CollectionFilter, LimitOffset
 from litestar import Controller, Request, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.di import Provide
@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.clients.controllers import provide_client_service
+from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
 from notification.console.charts import StatusShare, status_shares
 from notification.console.forms import FieldErrors, decode_as, field_errors, local_input, mailing_json
@@ -28,11 +28,12 @@ from notification.console.identity import operator_timezone, require_admin, requ
 from notification.console.templating import page, refreshing
 from notification.errors import InvalidInput
 from notification.jobs import provide_job_queue
-from notification.mailings.controllers import MailingId, plan_after_commit, provide_mailing_service
-from notification.mailings.models import TEXT_MAX_LENGTH, MailingStatus
+from notification.mailings.controllers import MailingId, plan_after_commit
+from notification.mailings.deps import provide_mailing_service
+from notification.mailings.models import TEXT_MAX_LENGTH, Mailing, MailingStatus
 from notification.mailings.schemas import MailingCreate, MailingRead
-from notification.mailings.services import MailingService, to_read
-from notification.messages.controllers import provide_message_service
+from notification.mailings.services import MailingService
+from notification.messages.deps import provide_message_service
 from notification.messages.models import MessageStatus
 from notification.messages.services import MessageService
 from notification.observability import bind_ids
@@ -113,10 +114,10 @@ class MailingConsoleController(Controller):
         page_number: PageNumber = 1,
     ) -> Template:
         found, total = await mailings.list_mailings(
-            LIST_PAGE_SIZE, (page_number - 1) * LIST_PAGE_SIZE, status, newest_first=True
+            LimitOffset(LIST_PAGE_SIZE, (page_number - 1) * LIST_PAGE_SIZE), status, newest_first=True
         )
         context: dict[str, Any] = {
-            "rows": await _rows(db_session, clients, [to_read(m) for m in found]),
+            "rows": await _rows(db_session, clients, [_read(mailings, m) for m in found]),
             "total": total,
             "status": status,
             "page_number": page_number,
@@ -216,7 +217,7 @@ class MailingConsoleController(Controller):
     async def edit_form(
         self, request: Request[Any, Any, Any], mailings: MailingService, clients: ClientService, mailing_id: MailingId
     ) -> Template:
-        mailing = to_read(await mailings.get_mailing(mailing_id))
+        mailing = _read(mailings, await mailings.get_mailing(mailing_id))
         zone = operator_timezone(request)
         values = {
             "text": mailing.text,
@@ -261,7 +262,7 @@ class MailingConsoleController(Controller):
     async def _progress_context(
         self, db_session: AsyncSession, mailings: MailingService, clients: ClientService, mailing_id: int
     ) -> dict[str, Any]:
-        mailing = to_read(await mailings.get_mailing(mailing_id))
+        mailing = _read(mailings, await mailings.get_mailing(mailing_id))
         counts = await mailing_counts(db_session, mailing_id)
         return {
             "mailing": mailing,
@@ -293,7 +294,7 @@ class MailingConsoleController(Controller):
             return page(request, "mailings/_progress.html", **context)
         counts: MailingCounts = context["counts"]
         found = await messages.page_of_mailing(
-            mailing_id, MESSAGES_PAGE_SIZE, (page_number - 1) * MESSAGES_PAGE_SIZE, status
+            mailing_id, LimitOffset(MESSAGES_PAGE_SIZE, (page_number - 1) * MESSAGES_PAGE_SIZE), status
         )
         client_ids = [m.client_id for m in found if m.client_id is not None]
         phones = {c.id: c.phone for c in await clients.list(CollectionFilter("id", client_ids))} if client_ids else {}
@@ -317,7 +318,7 @@ class MailingConsoleController(Controller):
     async def delete_page(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, mailings: MailingService, mailing_id: MailingId
     ) -> Template:
-        mailing = to_read(await mailings.get_mailing(mailing_id))
+        mailing = _read(mailings, await mailings.get_mailing(mailing_id))
         return page(
             request, "mailings/delete.html", mailing=mailing, counts=await mailing_counts(db_session, mailing_id)
         )
@@ -330,3 +331,7 @@ class MailingConsoleController(Controller):
         logger.info("mailing deleted", via="console")
         flash(request, f"Mailing {mailing_id} deleted.", "success")
         return Redirect("/admin/mailings", status_code=HTTP_303_SEE_OTHER)
+
+
+def _read(mailings: MailingService, mailing: Mailing) -> MailingRead:
+    return mailings.to_schema(mailing, schema_type=MailingRead)

@@ -1,31 +1,25 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import structlog
+from advanced_alchemy.filters import LimitOffset
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
-from litestar.params import Parameter
 from procrastinate import App
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.errors import problem_responses
 from notification.jobs import provide_job_queue, schedule_planning
+from notification.mailings.deps import provide_mailing_service
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead
-from notification.mailings.services import MailingService, to_read
+from notification.mailings.services import MailingService
 from notification.observability import bind_ids
-from notification.pagination import Limit, Offset, Page
+from notification.pagination import Limit, Offset, Page, bigint_parameter
 
 logger = structlog.get_logger(__name__)
 
-MailingId = Annotated[int, Parameter(ge=1, description="Mailing id")]
-
-
-async def provide_mailing_service(db_session: AsyncSession) -> AsyncIterator[MailingService]:
-    async with MailingService.new(session=db_session) as service:
-        yield service
+MailingId = Annotated[int, bigint_parameter("Mailing id")]
 
 
 async def plan_after_commit(job_queue: App, mailing: Mailing) -> None:
@@ -47,28 +41,29 @@ class MailingController(Controller):
     @post(
         "/",
         summary="Create a mailing; it starts at start_at, or at once when already due",
-        responses=problem_responses(400),
+        responses=problem_responses(400, 401),
     )
     async def create_mailing(self, mailings: MailingService, job_queue: App, data: MailingCreate) -> MailingRead:
         mailing = await mailings.create_mailing(data)
         bind_ids(mailing_id=mailing.id)
         logger.info("mailing created", start_at=mailing.start_at.isoformat(), end_at=mailing.end_at.isoformat())
         await plan_after_commit(job_queue, mailing)
-        return to_read(mailing)
+        return mailings.to_schema(mailing, schema_type=MailingRead)
 
-    @get("/", summary="List mailings", responses=problem_responses(400))
+    @get("/", summary="List mailings", responses=problem_responses(400, 401))
     async def list_mailings(self, mailings: MailingService, limit: Limit, offset: Offset) -> Page[MailingRead]:
-        rows, total = await mailings.list_mailings(limit, offset)
-        return Page(items=[to_read(m) for m in rows], total=total, limit=limit, offset=offset)
+        page = LimitOffset(limit, offset)
+        rows, total = await mailings.list_mailings(page)
+        return Page.of(mailings.to_schema(rows, total, filters=[page], schema_type=MailingRead))
 
-    @get("/{mailing_id:int}", summary="Get a mailing", responses=problem_responses(400, 404))
+    @get("/{mailing_id:int}", summary="Get a mailing", responses=problem_responses(400, 401, 404))
     async def get_mailing(self, mailings: MailingService, mailing_id: MailingId) -> MailingRead:
-        return to_read(await mailings.get_mailing(mailing_id))
+        return mailings.to_schema(await mailings.get_mailing(mailing_id), schema_type=MailingRead)
 
     @patch(
         "/{mailing_id:int}",
         summary="Change some fields of a mailing; it is planned again",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 401, 404),
     )
     async def patch_mailing(
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingPatch
@@ -77,9 +72,13 @@ class MailingController(Controller):
         logger.info("mailing updated", replanned=replan)
         if replan:
             await plan_after_commit(job_queue, mailing)
-        return to_read(mailing)
+        return mailings.to_schema(mailing, schema_type=MailingRead)
 
-    @put("/{mailing_id:int}", summary="Replace a mailing; it is planned again", responses=problem_responses(400, 404))
+    @put(
+        "/{mailing_id:int}",
+        summary="Replace a mailing; it is planned again",
+        responses=problem_responses(400, 401, 404),
+    )
     async def replace_mailing(
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingCreate
     ) -> MailingRead:
@@ -87,12 +86,12 @@ class MailingController(Controller):
         logger.info("mailing updated", replanned=replan, replaced=True)
         if replan:
             await plan_after_commit(job_queue, mailing)
-        return to_read(mailing)
+        return mailings.to_schema(mailing, schema_type=MailingRead)
 
     @delete(
         "/{mailing_id:int}",
         summary="Delete a mailing; pending messages are never sent",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 401, 404),
     )
     async def delete_mailing(self, mailings: MailingService, mailing_id: MailingId) -> None:
         await mailings.delete_mailing(mailing_id)

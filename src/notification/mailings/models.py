@@ -40,6 +40,17 @@ class Mailing(Entity):
     if TYPE_CHECKING:
         status: str  # a column_property, defined below the class
 
+    # The read shape of the columns above, for the service's ``to_schema``.
+    @property
+    def filter(self) -> dict[str, list[str]]:
+        return {"operator_codes": list(self.filter_operator_codes), "tags": list(self.filter_tags)}
+
+    @property
+    def send_window(self) -> dict[str, str] | None:
+        if self.send_window_start is None or self.send_window_end is None:
+            return None
+        return {"start": self.send_window_start.strftime("%H:%M"), "end": self.send_window_end.strftime("%H:%M")}
+
 
 class MailingStatus(enum.StrEnum):
     SCHEDULED = "scheduled"

@@ -6,23 +6,46 @@ from typing import Annotated
 import msgspec
 
 from notification.clients.schemas import OperatorCode, Tag
-from notification.mailings.models import TEXT_MAX_LENGTH
+from notification.db import WITHOUT_NUL
+from notification.mailings.models import TEXT_MAX_LENGTH, MailingStatus
 
-LocalTime = Annotated[
-    str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM", examples=["09:00"])
+_HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+WindowStart = Annotated[
+    str, msgspec.Meta(pattern=_HH_MM, min_length=5, max_length=5, description="HH:MM", examples=["09:00"])
 ]
-AwareDatetime = Annotated[
-    dt.datetime, msgspec.Meta(tz=True, description="ISO 8601 with a UTC offset", examples=["2026-12-01T09:00:00+03:00"])
+WindowEnd = Annotated[
+    str, msgspec.Meta(pattern=_HH_MM, min_length=5, max_length=5, description="HH:MM", examples=["21:00"])
 ]
-MailingText = Annotated[str, msgspec.Meta(min_length=1, max_length=TEXT_MAX_LENGTH)]
+_INSTANT = "ISO 8601 with a UTC offset; in UTC, between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+StartAt = Annotated[dt.datetime, msgspec.Meta(tz=True, description=_INSTANT, examples=["2026-12-01T09:00:00+03:00"])]
+EndAt = Annotated[dt.datetime, msgspec.Meta(tz=True, description=_INSTANT, examples=["2026-12-01T21:00:00+03:00"])]
+MailingText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=TEXT_MAX_LENGTH,
+        pattern=WITHOUT_NUL,
+        description="The SMS text, not blank",
+        examples=["Spring sale: 20% off everything until Sunday"],
+    ),
+]
 FILTER_MAX_VALUES = 1000
+
+# Stated in the body's description, and named in the 400 that refuses a body breaking one of them.
+CROSS_FIELD_RULES = (
+    "Rules beyond the schema, each refused with a 400 naming the field:"
+    " end_at must be after start_at;"
+    " text must not be blank;"
+    " send_window.end must differ from send_window.start;"
+    " start_at and end_at must fall between 0001-01-01 and 9999-12-31 in UTC."
+)
 
 
 class SendWindow(msgspec.Struct, forbid_unknown_fields=True):
-    """Local hours in each client's own time zone; ``end`` before ``start`` wraps past midnight."""
+    """Local hours in each client's own time zone; `end` before `start` wraps past midnight."""
 
-    start: LocalTime
-    end: LocalTime
+    start: WindowStart
+    end: WindowEnd
 
 
 class MailingFilter(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,16 +59,19 @@ class MailingFilter(msgspec.Struct, forbid_unknown_fields=True):
 
 class MailingCreate(msgspec.Struct, forbid_unknown_fields=True):
     text: MailingText
-    start_at: AwareDatetime
-    end_at: AwareDatetime
+    start_at: StartAt
+    end_at: EndAt
     filter: MailingFilter = msgspec.field(default_factory=MailingFilter)
     send_window: SendWindow | None = None
 
 
 class MailingPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """The fields to change; the others keep their values, and `send_window: null` removes the window.
+    The mailing they make follows the rules of a new one."""
+
     text: MailingText | msgspec.UnsetType = msgspec.UNSET
-    start_at: AwareDatetime | msgspec.UnsetType = msgspec.UNSET
-    end_at: AwareDatetime | msgspec.UnsetType = msgspec.UNSET
+    start_at: StartAt | msgspec.UnsetType = msgspec.UNSET
+    end_at: EndAt | msgspec.UnsetType = msgspec.UNSET
     filter: MailingFilter | msgspec.UnsetType = msgspec.UNSET
     send_window: SendWindow | msgspec.UnsetType | None = msgspec.UNSET
 
@@ -57,6 +83,11 @@ class MailingRead(msgspec.Struct):
     end_at: dt.datetime
     filter: MailingFilter
     send_window: SendWindow | None
-    status: str
+    status: MailingStatus
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+# The rules are written once; a docstring cannot be formatted, so they are appended here.
+MailingCreate.__doc__ = f"A mailing: who gets which text, and when. {CROSS_FIELD_RULES}"
+MailingPatch.__doc__ = f"{MailingPatch.__doc__} {CROSS_FIELD_RULES}"

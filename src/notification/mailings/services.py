@@ -14,7 +14,6 @@ from notification.errors import InvalidInput, NotFound
 from notification.mailings.models import Mailing, MailingStatus
 from notification.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, MailingRead, SendWindow
 
-_LOCK_MAILING = text("SELECT id FROM mailings WHERE id = :mailing_id FOR UPDATE")
 _LOCK_MESSAGES = text(
     "SELECT count(*) FROM (SELECT 1 FROM messages WHERE mailing_id = :mailing_id ORDER BY id FOR UPDATE) locked"
 )
@@ -32,34 +31,22 @@ def parse_local_time(value: str) -> dt.time:
     return dt.time(int(hours), int(minutes))
 
 
-def format_local_time(value: dt.time) -> str:
-    return value.strftime("%H:%M")
-
-
-def to_read(mailing: Mailing) -> MailingRead:
-    window = None
-    if mailing.send_window_start is not None and mailing.send_window_end is not None:
-        window = SendWindow(
-            start=format_local_time(mailing.send_window_start), end=format_local_time(mailing.send_window_end)
-        )
-    return MailingRead(
-        id=mailing.id,
-        text=mailing.text,
-        start_at=mailing.start_at,
-        end_at=mailing.end_at,
-        filter=MailingFilter(operator_codes=list(mailing.filter_operator_codes), tags=list(mailing.filter_tags)),
-        send_window=window,
-        status=mailing.status,
-        created_at=mailing.created_at,
-        updated_at=mailing.updated_at,
-    )
+def _in_utc_range(value: dt.datetime) -> bool:
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _validate(text: str, start_at: dt.datetime, end_at: dt.datetime, window: SendWindow | None) -> None:
+    """The rules of CROSS_FIELD_RULES, each with its field."""
     errors: list[tuple[str, str]] = []
     if not text.strip():
         errors.append(("text", "must not be blank"))
-    if end_at <= start_at:
+    out_of_range = [name for name, value in (("start_at", start_at), ("end_at", end_at)) if not _in_utc_range(value)]
+    errors.extend((name, "must fall between 0001-01-01 and 9999-12-31 in UTC") for name in out_of_range)
+    if not out_of_range and end_at <= start_at:
         errors.append(("end_at", "must be after start_at"))
     if window is not None and window.start == window.end:
         errors.append(("send_window.end", "must differ from send_window.start"))
@@ -92,18 +79,22 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
     # A window-function count says 0 for a page past the end; totals must count every row.
     count_with_window_function = False
 
-    async def get_mailing(self, mailing_id: int) -> Mailing:
-        mailing = await self.repository.get_one_or_none(id=mailing_id, execution_options={"populate_existing": True})
+    async def get_mailing(self, mailing_id: int, *, for_change: bool = False) -> Mailing:
+        """The mailing, locked until the transaction ends when it is about to change or go, so that a
+        concurrent change or deletion waits for this one instead of finding its row gone."""
+        mailing = await self.repository.get_one_or_none(
+            id=mailing_id, with_for_update=for_change, execution_options={"populate_existing": True}
+        )
         if mailing is None:
             raise NotFound("mailing", mailing_id)
         return mailing
 
     async def list_mailings(
-        self, limit: int, offset: int, status: MailingStatus | None = None, newest_first: bool = False
+        self, page: LimitOffset, status: MailingStatus | None = None, newest_first: bool = False
     ) -> tuple[Sequence[Mailing], int]:
         conditions = [_status_column() == status.value] if status is not None else []
         order = OrderBy("id", "desc" if newest_first else "asc")
-        return await self.list_and_count(LimitOffset(limit, offset), order, *conditions)
+        return await self.list_and_count(page, order, *conditions)
 
     async def count_by_status(self) -> dict[MailingStatus, int]:
         """Mailings in each status, zeros included."""
@@ -119,8 +110,8 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
 
     async def patch_mailing(self, mailing_id: int, patch: MailingPatch) -> tuple[Mailing, bool]:
         """Apply the change; the flag says whether the mailing needs planning again."""
-        mailing = await self.get_mailing(mailing_id)
-        current = to_read(mailing)
+        mailing = await self.get_mailing(mailing_id, for_change=True)
+        current = self.to_schema(mailing, schema_type=MailingRead)
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         merged = msgspec.structs.replace(current, **changes)
         _validate(merged.text, merged.start_at, merged.end_at, merged.send_window)
@@ -131,7 +122,8 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             setattr(mailing, name, value)
         if replan:
             mailing.plan_version += 1
-        await self.update(mailing, auto_commit=True)
+        # Read again below rather than refreshed: once committed, a waiting deletion may take the row.
+        await self.update(mailing, auto_commit=True, auto_refresh=False)
         return await self.get_mailing(mailing_id), replan
 
     async def replace_mailing(self, mailing_id: int, data: MailingCreate) -> tuple[Mailing, bool]:
@@ -145,11 +137,9 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         return await self.patch_mailing(mailing_id, patch)
 
     async def delete_mailing(self, mailing_id: int) -> None:
-        await self.get_mailing(mailing_id)
         # Messages go with it (ON DELETE CASCADE); a send job that wakes up finds nothing to claim.
         # Locks are taken in the order every writer uses (the mailing, then its messages by id),
         # so the cascade never deadlocks with a batch recording its results.
-        session = self.repository.session
-        await session.execute(_LOCK_MAILING, {"mailing_id": mailing_id})
-        await session.execute(_LOCK_MESSAGES, {"mailing_id": mailing_id})
+        await self.get_mailing(mailing_id, for_change=True)
+        await self.repository.session.execute(_LOCK_MESSAGES, {"mailing_id": mailing_id})
         await self.delete(mailing_id, auto_commit=True)

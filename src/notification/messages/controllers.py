@@ -1,24 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
+from advanced_alchemy.filters import LimitOffset
 from litestar import Controller, get
 from litestar.di import Provide
-from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.errors import problem_responses
+from notification.messages.deps import provide_message_service
 from notification.messages.models import MessageStatus
 from notification.messages.schemas import MessageRead
-from notification.messages.services import MessageService, to_read
+from notification.messages.services import MessageService
 from notification.observability import bind_ids
-from notification.pagination import Limit, Offset, Page
-
-
-async def provide_message_service(db_session: AsyncSession) -> AsyncIterator[MessageService]:
-    async with MessageService.new(session=db_session) as service:
-        yield service
+from notification.pagination import Limit, Offset, Page, bigint_parameter
 
 
 class MessageController(Controller):
@@ -26,16 +20,17 @@ class MessageController(Controller):
     tags = ["messages"]
     dependencies = {"messages": Provide(provide_message_service)}
 
-    @get("/", summary="List messages", responses=problem_responses(400))
+    @get("/", summary="List messages", responses=problem_responses(400, 401))
     async def list_messages(
         self,
         messages: MessageService,
         limit: Limit,
         offset: Offset,
-        mailing_id: Annotated[int | None, Parameter(ge=1)] = None,
-        client_id: Annotated[int | None, Parameter(ge=1)] = None,
+        mailing_id: Annotated[int | None, bigint_parameter("Only messages of this mailing")] = None,
+        client_id: Annotated[int | None, bigint_parameter("Only messages to this client")] = None,
         status: MessageStatus | None = None,
     ) -> Page[MessageRead]:
         bind_ids(mailing_id=mailing_id, client_id=client_id)
-        rows, total = await messages.list_messages(limit, offset, mailing_id, client_id, status)
-        return Page(items=[to_read(m) for m in rows], total=total, limit=limit, offset=offset)
+        page = LimitOffset(limit, offset)
+        rows, total = await messages.list_messages(page, mailing_id, client_id, status)
+        return Page.of(messages.to_schema(rows, total, filters=[page], schema_type=MessageRead))

@@ -4,14 +4,14 @@ import datetime as dt
 
 import msgspec
 
-from notification.messages.models import ErrorKind
+from notification.messages.models import ErrorKind, MessageStatus
 
 
 class MessageRead(msgspec.Struct):
     id: int
     mailing_id: int
     client_id: int | None
-    status: str
+    status: MessageStatus
     created_at: dt.datetime
     due_at: dt.datetime
     sent_at: dt.datetime | None

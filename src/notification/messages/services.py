@@ -7,27 +7,11 @@ from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
-from notification.messages.models import ErrorKind, Message
-from notification.messages.schemas import MessageRead
+from notification.messages.models import Message
 
 
 class MessageRepository(SQLAlchemyAsyncRepository[Message]):
     model_type = Message
-
-
-def to_read(message: Message) -> MessageRead:
-    return MessageRead(
-        id=message.id,
-        mailing_id=message.mailing_id,
-        client_id=message.client_id,
-        status=message.status,
-        created_at=message.created_at,
-        due_at=message.due_at,
-        sent_at=message.sent_at,
-        attempts=message.attempts,
-        last_error=message.last_error,
-        error_kind=ErrorKind(message.error_kind) if message.error_kind else None,
-    )
 
 
 class MessageService(SQLAlchemyAsyncRepositoryService[Message, MessageRepository]):
@@ -37,19 +21,18 @@ class MessageService(SQLAlchemyAsyncRepositoryService[Message, MessageRepository
 
     async def list_messages(
         self,
-        limit: int,
-        offset: int,
+        page: LimitOffset,
         mailing_id: int | None = None,
         client_id: int | None = None,
         status: str | None = None,
     ) -> tuple[Sequence[Message], int]:
         filters = _filters(mailing_id=mailing_id, client_id=client_id, status=status)
-        return await self.list_and_count(LimitOffset(limit, offset), OrderBy("id", "asc"), **filters)
+        return await self.list_and_count(page, OrderBy("id", "asc"), **filters)
 
-    async def page_of_mailing(self, mailing_id: int, limit: int, offset: int, status: str | None) -> Sequence[Message]:
+    async def page_of_mailing(self, mailing_id: int, page: LimitOffset, status: str | None) -> Sequence[Message]:
         """A page without its count, for callers that already counted (the statistics did)."""
         filters = _filters(mailing_id=mailing_id, status=status)
-        return await self.list(LimitOffset(limit, offset), OrderBy("id", "asc"), **filters)
+        return await self.list(page, OrderBy("id", "asc"), **filters)
 
 
 def _filters(**values: object) -> dict[str, Any]:

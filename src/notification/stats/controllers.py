@@ -4,21 +4,21 @@ import datetime as dt
 from typing import Annotated
 
 import msgspec
+from advanced_alchemy.filters import LimitOffset
 from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.errors import problem_responses
-from notification.mailings.controllers import MailingId, provide_mailing_service
+from notification.mailings.controllers import MailingId
+from notification.mailings.deps import provide_mailing_service
 from notification.mailings.schemas import MailingRead
 from notification.mailings.services import MailingService
-from notification.mailings.services import to_read as mailing_to_read
-from notification.messages.controllers import provide_message_service
+from notification.messages.deps import provide_message_service
 from notification.messages.models import MessageStatus
 from notification.messages.schemas import MessageRead
 from notification.messages.services import MessageService
-from notification.messages.services import to_read as message_to_read
 from notification.pagination import Limit, Offset, Page
 from notification.stats.queries import (
     MailingCounts,
@@ -58,7 +58,7 @@ class StatsController(Controller):
         "messages": Provide(provide_message_service),
     }
 
-    @get("/stats", summary="Every mailing with its message counts by status")
+    @get("/stats", summary="Every mailing with its message counts by status", responses=problem_responses(401))
     async def all_stats(self, db_session: AsyncSession) -> AllMailingStats:
         items, totals = await all_mailing_counts(db_session)
         return AllMailingStats(items=items, totals=totals)
@@ -66,7 +66,7 @@ class StatsController(Controller):
     @get(
         "/{mailing_id:int}/stats",
         summary="One mailing: counts by status, timings and its messages",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 401, 404),
     )
     async def mailing_stats(
         self,
@@ -78,11 +78,14 @@ class StatsController(Controller):
         offset: Offset,
         status: Annotated[MessageStatus | None, Parameter(description="Only messages in this status")] = None,
     ) -> MailingStats:
+        # Every figure from one snapshot: a mailing deleted meanwhile is either all there or a 404.
+        await db_session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         mailing = await mailings.get_mailing(mailing_id)
         counts = await mailing_counts(db_session, mailing_id)
         # The page's total comes from the counts just read: counting the mailing again cost as
         # much as the counts themselves (about 0.2 s for a million messages).
-        rows = await messages.page_of_mailing(mailing_id, limit, offset, status)
+        page = LimitOffset(limit, offset)
+        rows = await messages.page_of_mailing(mailing_id, page, status)
         total = counts.total if status is None else getattr(counts.by_status, status.value)
         waits = await mailing_window_waits(db_session, mailing_id)
         return MailingStats(
@@ -92,6 +95,6 @@ class StatsController(Controller):
             timings=await mailing_timings(db_session, mailing_id),
             waiting_for_window=waits.waiting_for_window,
             next_window_opening=waits.next_window_opening,
-            mailing=mailing_to_read(mailing),
-            messages=Page(items=[message_to_read(m) for m in rows], total=total, limit=limit, offset=offset),
+            mailing=mailings.to_schema(mailing, schema_type=MailingRead),
+            messages=Page.of(messages.to_schema(rows, total, filters=[page], schema_type=MessageRead)),
         )
