@@ -6,7 +6,7 @@ there once. The worker that holds a lease renews it while the batch runs, so lea
 short and a dead worker's messages come back soon.
 
 A running batch stops starting requests as soon as it learns that it must: its mailing was
-deleted or re-planned (the process's watcher reads that from the database twice a second), or
+deleted or re-planned (the process's watcher reads that from the database four times a second), or
 one of its writes failed or the watcher lost the database (what it sends could not be
 recorded). The messages it claimed and did not send go back untouched. A text change reaches
 running batches the same way, without a re-plan.
@@ -41,7 +41,7 @@ DEADLINE_PASSED = "end_at passed before it could be sent"
 DATABASE_UNREACHABLE = "the database could not be reached"
 """Why a batch stops when the watcher loses the database: what it would send now could not be
 recorded. Its job hands the rest to a follow-up, as if the batch had run to its end."""
-WATCH_INTERVAL_S = 0.5
+WATCH_INTERVAL_S = 0.25
 """How often a worker reads the mailings of its running batches: a deletion, a re-plan or a
 text change reaches requests not yet started within this (plus one query)."""
 WATCH_CONNECT_TIMEOUT_S = 2
