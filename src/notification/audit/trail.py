@@ -1,7 +1,7 @@
 """Writing the audit log: an :class:`AuditTrail` names who is making a request's changes and adds
 one row per change to the request's own database session, so the row commits with the change or
 not at all. Every service method that changes data takes one; a new changing route passes it on
-and records its change with one call (``created``, ``updated``, ``deleted`` or ``record``)."""
+and records its change with one awaited call (``created``, ``updated``, ``deleted`` or ``record``)."""
 
 from __future__ import annotations
 
@@ -34,14 +34,16 @@ class AuditTrail:
         self.actor = actor
         self.via = via
 
-    def record(
+    async def record(
         self,
         action: AuditAction,
         entity: AuditEntity,
         entity_id: int | None,
         changes: Mapping[str, tuple[Any, Any]] | None = None,
     ) -> AuditEntry:
-        """One row: ``changes`` maps each field to its (old, new) values."""
+        """One row: ``changes`` maps each field to its (old, new) values. Written at once (not
+        committed): a row the database refuses fails the request here, while it can still say so,
+        rather than at the commit that follows the answer."""
         entry = AuditEntry(
             actor=self.actor,
             via=self.via.value,
@@ -51,20 +53,25 @@ class AuditTrail:
             changes={name: {"old": _stored(old), "new": _stored(new)} for name, (old, new) in (changes or {}).items()},
         )
         self.session.add(entry)
+        await self.session.flush([entry])
         return entry
 
-    def created(self, entity: AuditEntity, entity_id: int, fields: Mapping[str, Any]) -> AuditEntry:
-        return self.record(AuditAction.CREATE, entity, entity_id, {name: (None, v) for name, v in fields.items()})
+    async def created(self, entity: AuditEntity, entity_id: int, fields: Mapping[str, Any]) -> AuditEntry:
+        """Its fields with a value (a field left empty is no change)."""
+        changes = {name: (None, value) for name, value in fields.items() if value is not None}
+        return await self.record(AuditAction.CREATE, entity, entity_id, changes)
 
-    def updated(
+    async def updated(
         self, entity: AuditEntity, entity_id: int, before: Mapping[str, Any], after: Mapping[str, Any]
     ) -> AuditEntry:
         """The fields whose value changed; none when the update changed nothing (it is still recorded)."""
         changed = {name: (before.get(name), v) for name, v in after.items() if before.get(name) != v}
-        return self.record(AuditAction.UPDATE, entity, entity_id, changed)
+        return await self.record(AuditAction.UPDATE, entity, entity_id, changed)
 
-    def deleted(self, entity: AuditEntity, entity_id: int, fields: Mapping[str, Any]) -> AuditEntry:
-        return self.record(AuditAction.DELETE, entity, entity_id, {name: (v, None) for name, v in fields.items()})
+    async def deleted(self, entity: AuditEntity, entity_id: int, fields: Mapping[str, Any]) -> AuditEntry:
+        """The values it had, as they were."""
+        changes = {name: (value, None) for name, value in fields.items() if value is not None}
+        return await self.record(AuditAction.DELETE, entity, entity_id, changes)
 
 
 __all__ = ("AuditTrail", "snapshot")

@@ -196,13 +196,13 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
 
     async def create_client(self, data: ClientCreate, audit: AuditTrail) -> Client:
         client = (await self._insert_clients([data], field_prefix=""))[0]
-        audit.created(AuditEntity.CLIENT, client.id, self.audited(client))
+        await audit.created(AuditEntity.CLIENT, client.id, self.audited(client))
         return client
 
     async def create_clients(self, rows: Sequence[ClientCreate], audit: AuditTrail) -> list[Client]:
         """An import: every row or none, recorded as one change."""
         created = await self._insert_clients(rows)
-        audit.record(
+        await audit.record(
             AuditAction.IMPORT,
             AuditEntity.CLIENT,
             None,
@@ -267,7 +267,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             client = await self.update(client, auto_commit=False)
         except IntegrityError:
             raise Conflict("phone", f"a client with phone {phone} already exists") from None
-        audit.updated(AuditEntity.CLIENT, client_id, before, self.audited(client))
+        await audit.updated(AuditEntity.CLIENT, client_id, before, self.audited(client))
         return client
 
     async def replace_client(self, client_id: int, data: ClientCreate, audit: AuditTrail) -> Client:
@@ -281,7 +281,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
 
     async def delete_client(self, client_id: int, audit: AuditTrail) -> None:
         client = await self.get_client(client_id, for_change=True)
-        audit.deleted(AuditEntity.CLIENT, client_id, self.audited(client))
+        await audit.deleted(AuditEntity.CLIENT, client_id, self.audited(client))
         # Its pending messages are cancelled; sent history stays, detached, in the statistics.
         # Its messages are locked in id order first, the order every writer of messages uses.
         session = self.repository.session

@@ -45,7 +45,9 @@ def safe_next(target: str | None) -> str:
 async def record_sign_in(db_session: AsyncSession, identity: Identity) -> None:
     """The sign-in, committed now: the answer is a redirect, which the request's own commit skips."""
     changes = {"role": (None, identity.role.value), "method": (None, identity.method)}
-    AuditTrail(db_session, identity.actor, Via.CONSOLE).record(AuditAction.SIGN_IN, AuditEntity.SESSION, None, changes)
+    await AuditTrail(db_session, identity.actor, Via.CONSOLE).record(
+        AuditAction.SIGN_IN, AuditEntity.SESSION, None, changes
+    )
     await db_session.commit()
 
 
@@ -53,7 +55,7 @@ async def record_refusal(db_session: AsyncSession, actor: str, method: str, reas
     """A refused sign-in, committed now: the page that says so is no success either."""
     changes = {"method": (None, method), "reason": (None, reason)}
     trail = AuditTrail(db_session, actor, Via.CONSOLE)
-    trail.record(AuditAction.SIGN_IN_REFUSED, AuditEntity.SESSION, None, changes)
+    await trail.record(AuditAction.SIGN_IN_REFUSED, AuditEntity.SESSION, None, changes)
     await db_session.commit()
 
 
@@ -137,7 +139,7 @@ class SignInController(Controller):
         sign_out(request)
         if identity is None:
             return Redirect(SIGN_IN_PAGE, status_code=HTTP_303_SEE_OTHER)
-        AuditTrail(db_session, identity.actor, Via.CONSOLE).record(
+        await AuditTrail(db_session, identity.actor, Via.CONSOLE).record(
             AuditAction.SIGN_OUT, AuditEntity.SESSION, None, {"method": (identity.method, None)}
         )
         await db_session.commit()

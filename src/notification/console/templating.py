@@ -72,7 +72,7 @@ def audit_value(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, str):
-        return value
+        return value or "(empty)"
     return json.dumps(value, ensure_ascii=False)
 
 

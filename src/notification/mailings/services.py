@@ -112,7 +112,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
         mailing = await self.create(mailing, auto_commit=False)
         mailing = await self.get_mailing(mailing.id)
-        audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
+        await audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
         # Committed here, its record with it: planning is enqueued once the mailing is there to plan.
         await self.repository.session.commit()
         return mailing
@@ -135,7 +135,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         await self.update(mailing, auto_commit=False, auto_refresh=False)
         # Read again before the commit: once committed, a waiting deletion may take the row.
         mailing = await self.get_mailing(mailing_id)
-        audit.updated(AuditEntity.MAILING, mailing_id, before, self.audited(mailing))
+        await audit.updated(AuditEntity.MAILING, mailing_id, before, self.audited(mailing))
         await self.repository.session.commit()
         return mailing, replan
 
@@ -154,6 +154,6 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         # Locks are taken in the order every writer uses (the mailing, then its messages by id),
         # so the cascade never deadlocks with a batch recording its results.
         mailing = await self.get_mailing(mailing_id, for_change=True)
-        audit.deleted(AuditEntity.MAILING, mailing_id, self.audited(mailing))
+        await audit.deleted(AuditEntity.MAILING, mailing_id, self.audited(mailing))
         await self.repository.session.execute(_LOCK_MESSAGES, {"mailing_id": mailing_id})
         await self.delete(mailing_id, auto_commit=True)
