@@ -187,8 +187,13 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
 }
 
 
+# Routes that take a changing method but change nothing (a preview that only computes), each with
+# why; they write no audit row.
+CHANGES_NOTHING: dict[tuple[str, str], str] = {}
+
+
 async def test_every_changing_route_writes_an_audit_row(app: Litestar, anonymous: Console, db: AsyncSession) -> None:
-    missing = changing_routes(app) - set(EXERCISES)
+    missing = changing_routes(app) - set(EXERCISES) - set(CHANGES_NOTHING)
     assert not missing, f"changing routes with no audit exercise (add one to EXERCISES): {sorted(missing)}"
     assert set(EXERCISES) <= changing_routes(app), "an exercise names a route that no longer exists"
     assert (await anonymous.sign_in()).status_code == 200
