@@ -1,5 +1,6 @@
 """Every table of the service, imported in one place for alembic and the test fixtures."""
 
+from notification.audit.models import AuditEntry
 from notification.clients.models import Client
 from notification.console.sessions import ConsoleSession
 from notification.db import Base
@@ -7,4 +8,4 @@ from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
 from notification.reports.models import ReportDelivery
 
-__all__ = ("Base", "Client", "ConsoleSession", "Mailing", "Message", "MessageStatus", "ReportDelivery")
+__all__ = ("AuditEntry", "Base", "Client", "ConsoleSession", "Mailing", "Message", "MessageStatus", "ReportDelivery")
