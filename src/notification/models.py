@@ -4,5 +4,6 @@ from notification.clients.models import Client
 from notification.db import Base
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
+from notification.stats.models import MessageCount, MessageSendsPerMinute
 
-__all__ = ("Base", "Client", "Mailing", "Message", "MessageStatus")
+__all__ = ("Base", "Client", "Mailing", "Message", "MessageCount", "MessageSendsPerMinute", "MessageStatus")
