@@ -1,5 +1,6 @@
-"""Statistics read from the reporting views (migration 0003), so the API and an analyst's SQL
-always agree on the numbers."""
+"""Statistics read from the reporting views and the counters behind them (migration 0008), so the
+API, the console and an analyst's SQL always agree on the numbers, and none of them reads
+``messages`` to count."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ class Timings(msgspec.Struct):
     planned_at: dt.datetime | None
     first_sent_at: dt.datetime | None
     last_sent_at: dt.datetime | None
+    # When retention began deleting the mailing's messages; its counts stay as they were.
+    messages_purged_at: dt.datetime | None = None
+
+
+class MinuteSends(msgspec.Struct):
+    minute: dt.datetime
+    sent: int
 
 
 def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
@@ -61,14 +69,34 @@ _ALL = text(
 
 _ONE = text("SELECT status, messages FROM mailing_status_counts WHERE mailing_id = :mailing_id")
 
-# Each end read from the partial index on (mailing_id, sent_at): no sort of the sent rows.
+# The first and last send time of the mailing's first and last minute with a send in it.
 _TIMINGS = text(
     """
-    SELECT g.planned_at,
-           (SELECT min(sent_at) FROM messages WHERE mailing_id = g.id AND status = 'sent') AS first_sent_at,
-           (SELECT max(sent_at) FROM messages WHERE mailing_id = g.id AND status = 'sent') AS last_sent_at
+    SELECT g.planned_at, g.messages_purged_at, t.first_sent_at, t.last_sent_at
     FROM mailings g
+    LEFT JOIN mailing_stats t ON t.mailing_id = g.id
     WHERE g.id = :mailing_id
+    """
+)
+
+# Every minute of [since, until), zeros included, for one mailing or all of them.
+_SENDS_PER_MINUTE = text(
+    """
+    SELECT m.minute, coalesce(s.sent, 0)::bigint AS sent
+    FROM generate_series(
+        date_trunc('minute', CAST(:since AS timestamptz), 'UTC'),
+        CAST(:until AS timestamptz) - interval '1 microsecond',
+        interval '1 minute'
+    ) AS m(minute)
+    LEFT JOIN (
+        SELECT minute, sum(sent) AS sent
+        FROM message_sends_per_minute
+        WHERE minute >= date_trunc('minute', CAST(:since AS timestamptz), 'UTC')
+          AND minute < CAST(:until AS timestamptz)
+          AND (CAST(:mailing_id AS bigint) IS NULL OR mailing_id = CAST(:mailing_id AS bigint))
+        GROUP BY minute
+    ) s ON s.minute = m.minute
+    ORDER BY m.minute
     """
 )
 
@@ -107,7 +135,21 @@ async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCount
 
 async def mailing_timings(session: AsyncSession, mailing_id: int) -> Timings:
     row = (await session.execute(_TIMINGS, {"mailing_id": mailing_id})).one()
-    return Timings(planned_at=row.planned_at, first_sent_at=row.first_sent_at, last_sent_at=row.last_sent_at)
+    return Timings(
+        planned_at=row.planned_at,
+        first_sent_at=row.first_sent_at,
+        last_sent_at=row.last_sent_at,
+        messages_purged_at=row.messages_purged_at,
+    )
+
+
+async def sends_per_minute(
+    session: AsyncSession, since: dt.datetime, until: dt.datetime | None = None, mailing_id: int | None = None
+) -> list[MinuteSends]:
+    """Messages sent in each minute from ``since`` up to ``until`` (default: now), of one mailing
+    or of all: the console's chart of the last hour or day, read from the per-minute rollup."""
+    params = {"since": since, "until": until or dt.datetime.now(dt.UTC), "mailing_id": mailing_id}
+    return [MinuteSends(minute=row.minute, sent=row.sent) for row in await session.execute(_SENDS_PER_MINUTE, params)]
 
 
 async def mailing_window_waits(session: AsyncSession, mailing_id: int) -> WindowWaits:
