@@ -14,6 +14,7 @@ from click import Group
 from litestar.plugins import CLIPluginProtocol
 
 from notification.config import PREFIX, get_settings
+from notification.stats.cli import stats
 
 
 @click.command(name="serve", help="Serve the API against NOTIFICATION_DATABASE_URL (production).")
@@ -167,7 +168,7 @@ def fake_provider(
 
 class NotificationCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: Group) -> None:
-        for command in (serve, dev, fake_provider):
+        for command in (serve, dev, fake_provider, stats):
             cli.add_command(command)
 
 
