@@ -33,6 +33,8 @@ class Settings:
     stalled_job_after_s: float = 6.0
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     """Bearer tokens the API accepts (``NOTIFICATION_API_TOKENS``, comma separated); none = every call refused."""
+    message_retention_days: int | None = None
+    """Messages of mailings that ended longer ago than this are deleted, their counters kept; None: kept forever."""
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")
@@ -46,6 +48,9 @@ class Settings:
         # A worker that missed one heartbeat is slow, not dead.
         if self.stalled_job_after_s <= 2 * self.worker_heartbeat_s:
             msg = f"{PREFIX}STALLED_JOB_AFTER_S must exceed twice {PREFIX}WORKER_HEARTBEAT_S"
+            raise ValueError(msg)
+        if self.message_retention_days is not None and self.message_retention_days < 1:
+            msg = f"{PREFIX}MESSAGE_RETENTION_DAYS must be at least 1 (unset keeps messages forever)"
             raise ValueError(msg)
 
     @property
@@ -108,6 +113,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         kind = hints[f.name]
         if f.name == "database_url":
             kind = str
+        elif kind == int | None:
+            kind = int
         values[f.name] = _parse(raw, kind, name)
     return Settings(**values)
 

@@ -25,6 +25,7 @@ from notification.jobs import DELIVERY_NAMESPACE, create_connector
 from notification.logging import configure_logging
 from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
+from notification.stats.tasks import blueprint as stats_tasks
 
 logger = structlog.get_logger(__name__)
 
@@ -127,6 +128,7 @@ def _create_app(settings: Settings) -> WorkerApp:
         worker_defaults=worker_options(settings),
     )
     job_queue.add_tasks_from(delivery_tasks, namespace=DELIVERY_NAMESPACE)
+    job_queue.add_tasks_from(stats_tasks, namespace="stats")
     return job_queue
 
 

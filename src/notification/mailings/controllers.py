@@ -68,7 +68,7 @@ class MailingController(Controller):
     @patch(
         "/{mailing_id:int}",
         summary="Change some fields of a mailing; it is planned again",
-        responses=problem_responses(400, 404),
+        responses=problem_responses(400, 404, 409),
     )
     async def patch_mailing(
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingPatch
@@ -79,7 +79,11 @@ class MailingController(Controller):
             await plan_after_commit(job_queue, mailing)
         return to_read(mailing)
 
-    @put("/{mailing_id:int}", summary="Replace a mailing; it is planned again", responses=problem_responses(400, 404))
+    @put(
+        "/{mailing_id:int}",
+        summary="Replace a mailing; it is planned again",
+        responses=problem_responses(400, 404, 409),
+    )
     async def replace_mailing(
         self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingCreate
     ) -> MailingRead:
