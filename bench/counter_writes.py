@@ -60,7 +60,7 @@ FROM locked WHERE m.id = locked.id AND m.status = 'pending'
 
 TRIGGERS = ("messages_counted_on_insert", "messages_counted_on_update", "messages_counted_on_delete")
 ONE_SHARD = """
-CREATE OR REPLACE FUNCTION message_counter_shard() RETURNS smallint LANGUAGE sql AS 'SELECT 0::smallint'
+CREATE OR REPLACE FUNCTION counter_shard() RETURNS smallint LANGUAGE sql AS 'SELECT 0::smallint'
 """
 
 
@@ -111,7 +111,7 @@ def main() -> None:
             conn.execute(PLAN, {"mailing_id": mailing_id})
             conn.execute("VACUUM ANALYZE")
             ids = [row[0] for row in conn.execute(IDS, {"mailing_id": mailing_id})]
-            row = conn.execute("SELECT pg_get_functiondef('message_counter_shard()'::regprocedure)").fetchone()
+            row = conn.execute("SELECT pg_get_functiondef('counter_shard()'::regprocedure)").fetchone()
             shard_function = row[0]  # type: ignore[index]
             results: dict[str, list[dict[str, float]]] = {}
             for _ in range(args.rounds):

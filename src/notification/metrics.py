@@ -46,7 +46,7 @@ FROM message_counts GROUP BY status
 _MAILINGS = select(cast("ColumnElement[str]", Mailing.status).label("status"), func.count().label("n")).group_by(
     literal_column("1")
 )
-_CLIENTS = "SELECT count(*) FROM clients"
+_CLIENTS = "SELECT coalesce(sum(clients), 0)::bigint FROM client_counts"
 _ERRORS = """
 SELECT error_kind AS kind, sum(messages)::bigint AS n FROM message_counts WHERE error_kind <> '' GROUP BY error_kind
 """

@@ -4,6 +4,15 @@ from notification.clients.models import Client
 from notification.db import Base
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
-from notification.stats.models import MessageCount, MessageSendsPerMinute
+from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 
-__all__ = ("Base", "Client", "Mailing", "Message", "MessageCount", "MessageSendsPerMinute", "MessageStatus")
+__all__ = (
+    "Base",
+    "Client",
+    "ClientCount",
+    "Mailing",
+    "Message",
+    "MessageCount",
+    "MessageSendsPerMinute",
+    "MessageStatus",
+)

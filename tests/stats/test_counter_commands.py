@@ -71,6 +71,7 @@ def test_verify_names_every_difference_and_rebuild_mends_them(settings: Settings
             [ids["one"]],
         )
         conn.execute("DELETE FROM message_sends_per_minute WHERE mailing_id = %s", [ids["two"]])
+        conn.execute("UPDATE client_counts SET clients = clients - 1")
 
     broken = _run(settings, "verify")
     assert broken.returncode == 1
@@ -78,7 +79,8 @@ def test_verify_names_every_difference_and_rebuild_mends_them(settings: Settings
         broken.stdout
     )
     assert f"mailing {ids['two']} sends in 2026-12-01 09:01:00+00:00: counted 0" in broken.stdout
-    assert "1 counter(s) and 2 minute(s) of sends differ" in broken.stderr
+    assert "clients: counted 5, stored 6" in broken.stdout
+    assert "1 counter(s), 2 minute(s) of sends and 1 client count differ" in broken.stderr
 
     rebuilt = _run(settings, "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
@@ -117,7 +119,9 @@ async def test_metrics_read_statuses_attempts_and_error_kinds_from_the_counters(
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(response.text)
         for s in family.samples
-        if s.name.startswith(("notification_messages", "notification_message_errors", "notification_send"))
+        if s.name.startswith(
+            ("notification_messages", "notification_message_errors", "notification_send", "notification_clients")
+        )
     }
     assert samples[("notification_messages", (("status", "sent"),))] == 5
     assert samples[("notification_messages", (("status", "failed"),))] == 1
@@ -128,3 +132,4 @@ async def test_metrics_read_statuses_attempts_and_error_kinds_from_the_counters(
     assert samples[("notification_message_errors", (("kind", "http_5xx"),))] == 1
     assert samples[("notification_message_errors", (("kind", "timeout"),))] == 1
     assert samples[("notification_message_errors", (("kind", "malformed"),))] == 0
+    assert samples[("notification_clients", ())] == 6

@@ -254,7 +254,7 @@ STEPS: list[tuple[Step, int]] = [
 async def assert_counters_exact(world: World) -> None:
     async with world.connector.pool.connection() as conn:
         verification = await verify_counters(conn)
-    assert verification.ok, "\n".join(map(str, (*verification.counts, *verification.sends)))
+    assert verification.ok, "\n".join(map(str, verification.differences()))
 
 
 async def assert_api_agrees(world: World) -> None:

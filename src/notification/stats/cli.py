@@ -37,12 +37,13 @@ def stats() -> None:
 def verify() -> None:
     started = time.perf_counter()
     result: Verification = _run(verify_counters)
-    for difference in (*result.counts, *result.sends):
+    for difference in result.differences():
         click.echo(str(difference))
     elapsed = time.perf_counter() - started
     if not result.ok:
         click.echo(
-            f"{len(result.counts)} counter(s) and {len(result.sends)} minute(s) of sends differ from the messages"
+            f"{len(result.counts)} counter(s), {len(result.sends)} minute(s) of sends"
+            f" and {0 if result.clients is None else 1} client count differ from the messages"
             f" ({elapsed:.1f} s); `notification stats rebuild` counts them again",
             err=True,
         )

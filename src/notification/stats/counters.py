@@ -62,8 +62,13 @@ WHERE (c.sent, c.first_sent_at, c.last_sent_at) IS DISTINCT FROM (s.sent, s.firs
 ORDER BY mailing_id, minute
 """
 
-# Writers of messages wait while the counters are recounted; readers do not.
-_LOCK_WRITERS_OUT = "LOCK TABLE messages IN SHARE MODE"
+_CLIENTS_DIFFERENCE = """
+SELECT (SELECT coalesce(sum(clients), 0) FROM client_counts)::bigint AS counted,
+       (SELECT count(*) FROM clients) AS stored
+"""
+
+# Writers of messages and clients wait while the counters are recounted; readers do not.
+_LOCK_WRITERS_OUT = "LOCK TABLE messages, clients IN SHARE MODE"
 
 _REBUILD = (
     """
@@ -87,6 +92,8 @@ _REBUILD = (
     WHERE m.status = 'sent' AND m.sent_at IS NOT NULL
     GROUP BY m.mailing_id, date_trunc('minute', m.sent_at, 'UTC')
     """,
+    "DELETE FROM client_counts",
+    "INSERT INTO client_counts (shard, clients) SELECT 0, count(*) FROM clients",
 )
 
 # Shards holding rows that no writer holds right now, reserved for this transaction.
@@ -96,6 +103,8 @@ FROM (
     SELECT shard FROM message_counts
     UNION
     SELECT shard FROM message_sends_per_minute
+    UNION
+    SELECT shard FROM client_counts
     UNION
     SELECT 0
 ) used
@@ -129,10 +138,19 @@ _FOLD = (
     """,
     "DELETE FROM message_sends_per_minute WHERE shard = ANY(%(others)s)",
     "DELETE FROM message_sends_per_minute WHERE shard = %(target)s AND sent = 0",
+    """
+    INSERT INTO client_counts AS c (shard, clients)
+    SELECT %(target)s, sum(clients) FROM client_counts WHERE shard = ANY(%(others)s) HAVING count(*) > 0
+    ON CONFLICT (shard) DO UPDATE SET clients = c.clients + excluded.clients
+    """,
+    "DELETE FROM client_counts WHERE shard = ANY(%(others)s)",
 )
 
 
-_COUNTER_ROWS = "SELECT (SELECT count(*) FROM message_counts) + (SELECT count(*) FROM message_sends_per_minute)"
+_COUNTER_ROWS = """
+SELECT (SELECT count(*) FROM message_counts) + (SELECT count(*) FROM message_sends_per_minute)
+       + (SELECT count(*) FROM client_counts)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,13 +195,26 @@ class SendsDifference:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientsDifference:
+    counted: int
+    stored: int
+
+    def __str__(self) -> str:
+        return f"clients: counted {self.counted}, stored {self.stored}"
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     counts: list[CountDifference]
     sends: list[SendsDifference]
+    clients: ClientsDifference | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.counts and not self.sends
+        return not self.counts and not self.sends and self.clients is None
+
+    def differences(self) -> list[CountDifference | SendsDifference | ClientsDifference]:
+        return [*self.counts, *self.sends, *([self.clients] if self.clients else [])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,13 +224,17 @@ class Rebuilt:
 
 
 async def verify_counters(conn: AsyncConnection) -> Verification:
-    """Counters against a full GROUP BY of ``messages``, both read in one snapshot."""
+    """Counters against a full GROUP BY of ``messages`` (and a count of ``clients``), read in one snapshot."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur = conn.cursor(row_factory=dict_row)
         counts = [CountDifference(**row) for row in await (await cur.execute(_COUNTS_DIFFERENCES)).fetchall()]
         sends = [SendsDifference(**row) for row in await (await cur.execute(_SENDS_DIFFERENCES)).fetchall()]
-    return Verification(counts=counts, sends=sends)
+        row = await (await cur.execute(_CLIENTS_DIFFERENCE)).fetchone()
+    clients = ClientsDifference(**row) if row is not None else None
+    if clients is not None and clients.counted == clients.stored:
+        clients = None
+    return Verification(counts=counts, sends=sends, clients=clients)
 
 
 async def rebuild_counters(conn: AsyncConnection) -> Rebuilt:

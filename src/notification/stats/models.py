@@ -53,3 +53,12 @@ class MessageSendsPerMinute(Base):
     sent: Mapped[int] = mapped_column(BigInteger, server_default="0")
     first_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     last_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class ClientCount(Base):
+    """Clients in the directory, for the metrics; sharded like the message counters."""
+
+    __tablename__ = "client_counts"
+
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    clients: Mapped[int] = mapped_column(BigInteger, server_default="0")
