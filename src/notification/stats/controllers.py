@@ -25,6 +25,7 @@ from notification.stats.queries import (
     StatusCounts,
     Timings,
     Totals,
+    WindowWaits,
     all_mailing_counts,
     mailing_counts,
     mailing_timings,
@@ -87,7 +88,9 @@ class StatsController(Controller):
         if mailing.messages_purged_at is not None:
             # The counts outlive the messages retention deleted: the page has only what is left.
             total = await messages.count_of_mailing(mailing_id, status)
-        waits = await mailing_window_waits(db_session, mailing_id)
+        # Only a windowed mailing has messages waiting for a window; asking costs a scan of its pending ones.
+        windowed = mailing.send_window_start is not None
+        waits = await mailing_window_waits(db_session, mailing_id) if windowed else WindowWaits()
         return MailingStats(
             mailing_id=mailing_id,
             total=counts.total,

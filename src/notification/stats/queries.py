@@ -58,11 +58,18 @@ def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
     return sum(by_status.values()), StatusCounts(**by_status)
 
 
-# Mailings without messages yet still appear, with zeros.
+# One row per mailing, its counts side by side (a fifth of the rows of one per status, which took
+# most of the request at 1,000 mailings); mailings without messages yet still appear, with zeros.
 _ALL = text(
     """
-    SELECT g.id AS mailing_id, s.status, coalesce(s.messages, 0) AS messages
-    FROM mailings g LEFT JOIN mailing_status_counts s ON s.mailing_id = g.id
+    SELECT g.id AS mailing_id,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'pending'), 0)::bigint AS pending,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'sent'), 0)::bigint AS sent,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'failed'), 0)::bigint AS failed,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'expired'), 0)::bigint AS expired,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'cancelled'), 0)::bigint AS cancelled
+    FROM mailings g LEFT JOIN message_counts c ON c.mailing_id = g.id
+    GROUP BY g.id
     ORDER BY g.id
     """
 )
@@ -111,20 +118,16 @@ _WINDOW_WAITS = text(
 
 
 async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingCounts], Totals]:
-    grouped: dict[int, list[tuple[str, int]]] = {}
-    for mailing_id, status, messages in await session.execute(_ALL):
-        rows = grouped.setdefault(mailing_id, [])
-        if status is not None:
-            rows.append((status, messages))
     items = []
-    overall: dict[str, int] = {}
-    for mailing_id, rows in grouped.items():
-        total, by_status = _counts(rows)
-        items.append(MailingCounts(mailing_id=mailing_id, total=total, by_status=by_status))
-        for status, count in rows:
-            overall[status] = overall.get(status, 0) + count
-    total, by_status = _counts(list(overall.items()))
-    return items, Totals(total=total, by_status=by_status)
+    overall = dict.fromkeys((status.value for status in MessageStatus), 0)
+    for row in await session.execute(_ALL):
+        by_status = {status: getattr(row, status) for status in overall}
+        for status, count in by_status.items():
+            overall[status] += count
+        items.append(
+            MailingCounts(mailing_id=row.mailing_id, total=sum(by_status.values()), by_status=StatusCounts(**by_status))
+        )
+    return items, Totals(total=sum(overall.values()), by_status=StatusCounts(**overall))
 
 
 async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCounts:
