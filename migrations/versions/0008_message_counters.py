@@ -163,12 +163,27 @@ END
 $$
 """  # noqa: S608  (built from this module's constants only)
 
+# TRUNCATE has no transition table: every count goes but those retention keeps.
+_TRUNCATE_FUNCTION = """
+CREATE FUNCTION count_truncated_messages() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM message_counts c USING mailings g WHERE g.id = c.mailing_id AND g.messages_purged_at IS NULL;
+    DELETE FROM message_sends_per_minute s USING mailings g
+    WHERE g.id = s.mailing_id AND g.messages_purged_at IS NULL;
+    RETURN NULL;
+END
+$$
+"""
+
 # The directory's size for the metrics, kept the same way (counting a million clients took 0.1-0.25 s).
 _CLIENTS_FUNCTION = """
 CREATE FUNCTION count_clients() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM client_counts;
+    ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO client_counts AS c (shard, clients)
         SELECT counter_shard(), count(*) FROM added_clients HAVING count(*) > 0
         ON CONFLICT (shard) DO UPDATE SET clients = c.clients + excluded.clients;
@@ -192,6 +207,10 @@ _TRIGGERS = (
     "CREATE TRIGGER messages_counted_on_delete AFTER DELETE ON messages"
     " REFERENCING OLD TABLE AS deleted_messages"
     " FOR EACH STATEMENT EXECUTE FUNCTION count_deleted_messages()",
+    "CREATE TRIGGER messages_counted_on_truncate AFTER TRUNCATE ON messages"
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_truncated_messages()",
+    "CREATE TRIGGER clients_counted_on_truncate AFTER TRUNCATE ON clients"
+    " FOR EACH STATEMENT EXECUTE FUNCTION count_clients()",
     "CREATE TRIGGER clients_counted_on_insert AFTER INSERT ON clients"
     " REFERENCING NEW TABLE AS added_clients"
     " FOR EACH STATEMENT EXECUTE FUNCTION count_clients()",
@@ -351,6 +370,7 @@ def upgrade() -> None:
     op.execute(_INSERT_FUNCTION)
     op.execute(_UPDATE_FUNCTION)
     op.execute(_DELETE_FUNCTION)
+    op.execute(_TRUNCATE_FUNCTION)
     op.execute(_CLIENTS_FUNCTION)
     # Writers wait from here to the commit: nothing changes between the count and the triggers.
     op.execute("LOCK TABLE messages, clients IN SHARE ROW EXCLUSIVE MODE")
@@ -366,12 +386,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     for statement in (*_DROP_VIEWS, *_SCANNING_VIEWS):
         op.execute(statement)
-    for trigger in ("messages_counted_on_delete", "messages_counted_on_update", "messages_counted_on_insert"):
+    for trigger in (
+        "messages_counted_on_truncate",
+        "messages_counted_on_delete",
+        "messages_counted_on_update",
+        "messages_counted_on_insert",
+    ):
         op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON messages")
-    for trigger in ("clients_counted_on_delete", "clients_counted_on_insert"):
+    for trigger in ("clients_counted_on_truncate", "clients_counted_on_delete", "clients_counted_on_insert"):
         op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON clients")
     for function in (
         "count_clients()",
+        "count_truncated_messages()",
         "count_deleted_messages()",
         "count_updated_messages()",
         "count_inserted_messages()",

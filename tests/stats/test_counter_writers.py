@@ -114,6 +114,18 @@ async def test_fold_leaves_a_shard_alone_while_its_writer_is_open(settings: Sett
         await _exact(settings)
 
 
+async def test_truncating_messages_or_clients_empties_their_counters(settings: Settings) -> None:
+    async with await psycopg.AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+        await conn.execute(_SEED, {"count": 3})
+        await conn.execute("UPDATE messages SET status = 'sent', sent_at = now()")
+        await conn.execute("TRUNCATE messages")
+        await _exact(settings)
+        await conn.execute("TRUNCATE clients CASCADE")
+        await _exact(settings)
+        rows = await (await conn.execute("SELECT count(*) FROM message_counts")).fetchone()
+    assert rows == (0,)
+
+
 async def _stats(api: Api, mailing_id: int) -> dict[str, Any]:
     response = await api.get(f"/api/v1/mailings/{mailing_id}/stats", params={"limit": 1})
     assert response.status_code == 200, response.text
