@@ -31,6 +31,7 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "log_level": "INFO",
     "log_json": True,
     "data_dir": Path(".notification"),
+    "message_retention_days": None,
     "console_secret": "",
     "session_ttl_s": 28800.0,
     "oidc_issuer": "",

@@ -18,6 +18,7 @@ from litestar.plugins import CLIPluginProtocol
 
 from notification.config import PREFIX, get_settings
 from notification.reports.cli import report_group
+from notification.stats.cli import stats
 
 if TYPE_CHECKING:
     from notification.embedded_db import EmbeddedPostgres
@@ -259,7 +260,7 @@ def fake_provider(
 
 class NotificationCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: Group) -> None:
-        for command in (serve, dev, fake_provider, report_group):
+        for command in (serve, dev, fake_provider, report_group, stats):
             cli.add_command(command)
 
 

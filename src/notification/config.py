@@ -52,6 +52,8 @@ class Settings:
     """Who signs in as a viewer (sees everything, changes nothing); same form as ``admin_emails``."""
     console_token_signin: bool | None = None
     """Whether an API token signs in to the console; unset = only when no OpenID provider is set."""
+    message_retention_days: int | None = None
+    """Messages of mailings that ended longer ago than this are deleted, their counters kept; None: kept forever."""
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")
@@ -74,6 +76,9 @@ class Settings:
         # A worker that missed one heartbeat is slow, not dead.
         if self.stalled_job_after_s <= 2 * self.worker_heartbeat_s:
             msg = f"{PREFIX}STALLED_JOB_AFTER_S must exceed twice {PREFIX}WORKER_HEARTBEAT_S"
+            raise ValueError(msg)
+        if self.message_retention_days is not None and self.message_retention_days < 1:
+            msg = f"{PREFIX}MESSAGE_RETENTION_DAYS must be at least 1 (unset keeps messages forever)"
             raise ValueError(msg)
         self._check_report_settings()
         self._check_sign_in_settings()
@@ -178,6 +183,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             kind = str
         elif f.name == "console_token_signin":
             kind = bool
+        elif kind == int | None:
+            kind = int
         values[f.name] = _parse(raw, kind, name)
     return Settings(**values)
 

@@ -7,5 +7,18 @@ from notification.db import Base
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
 from notification.reports.models import ReportDelivery
+from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 
-__all__ = ("AuditEntry", "Base", "Client", "ConsoleSession", "Mailing", "Message", "MessageStatus", "ReportDelivery")
+__all__ = (
+    "AuditEntry",
+    "Base",
+    "Client",
+    "ClientCount",
+    "ConsoleSession",
+    "Mailing",
+    "Message",
+    "MessageCount",
+    "MessageSendsPerMinute",
+    "MessageStatus",
+    "ReportDelivery",
+)

@@ -66,7 +66,7 @@ class MailingController(Controller):
     @patch(
         "/{mailing_id:int}",
         summary="Change some fields of a mailing; it is planned again",
-        responses=problem_responses(400, 401, 404),
+        responses=problem_responses(400, 401, 404, 409),
     )
     async def patch_mailing(
         self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: MailingPatch
@@ -80,7 +80,7 @@ class MailingController(Controller):
     @put(
         "/{mailing_id:int}",
         summary="Replace a mailing; it is planned again",
-        responses=problem_responses(400, 401, 404),
+        responses=problem_responses(400, 401, 404, 409),
     )
     async def replace_mailing(
         self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: MailingCreate

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, func, select, text
 
 from notification.audit.models import AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
-from notification.errors import InvalidInput, NotFound
+from notification.errors import Conflict, InvalidInput, NotFound
 from notification.mailings.models import Mailing, MailingStatus
 from notification.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, MailingRead, SendWindow
 
@@ -125,7 +125,11 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         merged = msgspec.structs.replace(current, **changes)
         _validate(merged.text, merged.start_at, merged.end_at, merged.send_window)
-        replan = any(getattr(current, name) != getattr(merged, name) for name in PLANNING_FIELDS)
+        changed = sorted(name for name in PLANNING_FIELDS if getattr(current, name) != getattr(merged, name))
+        replan = bool(changed)
+        if replan and mailing.messages_purged_at is not None:
+            # Its messages are gone: planning again would send to every client a second time.
+            raise Conflict(changed[0], "the mailing's messages were deleted by retention; it cannot be planned again")
         for name, value in _columns(
             merged.text, merged.start_at, merged.end_at, merged.filter, merged.send_window
         ).items():
