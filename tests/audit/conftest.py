@@ -3,38 +3,18 @@ tests' own OpenID provider, and API tokens), so that changes are made by people 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from notification.config import Settings, load_settings
-from tests.conftest import API_TOKEN
+from notification.config import Settings
 from tests.console.conftest import anonymous  # noqa: F401  (the console's fixture, shared)
-from tests.sso.conftest import ADMIN, VIEWER_DOMAIN
-from tests.sso.oidc import CLIENT_ID, CLIENT_SECRET, FakeOpenIDProvider, running_provider
+from tests.sso.conftest import ADMIN, VIEWER_DOMAIN, oidc, sso_settings  # noqa: F401  (oidc: the shared fixture)
+from tests.sso.oidc import FakeOpenIDProvider
 
 
 @pytest.fixture
-def oidc() -> Iterator[FakeOpenIDProvider]:
-    with running_provider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def settings(database_url: str, oidc: FakeOpenIDProvider, tmp_path: Path) -> Settings:
-    return replace(
-        load_settings({}),
-        database_url=database_url,
-        log_json=True,
-        log_level="WARNING",
-        api_tokens=(API_TOKEN,),
-        data_dir=tmp_path,
-        oidc_issuer=oidc.url,
-        oidc_client_id=CLIENT_ID,
-        oidc_client_secret=CLIENT_SECRET,
-        admin_emails=(ADMIN,),
-        viewer_emails=(VIEWER_DOMAIN,),
-        console_token_signin=True,
-    )
+def settings(database_url: str, oidc: FakeOpenIDProvider, tmp_path: Path) -> Settings:  # noqa: F811
+    # Both ways in at once: people through single sign-on, and API tokens.
+    return replace(sso_settings(database_url, oidc, tmp_path), console_token_signin=True)

@@ -30,8 +30,8 @@ def oidc() -> Iterator[FakeOpenIDProvider]:
         yield provider
 
 
-@pytest.fixture
-def settings(database_url: str, oidc: FakeOpenIDProvider, tmp_path: Path) -> Settings:
+def sso_settings(database_url: str, oidc: FakeOpenIDProvider, tmp_path: Path) -> Settings:
+    """The service signing console users in at the tests' own OpenID provider."""
     return replace(
         load_settings({}),
         database_url=database_url,
@@ -45,6 +45,11 @@ def settings(database_url: str, oidc: FakeOpenIDProvider, tmp_path: Path) -> Set
         admin_emails=(ADMIN,),
         viewer_emails=(VIEWER_DOMAIN,),
     )
+
+
+@pytest.fixture
+def settings(database_url: str, oidc: FakeOpenIDProvider, tmp_path: Path) -> Settings:
+    return sso_settings(database_url, oidc, tmp_path)
 
 
 async def begin(console: Console, next_page: str = "/admin/clients") -> httpx.URL:
