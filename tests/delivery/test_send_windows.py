@@ -15,11 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
-from notification.delivery.send_window import next_opening
 from notification.delivery.sending import ClaimedMessage, Delivery, FollowUp, WindowClosed
 from notification.jobs import create_connector
 from notification.provider.client import ProviderClient
 from notification.provider.fake import RunningFakeProvider
+from notification.send_window import next_opening
 from tests.delivery.test_delivery import Client, _add_clients, _create_mailing, _now, _stats
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
