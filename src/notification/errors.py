@@ -108,7 +108,8 @@ def _field_path(key: str) -> str:
     return _PATH_NOISE.sub("", key) or "body"
 
 
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+# msgspec places these errors on the object; the field to name is the one inside the message.
+_FIELD_IN_MESSAGE = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
 def _located_in_cause(exc: ValidationException) -> str | None:
@@ -130,9 +131,8 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, str]]:
         field = _field_path(str(item.get("key", "body")))
         if field == "body" and len(extra) == 1:
             field = _located_in_cause(exc) or field
-        if unknown := _UNKNOWN_FIELD.search(message):
-            # msgspec places this error on the object; the field to name is the unknown one.
-            field = unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
+        if named := _FIELD_IN_MESSAGE.search(message):
+            field = named.group(1) if field == "body" else f"{field}.{named.group(1)}"
         entry = {"field": field, "message": message}
         if source := item.get("source"):
             entry["source"] = str(source)

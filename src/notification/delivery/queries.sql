@@ -10,7 +10,7 @@
 
 -- name: lock_mailing_for_planning
 SELECT id, start_at, end_at, filter_operator_codes, filter_tags, send_window_start, send_window_end,
-       plan_version, planned_version, now() AS now
+       plan_version, planned_version, paused_at, now() AS now
 FROM mailings WHERE id = %(mailing_id)s FOR UPDATE
 
 -- name: add_matching_clients
@@ -118,7 +118,7 @@ WHERE m.id = changing.id AND m.status = {status.pending}
 RETURNING m.status
 
 -- name: mailing_for_batch
-SELECT text, start_at, end_at, plan_version, send_window_start, send_window_end, now() AS now
+SELECT text, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end, now() AS now
 FROM mailings WHERE id = %(mailing_id)s
 
 -- name: due_in_batch
@@ -240,7 +240,7 @@ UPDATE messages m SET leased_until = NULL, attempts = greatest(m.attempts - 1, 0
 FROM locked WHERE m.id = locked.id
 
 -- name: watch_mailings
-SELECT id, plan_version, text FROM mailings WHERE id = ANY(%(ids)s)
+SELECT id, plan_version, paused_at, text, parts FROM mailings WHERE id = ANY(%(ids)s)
 
 -- name: renew_leases
 -- Only leases still running are renewed: one that ran out may already be a twin batch's.

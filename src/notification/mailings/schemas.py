@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -58,5 +58,24 @@ class MailingRead(msgspec.Struct):
     filter: MailingFilter
     send_window: SendWindow | None
     status: str
+    encoding: Annotated[str, msgspec.Meta(description="GSM-7 or UCS-2", examples=["GSM-7"])]
+    parts: Annotated[int, msgspec.Meta(description="SMS parts each message of this text takes")]
+    paused_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+RetryableStatus = Literal["failed", "expired"]
+
+
+class RetryRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Messages in these statuses go back to pending and are sent again; sent and cancelled
+    messages never are. ``end_at`` moves the mailing's end: required once it has passed."""
+
+    statuses: Annotated[list[RetryableStatus], msgspec.Meta(min_length=1, examples=[["failed", "expired"]])]
+    end_at: AwareDatetime | None = None
+
+
+class RetryResult(msgspec.Struct):
+    requeued: Annotated[int, msgspec.Meta(description="Messages put back to pending")]
+    mailing: MailingRead

@@ -28,6 +28,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.types import Scope
 
 __all__ = [
+    "Arrival",
     "FakeProviderOptions",
     "FakeProviderState",
     "MessageRecord",
@@ -112,6 +113,14 @@ class MessageRecord(msgspec.Struct, frozen=True):
     last_body: Any
 
 
+class Arrival(msgspec.Struct, frozen=True, array_like=True):
+    """One send request: when it arrived (Unix time, seconds), its msgId and the HTTP status it got."""
+
+    at: float
+    msg_id: int
+    status: int
+
+
 class _Reply(NamedTuple):
     status: int
     body: bytes
@@ -170,6 +179,7 @@ class FakeProviderState:
         self.last_body: dict[int, Any] = {}
         self.total_requests = 0
         self.total_accepted = 0
+        self._arrivals: list[Arrival] = []
 
     def set_options(self, /, **changes: Any) -> FakeProviderOptions:
         """Apply a partial change of the knobs; raises ``msgspec.ValidationError`` on unknown or invalid ones."""
@@ -186,7 +196,12 @@ class FakeProviderState:
         self.last_body = {}
         self.total_requests = 0
         self.total_accepted = 0
+        self._arrivals = []
         self._rng.seed(self.options.seed)
+
+    def arrivals(self) -> list[Arrival]:
+        """Every send request answered so far, in the order of the answers."""
+        return self._arrivals.copy()
 
     def received(self) -> Received:
         # dict.copy() is atomic under the GIL, so another thread may snapshot while the server is writing.
@@ -206,7 +221,13 @@ class FakeProviderState:
         self._closing = True
 
     async def send(self, msg_id: int, authorization: str | None, raw_body: bytes) -> _Reply:
-        """Answer one ``POST /v1/send/{msgId}`` the way the current options say."""
+        """Answer one ``POST /v1/send/{msgId}`` the way the current options say, and note when it came."""
+        arrived_at = time.time()
+        reply = await self._answer(msg_id, authorization, raw_body)
+        self._arrivals.append(Arrival(arrived_at, msg_id, reply.status))
+        return reply
+
+    async def _answer(self, msg_id: int, authorization: str | None, raw_body: bytes) -> _Reply:
         options = self.options
         body, violation = _decode_send_body(msg_id, raw_body)
         self.requests[msg_id] = self.requests.get(msg_id, 0) + 1
@@ -276,6 +297,10 @@ def create_fake_provider_app(options: FakeProviderOptions | None = None) -> Lite
     async def received() -> Received:
         return fake.received()
 
+    @get("/_fake/arrivals")
+    async def arrivals() -> list[Arrival]:
+        return fake.arrivals()
+
     @get("/_fake/messages/{msg_id:int}")
     async def message(msg_id: int) -> MessageRecord:
         record = fake.message(msg_id)
@@ -295,7 +320,7 @@ def create_fake_provider_app(options: FakeProviderOptions | None = None) -> Lite
         fake.reset()
 
     return Litestar(
-        route_handlers=[send, received, message, set_options, reset],
+        route_handlers=[send, received, arrivals, message, set_options, reset],
         state=State({_STATE_KEY: fake}),
         openapi_config=None,
         # Litestar's default logging config reconfigures the root logger, which is not ours to touch.
@@ -374,6 +399,9 @@ class RunningFakeProvider:
 
     def message(self, msg_id: int) -> MessageRecord | None:
         return self.state.message(msg_id)
+
+    def arrivals(self) -> list[Arrival]:
+        return self.state.arrivals()
 
     def reset(self) -> None:
         self.state.reset()
