@@ -133,6 +133,9 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, str]]:
             field = _located_in_cause(exc) or field
         if named := _FIELD_IN_MESSAGE.search(message):
             field = named.group(1) if field == "body" else f"{field}.{named.group(1)}"
+        if item.get("source") == "header":
+            # Litestar names the handler's parameter; the caller knows the header it sent.
+            field = field.replace("_", "-").title()
         entry = {"field": field, "message": message}
         if source := item.get("source"):
             entry["source"] = str(source)

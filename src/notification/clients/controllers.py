@@ -5,9 +5,10 @@ from typing import Annotated
 
 import msgspec
 import structlog
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Body, Parameter
+from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.clients.models import Client
@@ -20,6 +21,7 @@ from notification.clients.schemas import (
 )
 from notification.clients.services import ClientService
 from notification.errors import problem_responses
+from notification.idempotency.store import IdempotencyKeyHeader, IdempotentCreate
 from notification.observability import bind_ids
 from notification.pagination import Limit, Offset, Page
 
@@ -62,19 +64,31 @@ class ClientController(Controller):
         logger.info("client created", phone=client.phone, operator_code=client.operator_code, tag=client.tag)
         return to_read(client)
 
-    @post("/bulk", summary="Add many clients at once, all or none", responses=problem_responses(400, 409))
+    @post(
+        "/bulk",
+        summary="Add many clients at once, all or none",
+        description="With an `Idempotency-Key` header, a retried import answers the first answer again.",
+        responses=problem_responses(400, 401, 409),
+    )
     async def create_clients(
         self,
         clients: ClientService,
         data: Annotated[list[ClientCreate], Body(min_items=1, max_items=MAX_BULK_ROWS)],
-    ) -> list[ClientRead]:
+        idempotency_key: IdempotencyKeyHeader,
+    ) -> Response[list[ClientRead]]:
+        # Committed with the clients by the session's handler when the answer is a success.
+        idempotent = IdempotentCreate(clients.repository.session, "POST /clients/bulk", idempotency_key)
+        if (previous := await idempotent.previous_answer(data, list[ClientRead])) is not None:
+            logger.info("clients import replayed", idempotency_key=idempotency_key, count=len(previous.content))
+            return previous
         created = [to_read(c) for c in await clients.create_clients(data)]
+        await idempotent.remember(HTTP_201_CREATED, created)
         ids = [c.id for c in created]
         if len(ids) <= LOGGED_BULK_IDS:
             logger.info("clients created", count=len(ids), client_ids=ids)
         else:
             logger.info("clients created", count=len(ids), first_client_id=min(ids), last_client_id=max(ids))
-        return created
+        return Response(created, status_code=HTTP_201_CREATED)
 
     @get("/", summary="List clients", responses=problem_responses(400))
     async def list_clients(
