@@ -21,6 +21,7 @@ from notification.mailings.controllers import MailingController
 from notification.messages.controllers import MessageController
 from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
+from notification.preview.controllers import PreviewController
 from notification.stats.controllers import StatsController
 
 API_PREFIX = "/api/v1"
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     api = Router(
         API_PREFIX,
-        route_handlers=[ClientController, MailingController, StatsController, MessageController],
+        route_handlers=[ClientController, MailingController, StatsController, MessageController, PreviewController],
         guards=[require_token(settings.api_tokens)],
         security=SECURITY,
     )
