@@ -41,6 +41,7 @@ class MailingStats(msgspec.Struct):
     mailing_id: int
     total: int
     by_status: StatusCounts
+    parts_sent: Annotated[int, msgspec.Meta(description="SMS parts of the messages sent (sent times the text's parts)")]
     timings: Timings
     # Pending messages due later because their clients' send window is closed, and when the
     # first of them is due: both 0 / null for a mailing without a window.
@@ -89,6 +90,7 @@ class StatsController(Controller):
             mailing_id=mailing_id,
             total=counts.total,
             by_status=counts.by_status,
+            parts_sent=counts.by_status.sent * mailing.parts,
             timings=await mailing_timings(db_session, mailing_id),
             waiting_for_window=waits.waiting_for_window,
             next_window_opening=waits.next_window_opening,

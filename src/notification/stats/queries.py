@@ -4,12 +4,15 @@ always agree on the numbers."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.messages.models import MessageStatus
+
+_PARTS_SENT = "SMS parts of the messages sent, counted with the mailing's current text"
 
 
 class StatusCounts(msgspec.Struct):
@@ -24,11 +27,13 @@ class MailingCounts(msgspec.Struct):
     mailing_id: int
     total: int
     by_status: StatusCounts
+    parts_sent: Annotated[int, msgspec.Meta(description=_PARTS_SENT)] = 0
 
 
 class Totals(msgspec.Struct):
     total: int
     by_status: StatusCounts
+    parts_sent: Annotated[int, msgspec.Meta(description=_PARTS_SENT)] = 0
 
 
 class WindowWaits(msgspec.Struct):
@@ -53,7 +58,7 @@ def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
 # Mailings without messages yet still appear, with zeros.
 _ALL = text(
     """
-    SELECT g.id AS mailing_id, s.status, coalesce(s.messages, 0) AS messages
+    SELECT g.id AS mailing_id, g.parts, s.status, coalesce(s.messages, 0) AS messages
     FROM mailings g LEFT JOIN mailing_status_counts s ON s.mailing_id = g.id
     ORDER BY g.id
     """
@@ -84,19 +89,22 @@ _WINDOW_WAITS = text(
 
 async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingCounts], Totals]:
     grouped: dict[int, list[tuple[str, int]]] = {}
-    for mailing_id, status, messages in await session.execute(_ALL):
+    parts: dict[int, int] = {}
+    for mailing_id, mailing_parts, status, messages in await session.execute(_ALL):
         rows = grouped.setdefault(mailing_id, [])
+        parts[mailing_id] = mailing_parts
         if status is not None:
             rows.append((status, messages))
     items = []
     overall: dict[str, int] = {}
     for mailing_id, rows in grouped.items():
         total, by_status = _counts(rows)
-        items.append(MailingCounts(mailing_id=mailing_id, total=total, by_status=by_status))
+        parts_sent = by_status.sent * parts[mailing_id]
+        items.append(MailingCounts(mailing_id=mailing_id, total=total, by_status=by_status, parts_sent=parts_sent))
         for status, count in rows:
             overall[status] = overall.get(status, 0) + count
     total, by_status = _counts(list(overall.items()))
-    return items, Totals(total=total, by_status=by_status)
+    return items, Totals(total=total, by_status=by_status, parts_sent=sum(item.parts_sent for item in items))
 
 
 async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCounts:
