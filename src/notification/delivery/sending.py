@@ -33,11 +33,15 @@ from notification.delivery.queries import composed, queries
 from notification.messages.models import ErrorKind, MessageStatus
 from notification.provider import metrics as provider_metrics
 from notification.provider.client import Outcome, ProviderClient, SendResult
+from notification.provider.rate_limit import BudgetUnavailable, RateBudget
 from notification.send_window import is_open, next_opening, openings_by_zone
 
 logger = structlog.get_logger(__name__)
 
 DEADLINE_PASSED = "end_at passed before it could be sent"
+HTTP_TOO_MANY_REQUESTS = 429
+_GIVE_BACK = SendResult(Outcome.TRANSIENT, "not sent: the batch stopped or the rate budget was unreachable")
+"""Stands for "no request was made, give the message back untouched"; never recorded."""
 WATCH_INTERVAL_S = 0.5
 """How often a worker reads the mailings of its running batches: a deletion, a re-plan or a
 text change reaches requests not yet started within this (plus one query)."""
@@ -140,13 +144,15 @@ def next_state(
 class Delivery:
     """Sends batches for a worker process: one provider client, a fixed set of sender tasks
     (``provider_concurrency`` of them) shared by every batch the worker runs, a circuit breaker
-    in front of the provider, and a watcher that renews the leases of running batches and stops
-    the ones whose mailing changed. Opened and closed with the worker (``start``/``aclose``)."""
+    and the provider's shared rate budget in front of the provider, and a watcher that renews the
+    leases of running batches and stops the ones whose mailing changed. Opened and closed with
+    the worker (``start``/``aclose``)."""
 
     def __init__(self, settings: Settings, provider: ProviderClient) -> None:
         self.settings = settings
         self.provider = provider
         self.breaker = CircuitBreaker(capacity=settings.provider_concurrency)
+        self.budget = RateBudget(settings.provider_rate_limit, settings.psycopg_conninfo)
         self._queue: asyncio.Queue[_Send] = asyncio.Queue()
         self._senders: list[asyncio.Task[None]] = []
         self._watcher: asyncio.Task[None] | None = None
@@ -167,6 +173,7 @@ class Delivery:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._senders, self._watcher = [], None
+        await self.budget.aclose()
         await self.provider.aclose()
 
     async def send_batch(
@@ -295,16 +302,23 @@ class Delivery:
         await self.breaker.admit()
         result: SendResult | None = None
         try:
-            # Checked again: the breaker may have held the request a while.
-            if batch.stopped:
-                return None
-            early = self._not_now(message, batch)
+            # Checked again after each wait: the breaker or the rate budget may have held it a while.
+            early = self._stopped_or_not_now(message, batch)
+            if early is None:
+                try:
+                    await self.budget.admit(batch.parts)
+                except BudgetUnavailable:
+                    early = _GIVE_BACK
+                else:
+                    early = self._stopped_or_not_now(message, batch)
             if early is not None:
-                return early
+                return None if early is _GIVE_BACK else early
             time_left_s = (batch.end_at - dt.datetime.now(dt.UTC)).total_seconds()
             result = await self.provider.send(message.id, message.phone, batch.text, time_left_s)
         finally:
             await self.breaker.record(result)
+        if result.status_code == HTTP_TOO_MANY_REQUESTS:
+            self.budget.provider_asked_to_wait(result.retry_after_s)
         provider_metrics.observe(result)
         batch.log.info(
             "provider answered",
@@ -317,6 +331,9 @@ class Delivery:
             latency_ms=round(result.latency_s * 1000, 1),
         )
         return result
+
+    def _stopped_or_not_now(self, message: ClaimedMessage, batch: _Batch) -> SendResult | None:
+        return _GIVE_BACK if batch.stopped else self._not_now(message, batch)
 
     def _not_now(self, message: ClaimedMessage, batch: _Batch) -> SendResult | None:
         """A reason not to send this message now: the mailing's end has passed (the wait in the
@@ -353,6 +370,7 @@ class Delivery:
                     mailings = {r["id"]: r for r in rows}
                     for batch in batches:
                         batch.learn(mailings.get(batch.mailing_id))
+                    await self.budget.refresh_hold(cur)
                     if tick % renew_every == 0:
                         held = sorted(i for b in batches if not b.stopped for i in b.held())
                         if held:
