@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
@@ -23,6 +24,7 @@ from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
 from notification.preview.controllers import PreviewController
 from notification.stats.controllers import StatsController
+from notification.test_sends.controllers import TestSendController
 
 API_PREFIX = "/api/v1"
 
@@ -32,7 +34,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     api = Router(
         API_PREFIX,
-        route_handlers=[ClientController, MailingController, StatsController, MessageController, PreviewController],
+        route_handlers=[
+            ClientController,
+            MailingController,
+            StatsController,
+            MessageController,
+            PreviewController,
+            TestSendController,
+        ],
         guards=[require_token(settings.api_tokens)],
         security=SECURITY,
     )
@@ -42,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[prometheus_config().middleware, bind_path_ids],
         exception_handlers=exception_handlers,
         lifespan=[job_queue_lifespan(settings)],
+        state=State({"settings": settings}),
         openapi_config=OpenAPIConfig(
             title="notification",
             version=__version__,

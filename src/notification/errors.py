@@ -43,6 +43,7 @@ _DESCRIPTIONS = {
     401: "Missing or wrong bearer token",
     404: "No such resource",
     409: "Conflicts with existing data; `errors` names the field",
+    503: "Cannot be done now; `Retry-After` says when to try again",
 }
 
 

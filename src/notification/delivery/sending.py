@@ -370,7 +370,7 @@ class Delivery:
                     mailings = {r["id"]: r for r in rows}
                     for batch in batches:
                         batch.learn(mailings.get(batch.mailing_id))
-                    await self.budget.refresh_hold(cur)
+                    await self.budget.refresh_hold()
                     if tick % renew_every == 0:
                         held = sorted(i for b in batches if not b.stopped for i in b.held())
                         if held:
