@@ -306,11 +306,10 @@ class Delivery:
             early = self._stopped_or_not_now(message, batch)
             if early is None:
                 try:
-                    await self.budget.admit(batch.parts)
+                    if await self.budget.admit(batch.parts):
+                        early = self._stopped_or_not_now(message, batch)
                 except BudgetUnavailable:
                     early = _GIVE_BACK
-                else:
-                    early = self._stopped_or_not_now(message, batch)
             if early is not None:
                 return None if early is _GIVE_BACK else early
             time_left_s = (batch.end_at - dt.datetime.now(dt.UTC)).total_seconds()
@@ -370,12 +369,13 @@ class Delivery:
                     mailings = {r["id"]: r for r in rows}
                     for batch in batches:
                         batch.learn(mailings.get(batch.mailing_id))
-                    await self.budget.refresh_hold()
                     if tick % renew_every == 0:
                         held = sorted(i for b in batches if not b.stopped for i in b.held())
                         if held:
                             params = {"ids": held, "lease_s": self.settings.send_lease_s}
                             await cur.execute(queries["renew_leases"], params)
+                # A 429 another worker met holds this one's senders too.
+                await self.budget.refresh_hold()
             except Exception:
                 logger.warning("batch watcher: database unreachable", exc_info=True)
 
