@@ -53,12 +53,19 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING", help="the services' log level (INFO logs every send)")
     parser.add_argument("--database-url", default=None, help="server to create the throwaway database on")
     parser.add_argument("--timeout-s", type=float, default=600)
+    parser.add_argument(
+        "--without-counters",
+        action="store_true",
+        help="turn the message counting triggers off, to compare their cost side by side",
+    )
     args = parser.parse_args()
 
     logs = Path(tempfile.mkdtemp(prefix="notification-bench-"))
     with throwaway_database(args.database_url) as settings:
         with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
             conn.execute(SEED_CLIENTS, {"count": args.clients})
+            if args.without_counters:
+                conn.execute("ALTER TABLE messages DISABLE TRIGGER USER")
             conn.execute("VACUUM ANALYZE clients")
         provider_port, api_port = free_port(), free_port()
         env = service_env(
@@ -131,6 +138,7 @@ def main() -> None:
                 stop(process)
 
     print(f"clients                 {args.clients}")
+    print(f"message counters        {'off' if args.without_counters else 'on'}")
     print(f"provider latency        {args.latency_ms:.0f} ms")
     print(f"fan-out (plan + defer)  {fan_out_s:.2f} s")
     print(f"end to end              {elapsed:.2f} s")

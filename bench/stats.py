@@ -1,7 +1,7 @@
-"""Statistics benchmark: the stats endpoints of a real server over many messages.
+"""Statistics benchmark: the stats endpoints and the metrics scrape of a real server over many messages.
 
-    uv run python bench/stats.py                                  # 10M messages, 100 mailings, 1M clients
-    uv run python bench/stats.py --messages 1000000 --repeat 10
+    uv run python bench/stats.py                                  # 10M messages, 1,000 mailings, 1M clients
+    uv run python bench/stats.py --messages 100000000 --repeat 20
     uv run python bench/stats.py --keep                           # keep the database until Ctrl-C / SIGTERM
 
 Fills a throwaway database set-based (generate_series): clients, mailings whose sizes follow a
@@ -9,17 +9,19 @@ Zipf-like curve (a few as large as the client directory, a long tail of small on
 messages in a realistic status mix (80 % sent, 10 % pending, 5 % failed, 4 % expired, 1 % cancelled).
 Each mailing reaches a contiguous range of clients, so (mailing_id, client_id) stays unique, and its
 messages lie together in the heap as a real fan-out leaves them. The indexes and foreign keys of
-``messages`` are dropped for the load and rebuilt from their own definitions afterwards, then
-``VACUUM ANALYZE``.
+``messages`` are dropped for the load and rebuilt from their own definitions afterwards, the counting
+triggers are off during the load and ``notification stats rebuild``'s recount fills the counters, then
+``VACUUM ANALYZE``; ``notification stats verify``'s full count checks them.
 
-It then starts ``python -m notification serve`` and times over HTTP ``GET /api/v1/mailings/stats``
-and ``GET /api/v1/mailings/{id}/stats?limit=50`` for the largest and the smallest mailing, and
-prints the ``EXPLAIN (ANALYZE, BUFFERS)`` summary of the SQL behind each endpoint.
+It then starts ``python -m notification serve`` and times over HTTP ``GET /api/v1/mailings/stats``,
+``GET /api/v1/mailings/{id}/stats?limit=50`` for the largest and the smallest mailing and ``GET
+/metrics``, and prints the ``EXPLAIN (ANALYZE, BUFFERS)`` summary of the SQL behind each.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import secrets
 import signal
@@ -27,19 +29,23 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
-from sqlalchemy import TextClause, func, select, text
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import TextClause, select
 from sqlalchemy.dialects import postgresql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import free_port, python, service_env, start, stop, throwaway_database, wait_http
 
+from notification import metrics
 from notification.messages.models import Message
 from notification.stats import queries
+from notification.stats.counters import rebuild_counters, verify_counters
 
 SEED_CLIENTS = """
 INSERT INTO clients (phone, operator_code, tag, timezone)
@@ -66,7 +72,7 @@ RETURNING id, start_at
 # Mailing by mailing, in client order, as fan-outs leave them in the heap. A hash of (mailing, position)
 # picks the status: deterministic, and evenly mixed within a mailing.
 SEED_MESSAGES = """
-INSERT INTO messages (mailing_id, client_id, status, created_at, due_at, sent_at, attempts, last_error)
+INSERT INTO messages (mailing_id, client_id, status, created_at, due_at, sent_at, attempts, last_error, error_kind)
 SELECT q.mailing_id,
        q.client_id,
        s.status,
@@ -77,7 +83,8 @@ SELECT q.mailing_id,
        CASE s.status
            WHEN 'failed' THEN 'provider rejected the message: 400'
            WHEN 'expired' THEN 'end_at passed before it could be sent'
-       END
+       END,
+       CASE s.status WHEN 'failed' THEN 'http_4xx' WHEN 'expired' THEN 'deadline' END
 FROM (
     SELECT u.mailing_id, u.start_at, k,
            (u.first_client + k - 1) %% %(clients)s + 1 AS client_id,
@@ -115,10 +122,10 @@ ORDER BY i.relname
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=10_000_000, help="messages in all (default: %(default)s)")
-    parser.add_argument("--mailings", type=int, default=100, help="mailings (default: %(default)s)")
+    parser.add_argument("--mailings", type=int, default=1000, help="mailings (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=1_000_000, help="clients (default: %(default)s)")
     parser.add_argument("--skew", type=float, default=1.0, help="Zipf exponent of the mailing sizes (default: 1)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed requests per endpoint (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed requests per endpoint (default: %(default)s)")
     parser.add_argument("--database-url", default=None, help="server to create the throwaway database on")
     parser.add_argument("--log-level", default="WARNING", help="the API's log level")
     parser.add_argument(
@@ -186,10 +193,13 @@ def load(conn: psycopg.Connection[Any], args: argparse.Namespace, sizes: list[in
 
     step = time.perf_counter()
     first_clients = [i * args.clients // args.mailings for i in range(args.mailings)]
+    # The counters are filled by one recount below, as the migration's back-fill does.
+    conn.execute("ALTER TABLE messages DISABLE TRIGGER USER")
     conn.execute(
         SEED_MESSAGES,
         {"clients": args.clients, "ids": ids, "starts": starts, "sizes": sizes, "first_clients": first_clients},
     )
+    conn.execute("ALTER TABLE messages ENABLE TRIGGER USER")
     say(f"  messages (no indexes)  {fmt_s(time.perf_counter() - step)}")
 
     step = time.perf_counter()
@@ -208,10 +218,30 @@ def load(conn: psycopg.Connection[Any], args: argparse.Namespace, sizes: list[in
         raise SystemExit("the rebuilt indexes or constraints of messages differ from the migrated ones")
 
     step = time.perf_counter()
+    rebuilt = asyncio.run(_with_async_connection(conn, rebuild_counters))
+    say(f"  counters (recount)     {fmt_s(time.perf_counter() - step)}  ({rebuilt.count_rows:,} rows)")
+
+    step = time.perf_counter()
     conn.execute("VACUUM ANALYZE")
     say(f"  VACUUM ANALYZE         {fmt_s(time.perf_counter() - step)}")
     say(f"  load in all            {fmt_s(time.perf_counter() - started)}")
+
+    step = time.perf_counter()
+    verification = asyncio.run(_with_async_connection(conn, verify_counters))
+    if not verification.ok:
+        raise SystemExit(f"counters differ from the messages: {verification.counts[:3]} {verification.sends[:3]}")
+    say(f"  counters verified      {fmt_s(time.perf_counter() - step)}  (a full GROUP BY of messages)")
     return ids
+
+
+T = TypeVar("T")
+
+
+async def _with_async_connection(
+    conn: psycopg.Connection[Any], action: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+) -> T:
+    async with await psycopg.AsyncConnection.connect(conn.info.dsn, autocommit=True) as async_conn:
+        return await action(async_conn)
 
 
 # -- EXPLAIN ---------------------------------------------------------------------------------------
@@ -226,8 +256,13 @@ def _compiled(statement: Any) -> str:
 
 
 def _stats_queries() -> dict[str, str]:
-    """The SQL of ``notification.stats.queries``, by name: whatever the module holds today."""
-    return {name: value.text for name, value in vars(queries).items() if isinstance(value, TextClause)}
+    """The SQL of ``notification.stats.queries`` the endpoints run, by name: whatever the module holds today
+    (the console's sends-per-minute series aside)."""
+    return {
+        name: value.text
+        for name, value in vars(queries).items()
+        if isinstance(value, TextClause) and ":since" not in value.text
+    }
 
 
 def all_stats_sql() -> dict[str, str]:
@@ -237,19 +272,22 @@ def all_stats_sql() -> dict[str, str]:
 
 def endpoint_sql(mailing_id: int, limit: int) -> dict[str, str]:
     """The statements behind ``GET /mailings/{id}/stats`` (the mailing lookup by primary key aside):
-    the stats queries taking a mailing id, and the two of the message page as advanced-alchemy builds
-    them (count, then the page)."""
+    the stats queries taking a mailing id, and the page of messages as advanced-alchemy builds it (its
+    total comes from the counts)."""
     page = select(Message).where(Message.mailing_id == mailing_id).order_by(Message.id.asc()).limit(limit).offset(0)
-    count = (
-        select(Message)
-        .where(Message.mailing_id == mailing_id)
-        .with_only_columns(func.count(text("1")), maintain_column_froms=True)
-    )
     return {
         **{name: _psycopg_sql(sql) for name, sql in _stats_queries().items() if ":mailing_id" in sql},
-        "page count": _compiled(count),
         "page rows": _compiled(page),
     }
+
+
+def metrics_sql() -> dict[str, str]:
+    """The statements of a ``/metrics`` scrape's snapshot."""
+    found: dict[str, str] = {}
+    for name in ("_MESSAGES", "_MAILINGS", "_CLIENTS", "_ERRORS", "_QUEUE", "_OLDEST_DUE"):
+        value = getattr(metrics, name)
+        found[name] = value if isinstance(value, str) else _compiled(value)
+    return found
 
 
 # Nodes that only pass rows along; the tree printed leaves them out (their children stay).
@@ -309,7 +347,7 @@ def explain(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> 
 # -- HTTP ------------------------------------------------------------------------------------------
 
 
-def time_get(client: httpx.Client, url: str, repeat: int) -> tuple[float, list[float], dict[str, Any]]:
+def time_get(client: httpx.Client, url: str, repeat: int, json_body: bool = True) -> tuple[float, list[float], Any]:
     """The first (untimed warm-up) request's ms, then ``repeat`` timed ones, and the last body."""
     started = time.perf_counter()
     response = client.get(url)
@@ -321,7 +359,7 @@ def time_get(client: httpx.Client, url: str, repeat: int) -> tuple[float, list[f
         response = client.get(url)
         timings.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
-    return first, timings, response.json()
+    return first, timings, response.json() if json_body else response.text
 
 
 def summary_ms(first: float, timings: list[float]) -> str:
@@ -370,6 +408,11 @@ def main() -> None:
                     say(f"    {name}")
                     for line in explain(conn, sql, {"mailing_id": mailing_id}):
                         say(f"      {line}")
+            say("  GET /metrics")
+            for name, sql in metrics_sql().items():
+                say(f"    {name}")
+                for line in explain(conn, sql, {}):
+                    say(f"      {line}")
 
         port, token = free_port(), secrets.token_urlsafe(24)
         api = start(
@@ -388,7 +431,8 @@ def main() -> None:
                 say(f"  GET /api/v1/mailings/stats                     {summary_ms(first, timings)}")
                 if body["totals"]["total"] != args.messages or len(body["items"]) != args.mailings:
                     raise SystemExit(f"unexpected totals: {body['totals']}, {len(body['items'])} items")
-                shares = {s: n / args.messages for s, n in body["totals"]["by_status"].items()}
+                shares_n = body["totals"]["by_status"]
+                shares = {s: n / args.messages for s, n in shares_n.items()}
                 say("    by status: " + ", ".join(f"{s} {share:.1%}" for s, share in shares.items()))
                 for label, mailing_id in (("large", large), ("small", small)):
                     url = f"/api/v1/mailings/{mailing_id}/stats?limit=50"
@@ -398,6 +442,16 @@ def main() -> None:
                         50, size_of[mailing_id]
                     ):
                         raise SystemExit(f"unexpected stats of mailing {mailing_id}: total {body['total']}")
+                first, timings, scrape = time_get(client, "/metrics", args.repeat, json_body=False)
+                say(f"  GET /metrics                                   {summary_ms(first, timings)}")
+                scraped_sent = next(
+                    sample.value
+                    for family in text_string_to_metric_families(scrape)
+                    for sample in family.samples
+                    if sample.name == "notification_messages" and sample.labels == {"status": "sent"}
+                )
+                if scraped_sent != shares_n["sent"]:
+                    raise SystemExit(f"the scrape shows {scraped_sent} messages sent, not {shares_n['sent']}")
         finally:
             stop(api)
         say(f"API log: {logs / 'api.log'}")

@@ -7,7 +7,7 @@ browser tests skip, except under CI (``CI`` set), where they fail: CI must run t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,19 +46,25 @@ def launched_chromium() -> Iterator[Browser]:
 
 
 @contextmanager
-def local_page(browser: Browser, base_url: str) -> Iterator[Page]:
+def local_page(browser: Browser, base_url: str, also_reach: Sequence[str] = ()) -> Iterator[Page]:
     """A page of a fresh context that reaches ``base_url``'s host only: a request anywhere else is
-    refused, and the test fails when the page closes, naming each such request."""
-    allowed = urlsplit(base_url).netloc
+    refused, and the test fails when the page closes, naming each such request. ``also_reach``
+    names other local services the browser is sent to (a local OpenID provider): their pages are
+    not ours, so what they load from elsewhere is refused without failing the test."""
+    app_host = urlsplit(base_url).netloc
+    allowed = {app_host, *(urlsplit(url).netloc for url in also_reach)}
     elsewhere: list[str] = []
 
     def only_local(route: Route) -> None:
         url = route.request.url
-        if urlsplit(url).scheme in {"data", "blob"} or urlsplit(url).netloc == allowed:
+        if urlsplit(url).scheme in {"data", "blob"} or urlsplit(url).netloc in allowed:
             route.continue_()
-        else:
-            elsewhere.append(f"{route.request.method} {url}")
+            return
+        if urlsplit(route.request.frame.url).netloc in allowed - {app_host}:
             route.abort()
+            return
+        elsewhere.append(f"{route.request.method} {url}")
+        route.abort()
 
     context = browser.new_context(base_url=base_url)
     context.route("**/*", only_local)

@@ -46,6 +46,7 @@ class MailingFactory(SQLAlchemyFactory[Mailing]):
     plan_version = 1
     planned_version = 0
     planned_at = None
+    messages_purged_at = None
     created_at = Use(lambda: dt.datetime.now(dt.UTC))
     updated_at = Use(lambda: dt.datetime.now(dt.UTC))
 

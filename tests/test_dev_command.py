@@ -95,6 +95,7 @@ class DevRun:
     log_path: Path
     port: int = field(default_factory=free_port)
     provider_port: int = field(default_factory=free_port)
+    oidc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     started: list[Proc] = field(default_factory=list)
 
@@ -105,7 +106,7 @@ class DevRun:
         with self.log_path.open("wb") as log:
             # A session of its own, as a terminal gives the command it runs: Ctrl-C goes to that group.
             self.process = subprocess.Popen(
-                [*command, "--provider-port", str(self.provider_port)],
+                [*command, "--provider-port", str(self.provider_port), "--oidc-port", str(self.oidc_port)],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

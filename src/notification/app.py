@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
+from litestar.di import Provide
 from litestar.plugins.htmx import HTMXPlugin
 
 from notification.assets import static_files_router
+from notification.audit.controllers import AuditController
+from notification.audit.deps import provide_api_audit_trail
 from notification.auth import SECURITY, openapi_components, require_token
 from notification.cli import NotificationCLIPlugin
 from notification.clients.controllers import ClientController
@@ -32,8 +35,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     api = Router(
         API_PREFIX,
-        route_handlers=[ClientController, MailingController, StatsController, MessageController],
+        route_handlers=[ClientController, MailingController, StatsController, MessageController, AuditController],
         guards=[require_token(settings.api_tokens)],
+        # Who makes a request's changes, for the audit rows written with them.
+        dependencies={"audit": Provide(provide_api_audit_trail, sync_to_thread=False)},
         security=SECURITY,
         # The API's strict body decoding; the console's pages keep HTMX's request class.
         request_class=ApiRequest,

@@ -18,10 +18,12 @@ from litestar.plugins import CLIPluginProtocol
 
 from notification.config import PREFIX, get_settings
 from notification.reports.cli import report_group
+from notification.stats.cli import stats
 
 if TYPE_CHECKING:
     from notification.embedded_db import EmbeddedPostgres
     from notification.reports.dev_mail import SmtpServer
+    from notification.sso.dev import DevProvider
 
 
 @click.command(name="serve", help="Serve the API against NOTIFICATION_DATABASE_URL (production).")
@@ -50,10 +52,12 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--provider-port", default=9090, show_default=True, type=int, help="Port of the fake provider")
 @click.option("--smtp-port", default=8025, show_default=True, type=int, help="Port of the local mail server")
-def dev(host: str, port: int, provider_port: int, smtp_port: int) -> None:
+@click.option("--oidc-port", default=9400, show_default=True, type=int, help="Port of the local OpenID provider")
+def dev(host: str, port: int, provider_port: int, smtp_port: int, oidc_port: int) -> None:
     """One process tree: an embedded PostgreSQL unless NOTIFICATION_DATABASE_URL is set, the fake
     provider unless NOTIFICATION_PROVIDER_URL is set, a mail server keeping what it receives unless
-    NOTIFICATION_SMTP_URL is set, a worker, and the API in this process.
+    NOTIFICATION_SMTP_URL is set, an OpenID provider to sign in to the console unless
+    NOTIFICATION_OIDC_ISSUER is set, a worker, and the API in this process.
 
     Ctrl-C or SIGTERM stops all of it; if this process is killed outright, its children stop by
     themselves (Linux) and the next run stops whatever server the killed one left on its data."""
@@ -64,7 +68,7 @@ def dev(host: str, port: int, provider_port: int, smtp_port: int) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     run = _DevRun()
     try:
-        run.start(host, port, provider_port, smtp_port)
+        run.start(host, port, provider_port, smtp_port, oidc_port)
     except KeyboardInterrupt:
         pass
     except EmbeddedPostgresError as exc:
@@ -84,13 +88,15 @@ class _DevRun:
     def __init__(self) -> None:
         self.database: EmbeddedPostgres | None = None
         self.mail_server: SmtpServer | None = None
+        self.sign_in_provider: DevProvider | None = None
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, host: str, port: int, provider_port: int, smtp_port: int) -> None:
+    def start(self, host: str, port: int, provider_port: int, smtp_port: int, oidc_port: int) -> None:
         import uvicorn
 
         from notification.migrate import upgrade_database
         from notification.reports.dev_mail import dev_mail_banner, start_dev_mail
+        from notification.sso.dev import dev_provider_banner, start_dev_provider
 
         settings = get_settings()
         if not settings.database_url:
@@ -106,6 +112,7 @@ class _DevRun:
             generated_token = secrets.token_urlsafe(24)
             os.environ[f"{PREFIX}API_TOKENS"] = generated_token
         self.mail_server = start_dev_mail(settings, smtp_port)
+        self.sign_in_provider = start_dev_provider(settings, oidc_port)
         get_settings.cache_clear()
         settings = get_settings()
         click.echo("applying migrations ...", err=True)
@@ -136,7 +143,8 @@ class _DevRun:
                     "",
                     f"  API         {base}/api/v1",
                     f"  Swagger UI  {base}/docs",
-                    f"  console     {base}/admin (sign in with the API token)",
+                    f"  console     {base}/admin"
+                    + (" (single sign-on, see below)" if settings.oidc_issuer else " (sign in with the API token)"),
                     f"  provider    {provider}",
                     f"  database    {where_data_lives}",
                     f"  API token   {generated_token} (generated; send it as `Authorization: Bearer <token>`)"
@@ -144,6 +152,7 @@ class _DevRun:
                     else f"  API token   from {PREFIX}API_TOKENS",
                     f"  metrics     {base}/metrics",
                     *(dev_mail_banner(settings, self.mail_server) if self.mail_server else []),
+                    *(dev_provider_banner(self.sign_in_provider, f"{base}/admin") if self.sign_in_provider else []),
                     "",
                     "  Ctrl-C stops everything.",
                     "",
@@ -181,6 +190,8 @@ class _DevRun:
                 child.wait(timeout=5)
         if self.mail_server is not None:
             self.mail_server.stop()
+        if self.sign_in_provider is not None:
+            self.sign_in_provider.stop()
         if self.database is not None:
             self.database.stop()
         click.echo("stopped.", err=True)
@@ -249,7 +260,7 @@ def fake_provider(
 
 class NotificationCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: Group) -> None:
-        for command in (serve, dev, fake_provider, report_group):
+        for command in (serve, dev, fake_provider, report_group, stats):
             cli.add_command(command)
 
 

@@ -42,6 +42,18 @@ class Settings:
     """Signs the console's CSRF tokens; unset = a random one per process (set it when running several)."""
     session_ttl_s: float = 8 * 3600.0
     """A console session ends after this long without a request."""
+    oidc_issuer: str = ""
+    """The OpenID provider console users sign in with, found by discovery; empty = no single sign-on."""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    admin_emails: tuple[str, ...] = ()
+    """Who signs in as an admin: addresses, or ``@domain`` for every address of a domain."""
+    viewer_emails: tuple[str, ...] = ()
+    """Who signs in as a viewer (sees everything, changes nothing); same form as ``admin_emails``."""
+    console_token_signin: bool | None = None
+    """Whether an API token signs in to the console; unset = only when no OpenID provider is set."""
+    message_retention_days: int | None = None
+    """Messages of mailings that ended longer ago than this are deleted, their counters kept; None: kept forever."""
     log_level: str = "INFO"
     log_json: bool = True
     data_dir: Path = Path(".notification")
@@ -65,7 +77,11 @@ class Settings:
         if self.stalled_job_after_s <= 2 * self.worker_heartbeat_s:
             msg = f"{PREFIX}STALLED_JOB_AFTER_S must exceed twice {PREFIX}WORKER_HEARTBEAT_S"
             raise ValueError(msg)
+        if self.message_retention_days is not None and self.message_retention_days < 1:
+            msg = f"{PREFIX}MESSAGE_RETENTION_DAYS must be at least 1 (unset keeps messages forever)"
+            raise ValueError(msg)
         self._check_report_settings()
+        self._check_sign_in_settings()
 
     def _check_report_settings(self) -> None:
         if not is_known_timezone(self.report_timezone):
@@ -78,6 +94,25 @@ class Settings:
         if self.smtp_url and (urlsplit(self.smtp_url).scheme not in {"smtp", "smtps"} or not _smtp_host(self.smtp_url)):
             msg = f"{PREFIX}SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465"
             raise ValueError(msg)
+
+    def _check_sign_in_settings(self) -> None:
+        if self.oidc_issuer and urlsplit(self.oidc_issuer).scheme not in {"http", "https"}:
+            msg = f"{PREFIX}OIDC_ISSUER must be the provider's URL, such as https://accounts.example.com"
+            raise ValueError(msg)
+        if self.oidc_issuer and not self.oidc_client_id:
+            msg = f"{PREFIX}OIDC_CLIENT_ID must be set with {PREFIX}OIDC_ISSUER"
+            raise ValueError(msg)
+        for name in ("admin_emails", "viewer_emails"):
+            for entry in getattr(self, name):
+                _, at, domain = entry.rpartition("@")
+                if not at or not domain or ("." not in domain and domain != "localhost"):
+                    msg = f"{PREFIX}{name.upper()} takes addresses or @domain entries, got {entry!r}"
+                    raise ValueError(msg)
+
+    @property
+    def token_sign_in(self) -> bool:
+        """Whether the console takes an API token to sign in: as set, else only without single sign-on."""
+        return self.console_token_signin if self.console_token_signin is not None else not self.oidc_issuer
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -146,6 +181,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         kind = hints[f.name]
         if f.name == "database_url":
             kind = str
+        elif f.name == "console_token_signin":
+            kind = bool
+        elif kind == int | None:
+            kind = int
         values[f.name] = _parse(raw, kind, name)
     return Settings(**values)
 

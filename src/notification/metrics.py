@@ -36,14 +36,19 @@ def prometheus_config() -> PrometheusConfig:
     return PrometheusConfig(app_name=PREFIX, prefix=f"{PREFIX}_http", group_path=True)
 
 
-_MESSAGES = "SELECT status, count(*) AS n, coalesce(sum(attempts), 0) AS attempts FROM messages GROUP BY status"
+# Message figures come from the counters (migration 0010): a few rows per mailing, whatever the
+# size of ``messages``. They include the messages retention has deleted since.
+_MESSAGES = """
+SELECT status, sum(messages)::bigint AS n, sum(attempts)::bigint AS attempts
+FROM message_counts GROUP BY status
+"""
 # The status rule is the model's own column expression: written once, in mailings/models.py.
 _MAILINGS = select(cast("ColumnElement[str]", Mailing.status).label("status"), func.count().label("n")).group_by(
     literal_column("1")
 )
-_CLIENTS = "SELECT count(*) FROM clients"
+_CLIENTS = "SELECT coalesce(sum(clients), 0)::bigint FROM client_counts"
 _ERRORS = """
-SELECT error_kind AS kind, count(*) AS n FROM messages WHERE error_kind IS NOT NULL GROUP BY error_kind
+SELECT error_kind AS kind, sum(messages)::bigint AS n FROM message_counts WHERE error_kind <> '' GROUP BY error_kind
 """
 _QUEUE = "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1, 2"
 # A job is due once its scheduled_at has passed; one deferred without a time is due since it was deferred.

@@ -1,10 +1,24 @@
 """Every table of the service, imported in one place for alembic and the test fixtures."""
 
+from notification.audit.models import AuditEntry
 from notification.clients.models import Client
 from notification.console.sessions import ConsoleSession
 from notification.db import Base
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
 from notification.reports.models import ReportDelivery
+from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 
-__all__ = ("Base", "Client", "ConsoleSession", "Mailing", "Message", "MessageStatus", "ReportDelivery")
+__all__ = (
+    "AuditEntry",
+    "Base",
+    "Client",
+    "ClientCount",
+    "ConsoleSession",
+    "Mailing",
+    "Message",
+    "MessageCount",
+    "MessageSendsPerMinute",
+    "MessageStatus",
+    "ReportDelivery",
+)

@@ -26,6 +26,7 @@ from notification.logging import configure_logging
 from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
 from notification.reports.tasks import daily_report_tasks
+from notification.stats.tasks import blueprint as stats_tasks
 
 logger = structlog.get_logger(__name__)
 
@@ -129,6 +130,7 @@ def _create_app(settings: Settings) -> WorkerApp:
     )
     job_queue.add_tasks_from(delivery_tasks, namespace=DELIVERY_NAMESPACE)
     job_queue.add_tasks_from(daily_report_tasks(settings), namespace="reports")
+    job_queue.add_tasks_from(stats_tasks, namespace="stats")
     return job_queue
 
 

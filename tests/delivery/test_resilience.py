@@ -70,7 +70,7 @@ async def test_worker_killed_while_planning_then_another_mid_send_both_mailings_
 
     fake_provider.set_options(latency_ms=0)
     finisher = start_worker(LOG_LEVEL="WARNING")
-    await wait_for(lambda: counts(db, everyone["id"]), lambda c: c["sent"] == 30_000, timeout_s=90)
+    await wait_for(lambda: counts(db, everyone["id"]), lambda c: c["sent"] == 30_000, timeout_s=180)
     await wait_for(lambda: counts(db, vip["id"]), lambda c: c["sent"] == 2_000, timeout_s=30)
     await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=20)
 

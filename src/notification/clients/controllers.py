@@ -9,6 +9,7 @@ from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Body, Parameter
 
+from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
 from notification.clients.schemas import (
     OPERATOR_CODE_PATTERN,
@@ -38,8 +39,8 @@ class ClientController(Controller):
     dependencies = {"clients": Provide(provide_client_service)}
 
     @post("/", summary="Add a client", responses=problem_responses(400, 401, 409))
-    async def create_client(self, clients: ClientService, data: ClientCreate) -> ClientRead:
-        client = await clients.create_client(data)
+    async def create_client(self, clients: ClientService, audit: AuditTrail, data: ClientCreate) -> ClientRead:
+        client = await clients.create_client(data, audit)
         bind_ids(client_id=client.id)
         # The phone goes through the log's masking: only its last 4 digits are written.
         logger.info("client created", phone=client.phone, operator_code=client.operator_code, tag=client.tag)
@@ -49,6 +50,7 @@ class ClientController(Controller):
     async def create_clients(
         self,
         clients: ClientService,
+        audit: AuditTrail,
         data: Annotated[
             list[ClientCreate],
             Body(
@@ -60,7 +62,7 @@ class ClientController(Controller):
             ),
         ],
     ) -> list[ClientRead]:
-        created = clients.to_schema(await clients.create_clients(data), schema_type=ClientRead).items
+        created = clients.to_schema(await clients.create_clients(data, audit), schema_type=ClientRead).items
         ids = [c.id for c in created]
         if len(ids) <= LOGGED_BULK_IDS:
             logger.info("clients created", count=len(ids), client_ids=ids)
@@ -88,15 +90,19 @@ class ClientController(Controller):
     @patch(
         "/{client_id:int}", summary="Change some fields of a client", responses=problem_responses(400, 401, 404, 409)
     )
-    async def patch_client(self, clients: ClientService, client_id: ClientId, data: ClientPatch) -> ClientRead:
-        client = await clients.patch_client(client_id, data)
+    async def patch_client(
+        self, clients: ClientService, audit: AuditTrail, client_id: ClientId, data: ClientPatch
+    ) -> ClientRead:
+        client = await clients.patch_client(client_id, data, audit)
         changed = sorted(f for f in data.__struct_fields__ if _given(data, f))
         logger.info("client updated", fields=changed, phone=client.phone)
         return clients.to_schema(client, schema_type=ClientRead)
 
     @put("/{client_id:int}", summary="Replace a client", responses=problem_responses(400, 401, 404, 409))
-    async def replace_client(self, clients: ClientService, client_id: ClientId, data: ClientCreate) -> ClientRead:
-        client = await clients.replace_client(client_id, data)
+    async def replace_client(
+        self, clients: ClientService, audit: AuditTrail, client_id: ClientId, data: ClientCreate
+    ) -> ClientRead:
+        client = await clients.replace_client(client_id, data, audit)
         logger.info("client updated", replaced=True, phone=client.phone)
         return clients.to_schema(client, schema_type=ClientRead)
 
@@ -105,8 +111,8 @@ class ClientController(Controller):
         summary="Remove a client; its pending messages are cancelled",
         responses=problem_responses(400, 401, 404),
     )
-    async def delete_client(self, clients: ClientService, client_id: ClientId) -> None:
-        await clients.delete_client(client_id)
+    async def delete_client(self, clients: ClientService, audit: AuditTrail, client_id: ClientId) -> None:
+        await clients.delete_client(client_id, audit)
         logger.info("client deleted")
 
 

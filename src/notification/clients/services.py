@@ -13,8 +13,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
 
+from notification.audit.models import AuditAction, AuditEntity
+from notification.audit.trail import AuditTrail, snapshot
 from notification.clients.models import Client
-from notification.clients.schemas import ClientCreate, ClientPatch, ClientSearch
+from notification.clients.schemas import ClientCreate, ClientPatch, ClientRead, ClientSearch
 from notification.errors import Conflict, InvalidInput, NotFound
 from notification.messages.models import Message, MessageStatus
 from notification.timezones import is_known_timezone
@@ -189,10 +191,26 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         result = await self.repository.session.execute(_PRESENT_VALUES[column], {"limit": limit})
         return [value for (value,) in result]
 
-    async def create_client(self, data: ClientCreate) -> Client:
-        return (await self.create_clients([data], field_prefix=""))[0]
+    def audited(self, client: Client) -> dict[str, Any]:
+        return snapshot(self.to_schema(client, schema_type=ClientRead))
 
-    async def create_clients(self, rows: Sequence[ClientCreate], field_prefix: str = "[{i}].") -> list[Client]:
+    async def create_client(self, data: ClientCreate, audit: AuditTrail) -> Client:
+        client = (await self._insert_clients([data], field_prefix=""))[0]
+        await audit.created(AuditEntity.CLIENT, client.id, self.audited(client))
+        return client
+
+    async def create_clients(self, rows: Sequence[ClientCreate], audit: AuditTrail) -> list[Client]:
+        """An import: every row or none, recorded as one change."""
+        created = await self._insert_clients(rows)
+        await audit.record(
+            AuditAction.IMPORT,
+            AuditEntity.CLIENT,
+            None,
+            {"count": (None, len(created)), "first_id": (None, created[0].id), "last_id": (None, created[-1].id)},
+        )
+        return created
+
+    async def _insert_clients(self, rows: Sequence[ClientCreate], field_prefix: str = "[{i}].") -> list[Client]:
         """Insert every row or none: one statement over arrays, conflicts named by row."""
         errors: list[tuple[str, str]] = []
         first_row_of_phone: dict[str, int] = {}
@@ -232,8 +250,9 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             raise Conflict(f"{field_prefix.format(i=i)}phone", f"a client with phone {phone} already exists")
         return created
 
-    async def patch_client(self, client_id: int, patch: ClientPatch) -> Client:
+    async def patch_client(self, client_id: int, patch: ClientPatch, audit: AuditTrail) -> Client:
         client = await self.get_client(client_id, for_change=True)
+        before = self.audited(client)
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         errors: list[tuple[str, str]] = []
         if "timezone" in changes:
@@ -245,21 +264,24 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         phone = client.phone
         try:
             # The phone is the only unique column a change can collide on; validation covers the rest.
-            return await self.update(client, auto_commit=False)
+            client = await self.update(client, auto_commit=False)
         except IntegrityError:
             raise Conflict("phone", f"a client with phone {phone} already exists") from None
+        await audit.updated(AuditEntity.CLIENT, client_id, before, self.audited(client))
+        return client
 
-    async def replace_client(self, client_id: int, data: ClientCreate) -> Client:
+    async def replace_client(self, client_id: int, data: ClientCreate, audit: AuditTrail) -> Client:
         full = ClientPatch(
             phone=data.phone,
             timezone=data.timezone,
             operator_code=data.operator_code or _default_operator_code(data.phone),
             tag=data.tag,
         )
-        return await self.patch_client(client_id, full)
+        return await self.patch_client(client_id, full, audit)
 
-    async def delete_client(self, client_id: int) -> None:
-        await self.get_client(client_id, for_change=True)
+    async def delete_client(self, client_id: int, audit: AuditTrail) -> None:
+        client = await self.get_client(client_id, for_change=True)
+        await audit.deleted(AuditEntity.CLIENT, client_id, self.audited(client))
         # Its pending messages are cancelled; sent history stays, detached, in the statistics.
         # Its messages are locked in id order first, the order every writer of messages uses.
         session = self.repository.session

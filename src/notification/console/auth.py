@@ -1,4 +1,5 @@
-"""Signing in to the console with one of the API tokens, and signing out."""
+"""Signing in to the console, with single sign-on (see sso.py) or, where it is allowed, one of the
+API tokens; and signing out. Each sign-in, refusal and sign-out is written to the audit log."""
 
 from __future__ import annotations
 
@@ -10,14 +11,26 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_403_FORBIDDEN
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.auth import token_accepted
+from notification.audit.models import AuditAction, AuditEntity, Via
+from notification.audit.trail import AuditTrail
+from notification.auth import token_accepted, token_actor
 from notification.config import Settings
-from notification.console.identity import current_identity, sign_in, sign_out, token_identity
+from notification.console.identity import (
+    Identity,
+    current_identity,
+    id_token_of,
+    sign_in,
+    sign_out,
+    token_identity,
+)
 from notification.console.templating import page
+from notification.sso.provider import OpenIDProvider
 
 HOME = "/admin"
+SIGN_IN_PAGE = f"{HOME}/sign-in"
 
 logger = structlog.get_logger(__name__)
 
@@ -27,6 +40,23 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith(HOME) or target.startswith("//") or "\\" in target:
         return HOME
     return target
+
+
+async def record_sign_in(db_session: AsyncSession, identity: Identity) -> None:
+    """The sign-in, committed now: the answer is a redirect, which the request's own commit skips."""
+    changes = {"role": (None, identity.role.value), "method": (None, identity.method)}
+    await AuditTrail(db_session, identity.actor, Via.CONSOLE).record(
+        AuditAction.SIGN_IN, AuditEntity.SESSION, None, changes
+    )
+    await db_session.commit()
+
+
+async def record_refusal(db_session: AsyncSession, actor: str, method: str, reason: str) -> None:
+    """A refused sign-in, committed now: the page that says so is no success either."""
+    changes = {"method": (None, method), "reason": (None, reason)}
+    trail = AuditTrail(db_session, actor, Via.CONSOLE)
+    await trail.record(AuditAction.SIGN_IN_REFUSED, AuditEntity.SESSION, None, changes)
+    await db_session.commit()
 
 
 def _refusal(token: str, accepted: tuple[str, ...]) -> str | None:
@@ -40,42 +70,87 @@ def _refusal(token: str, accepted: tuple[str, ...]) -> str | None:
     return None
 
 
+def sign_in_page(
+    request: Request[Any, Any, Any],
+    settings: Settings,
+    next_page: str,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Template:
+    return page(
+        request,
+        "sign_in.html",
+        status_code,
+        next_page=next_page,
+        error=error,
+        sso=bool(settings.oidc_issuer),
+        token_sign_in=settings.token_sign_in,
+    )
+
+
 class SignInController(Controller):
     path = "/"
 
     @get("/sign-in")
-    async def sign_in_page(
-        self, request: Request[Any, Any, Any], next_page: Annotated[str | None, Parameter(query="next")] = None
+    async def sign_in_form(
+        self,
+        request: Request[Any, Any, Any],
+        console_settings: Settings,
+        next_page: Annotated[str | None, Parameter(query="next")] = None,
     ) -> Template | Redirect:
         if current_identity(request) is not None:
             return Redirect(safe_next(next_page), status_code=HTTP_303_SEE_OTHER)
-        return page(request, "sign_in.html", next_page=safe_next(next_page), error=None)
+        return sign_in_page(request, console_settings, safe_next(next_page))
 
     @post("/sign-in")
     async def sign_in(
         self,
         request: Request[Any, Any, Any],
         console_settings: Settings,
+        db_session: AsyncSession,
         data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Template | Redirect:
         token = data.get("token", "").strip()
         next_page = safe_next(data.get("next"))
+        if not console_settings.token_sign_in:
+            turned_off = "Signing in with an API token is turned off here: use single sign-on."
+            if token:
+                await record_refusal(db_session, token_actor(token), "token", "token sign-in is turned off")
+            logger.warning("console sign-in refused", reason=turned_off)
+            return sign_in_page(request, console_settings, next_page, turned_off, HTTP_403_FORBIDDEN)
         refusal = _refusal(token, tuple(t for t in console_settings.api_tokens if t))
         if refusal is not None:
+            if token:
+                await record_refusal(db_session, token_actor(token), "token", refusal)
             logger.warning("console sign-in refused", reason=refusal)
-            return page(request, "sign_in.html", HTTP_400_BAD_REQUEST, next_page=next_page, error=refusal)
+            return sign_in_page(request, console_settings, next_page, refusal, HTTP_400_BAD_REQUEST)
         identity = token_identity(token)
         sign_in(request, identity, data.get("timezone", ""))
+        await record_sign_in(db_session, identity)
         logger.info("console sign-in", actor=identity.actor, method=identity.method)
         return Redirect(next_page, status_code=HTTP_303_SEE_OTHER)
 
     @post("/sign-out")
-    async def sign_out(self, request: Request[Any, Any, Any]) -> Redirect:
+    async def sign_out(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, sso_provider: OpenIDProvider | None
+    ) -> Redirect:
         identity = current_identity(request)
-        if identity is not None:
-            logger.info("console sign-out", actor=identity.actor)
+        id_token = id_token_of(request)
         sign_out(request)
-        return Redirect(f"{HOME}/sign-in", status_code=HTTP_303_SEE_OTHER)
+        if identity is None:
+            return Redirect(SIGN_IN_PAGE, status_code=HTTP_303_SEE_OTHER)
+        await AuditTrail(db_session, identity.actor, Via.CONSOLE).record(
+            AuditAction.SIGN_OUT, AuditEntity.SESSION, None, {"method": (identity.method, None)}
+        )
+        await db_session.commit()
+        logger.info("console sign-out", actor=identity.actor)
+        if identity.method == "oidc" and sso_provider is not None:
+            # The provider's own session ends too, when it offers a way; it sends the browser back here.
+            after = str(request.base_url).rstrip("/") + SIGN_IN_PAGE
+            elsewhere = await sso_provider.end_session_url(id_token, after)
+            if elsewhere is not None:
+                return Redirect(elsewhere, status_code=HTTP_303_SEE_OTHER)
+        return Redirect(SIGN_IN_PAGE, status_code=HTTP_303_SEE_OTHER)
 
 
 class UnknownPageController(Controller):

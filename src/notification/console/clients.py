@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.audit.trail import AuditTrail
 from notification.clients.controllers import ClientId
 from notification.clients.deps import provide_client_service
 from notification.clients.schemas import ClientCreate, ClientSearch
@@ -140,11 +141,11 @@ class ClientConsoleController(Controller):
 
     @post("/", guards=[require_admin])
     async def create(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService, audit: AuditTrail
     ) -> Template | Redirect:
         values = await _client_values(request)
         try:
-            client = await clients.create_client(decode_as(client_json(values), ClientCreate))
+            client = await clients.create_client(decode_as(client_json(values), ClientCreate), audit)
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             code = HTTP_409_CONFLICT if isinstance(exc, Conflict) else HTTP_400_BAD_REQUEST
             return await self._form(request, values, field_errors(exc), status_code=code)
@@ -167,12 +168,17 @@ class ClientConsoleController(Controller):
 
     @post("/{client_id:int}", guards=[require_admin])
     async def update(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService, client_id: ClientId
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        clients: ClientService,
+        audit: AuditTrail,
+        client_id: ClientId,
     ) -> Template | Redirect:
         await clients.get_client(client_id)
         values = await _client_values(request)
         try:
-            client = await clients.replace_client(client_id, decode_as(client_json(values), ClientCreate))
+            client = await clients.replace_client(client_id, decode_as(client_json(values), ClientCreate), audit)
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             code = HTTP_409_CONFLICT if isinstance(exc, Conflict) else HTTP_400_BAD_REQUEST
             return await self._form(request, values, field_errors(exc), client_id=client_id, status_code=code)
@@ -191,11 +197,16 @@ class ClientConsoleController(Controller):
 
     @post("/{client_id:int}/delete", guards=[require_admin])
     async def delete(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService, client_id: ClientId
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        clients: ClientService,
+        audit: AuditTrail,
+        client_id: ClientId,
     ) -> Redirect:
         client = await clients.get_client(client_id)
         phone = client.phone
-        await clients.delete_client(client_id)
+        await clients.delete_client(client_id, audit)
         await db_session.commit()
         logger.info("client deleted", via="console")
         flash(request, f"Client {phone} deleted.", "success")
@@ -222,7 +233,7 @@ class ClientConsoleController(Controller):
 
     @post("/import", guards=[require_admin], request_max_body_size=MAX_UPLOAD_BYTES)
     async def import_csv(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService, audit: AuditTrail
     ) -> Template | Redirect:
         upload = (await request.form()).get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
@@ -233,7 +244,7 @@ class ClientConsoleController(Controller):
         except CsvRejected as exc:
             return self._import_page(request, exc.problems, HTTP_400_BAD_REQUEST)
         try:
-            created = await clients.create_clients(parsed.clients)
+            created = await clients.create_clients(parsed.clients, audit)
         except (InvalidInput, Conflict) as exc:
             return self._import_page(request, parsed.problems_of(exc), HTTP_400_BAD_REQUEST)
         await db_session.commit()

@@ -58,7 +58,7 @@ async def read_figures(db_session: AsyncSession, mailings: MailingService, zone:
     day_ago = now - dt.timedelta(hours=24)
     jobs, oldest_due_s = await read_queue(db_session)
     queue_names = sorted({queue for queue, _ in jobs})
-    per_minute = await sends_per_minute(db_session, day_ago)
+    per_minute = {m.minute: m.sent for m in await sends_per_minute(db_session, day_ago, now)}
     errors = await error_kinds_since(db_session, now - dt.timedelta(hours=1))
     return DashboardFigures(
         read_at=now,

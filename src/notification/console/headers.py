@@ -3,6 +3,8 @@ browser load nothing from another host, no framing, and Secure cookies when serv
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,7 +32,18 @@ _FIXED = {
 }
 
 
-def console_headers(app: ASGIApp) -> ASGIApp:
+def _policy_sending_forms_to(origins: Iterable[str]) -> str:
+    # Browsers hold a form's redirects to form-action as well: signing in and out with single
+    # sign-on sends the browser on to the identity provider.
+    extra = " ".join(sorted(set(origins)))
+    return (
+        CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self' {extra}")
+        if extra
+        else CONTENT_SECURITY_POLICY
+    )
+
+
+def console_headers(app: ASGIApp, form_targets: Callable[[], Iterable[str]] | None = None) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         # Behind a proxy, `serve` trusts X-Forwarded-Proto, so the scheme is the browser's.
         over_https = scope.get("scheme") == "https"
@@ -40,6 +53,8 @@ def console_headers(app: ASGIApp) -> ASGIApp:
                 headers = MutableScopeHeaders.from_message(message)
                 for name, value in _FIXED.items():
                     headers[name] = value
+                if form_targets is not None:
+                    headers["content-security-policy"] = _policy_sending_forms_to(form_targets())
                 if over_https:
                     cookies = headers.getall("set-cookie", [])
                     if cookies:
@@ -51,3 +66,8 @@ def console_headers(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send_with_headers)
 
     return middleware
+
+
+def console_headers_sending_forms_to(form_targets: Callable[[], Iterable[str]]) -> Callable[[ASGIApp], ASGIApp]:
+    """The console's headers, its pages' forms allowed to lead to ``form_targets()`` (origins)."""
+    return lambda app: console_headers(app, form_targets)

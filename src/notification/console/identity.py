@@ -1,13 +1,12 @@
 """Who is signed in to the console: one object in the session, whatever way they signed in.
 
-Signing in with an API token makes an admin identity today; single sign-on will make one from an
-ID token. Pages and guards only ever look at the identity: its actor (what an audit line will
-name) and its role (what it may do)."""
+Signing in with an API token makes an admin identity; single sign-on makes one from a verified
+ID token, its role from the configured addresses. Pages and guards only ever look at the
+identity: its actor (what an audit line names) and its role (what it may do)."""
 
 from __future__ import annotations
 
 import enum
-import hashlib
 from typing import Any
 
 import msgspec
@@ -15,11 +14,14 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from notification.auth import token_actor
 from notification.console.sessions import renew_session_id
 from notification.timezones import is_known_timezone
 
 _IDENTITY = "identity"
 _TIMEZONE = "timezone"
+# The ID token of a single sign-on: the provider asks for it back when the session ends there too.
+_ID_TOKEN = "id_token"  # noqa: S105  (the name of a session key, not a secret)
 DEFAULT_TIMEZONE = "UTC"
 
 
@@ -33,7 +35,7 @@ class Identity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An email, or ``api-token:<first 4 hex digits of the token's sha256>``: never the secret itself."""
     role: Role
     method: str
-    """How they signed in: ``token`` (or ``oidc`` once single sign-on exists)."""
+    """How they signed in: ``token`` or ``oidc`` (single sign-on)."""
 
     @property
     def can_change(self) -> bool:
@@ -41,19 +43,32 @@ class Identity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def token_identity(token: str) -> Identity:
-    return Identity(
-        actor=f"api-token:{hashlib.sha256(token.encode()).hexdigest()[:4]}", role=Role.ADMIN, method="token"
-    )
+    return Identity(actor=token_actor(token), role=Role.ADMIN, method="token")
 
 
-def sign_in(connection: ASGIConnection[Any, Any, Any, Any], identity: Identity, timezone: str) -> None:
+def sign_in(
+    connection: ASGIConnection[Any, Any, Any, Any], identity: Identity, timezone: str, id_token: str | None = None
+) -> None:
+    """A new session, under a new id: whatever the old one held (a sign-in under way) goes with it."""
     renew_session_id(connection)
-    connection.set_session(
-        {
-            _IDENTITY: msgspec.to_builtins(identity),
-            _TIMEZONE: timezone if is_known_timezone(timezone) else DEFAULT_TIMEZONE,
-        }
-    )
+    session: dict[str, Any] = {
+        _IDENTITY: msgspec.to_builtins(identity),
+        _TIMEZONE: timezone if is_known_timezone(timezone) else DEFAULT_TIMEZONE,
+    }
+    if id_token is not None:
+        session[_ID_TOKEN] = id_token
+    connection.set_session(session)
+
+
+def _session(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+    """The session's content; empty once cleared in this request."""
+    session = connection.scope.get("session")
+    return session if isinstance(session, dict) else {}
+
+
+def id_token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    token = _session(connection).get(_ID_TOKEN)
+    return token if isinstance(token, str) else None
 
 
 def sign_out(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
@@ -61,7 +76,7 @@ def sign_out(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 
 def current_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity | None:
-    raw = connection.session.get(_IDENTITY)
+    raw = _session(connection).get(_IDENTITY)
     if raw is None:
         return None
     try:
@@ -73,7 +88,7 @@ def current_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity
 
 def operator_timezone(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The zone the operator's browser reported at sign-in: pages show times and read forms in it."""
-    zone = connection.session.get(_TIMEZONE)
+    zone = _session(connection).get(_TIMEZONE)
     return zone if isinstance(zone, str) and is_known_timezone(zone) else DEFAULT_TIMEZONE
 
 
@@ -94,6 +109,7 @@ __all__ = (
     "Identity",
     "Role",
     "current_identity",
+    "id_token_of",
     "operator_timezone",
     "require_admin",
     "require_sign_in",

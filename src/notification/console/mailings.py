@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
 from notification.console.charts import StatusShare, status_shares
@@ -185,13 +186,18 @@ class MailingConsoleController(Controller):
 
     @post("/", guards=[require_admin])
     async def create(
-        self, request: Request[Any, Any, Any], mailings: MailingService, clients: ClientService, job_queue: App
+        self,
+        request: Request[Any, Any, Any],
+        mailings: MailingService,
+        clients: ClientService,
+        audit: AuditTrail,
+        job_queue: App,
     ) -> Template | Redirect:
         values, data = await self._submitted(request)
         if not isinstance(data, MailingCreate):
             return await self._form(request, clients, values, data, status_code=HTTP_400_BAD_REQUEST)
         try:
-            mailing = await mailings.create_mailing(data)
+            mailing = await mailings.create_mailing(data, audit)
         except InvalidInput as exc:
             return await self._form(request, clients, values, field_errors(exc), status_code=HTTP_400_BAD_REQUEST)
         bind_ids(mailing_id=mailing.id)
@@ -236,6 +242,7 @@ class MailingConsoleController(Controller):
         request: Request[Any, Any, Any],
         mailings: MailingService,
         clients: ClientService,
+        audit: AuditTrail,
         job_queue: App,
         mailing_id: MailingId,
     ) -> Template | Redirect:
@@ -246,7 +253,7 @@ class MailingConsoleController(Controller):
                 request, clients, values, data, mailing_id=mailing_id, status_code=HTTP_400_BAD_REQUEST
             )
         try:
-            mailing, replan = await mailings.replace_mailing(mailing_id, data)
+            mailing, replan = await mailings.replace_mailing(mailing_id, data, audit)
         except InvalidInput as exc:
             return await self._form(
                 request, clients, values, field_errors(exc), mailing_id=mailing_id, status_code=HTTP_400_BAD_REQUEST
@@ -325,9 +332,9 @@ class MailingConsoleController(Controller):
 
     @post("/{mailing_id:int}/delete", guards=[require_admin])
     async def delete(
-        self, request: Request[Any, Any, Any], mailings: MailingService, mailing_id: MailingId
+        self, request: Request[Any, Any, Any], mailings: MailingService, audit: AuditTrail, mailing_id: MailingId
     ) -> Redirect:
-        await mailings.delete_mailing(mailing_id)
+        await mailings.delete_mailing(mailing_id, audit)
         logger.info("mailing deleted", via="console")
         flash(request, f"Mailing {mailing_id} deleted.", "success")
         return Redirect("/admin/mailings", status_code=HTTP_303_SEE_OTHER)

@@ -17,14 +17,20 @@ from litestar.plugins import InitPluginProtocol
 from litestar.static_files import create_static_files_router
 
 from notification.config import Settings
+from notification.console.audit import AuditConsoleController, provide_console_audit_trail
 from notification.console.auth import SignInController, UnknownPageController
 from notification.console.clients import ClientConsoleController
 from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
-from notification.console.headers import console_headers
+from notification.console.headers import console_headers, console_headers_sending_forms_to
 from notification.console.mailings import MailingConsoleController
+from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
-from notification.console.templating import template_config
+from notification.console.sso import SingleSignOnController
+from notification.console.templating import DEV_MAILBOX_STATE, template_config
+from notification.reports.dev_mail import dev_mail_dir
+from notification.sso.access import AccessRules
+from notification.sso.provider import OpenIDProvider
 
 STATIC_DIR = Path(__file__).parent / "static"
 CSRF_COOKIE = "notification_csrf"
@@ -34,9 +40,17 @@ class ConsolePlugin(InitPluginProtocol):
     def __init__(self, settings: Settings, alchemy: SQLAlchemyAsyncConfig) -> None:
         self.settings = settings
         self.alchemy = alchemy
+        # One per app: it keeps the provider's discovery document and keys between sign-ins.
+        self.sso_provider = (
+            OpenIDProvider(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret)
+            if settings.oidc_issuer
+            else None
+        )
+        self.access_rules = AccessRules(settings.admin_emails, settings.viewer_emails)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.template_config = template_config()
+        app_config.state[DEV_MAILBOX_STATE] = dev_mail_dir(self.settings)
         app_config.route_handlers.extend([self.router(), static_router()])
         return app_config
 
@@ -54,21 +68,37 @@ class ConsolePlugin(InitPluginProtocol):
         def provide_settings() -> Settings:
             return settings
 
+        sso_provider, access_rules = self.sso_provider, self.access_rules
+
+        def provide_sso_provider() -> OpenIDProvider | None:
+            return sso_provider
+
+        def provide_access_rules() -> AccessRules:
+            return access_rules
+
         return Router(
             CONSOLE_PATH,
             route_handlers=[
                 SignInController,
+                SingleSignOnController,
                 DashboardController,
                 MailingConsoleController,
                 ClientConsoleController,
+                AuditConsoleController,
+                DevReportsController,
                 UnknownPageController,
             ],
             middleware=[
-                console_headers,
+                console_headers_sending_forms_to(sso_provider.origins) if sso_provider else console_headers,
                 session_middleware(self.alchemy, settings.session_ttl_s),
                 DefineMiddleware(CSRFMiddleware, config=csrf),
             ],
-            dependencies={"console_settings": Provide(provide_settings, sync_to_thread=False)},
+            dependencies={
+                "console_settings": Provide(provide_settings, sync_to_thread=False),
+                "sso_provider": Provide(provide_sso_provider, sync_to_thread=False),
+                "access_rules": Provide(provide_access_rules, sync_to_thread=False),
+                "audit": Provide(provide_console_audit_trail, sync_to_thread=False),
+            },
             exception_handlers=exception_handlers,
             include_in_schema=False,
         )

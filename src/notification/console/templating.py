@@ -4,6 +4,7 @@ with the few filters the pages share."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from litestar.template import TemplateConfig
 from notification.console.identity import DEFAULT_TIMEZONE, current_identity, operator_timezone
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+# Where `notification dev` keeps the mail it receives (set by the console plugin from the settings).
+DEV_MAILBOX_STATE = "console_dev_mailbox"
 
 
 def _zone_of(context: Mapping[str, Any]) -> ZoneInfo:
@@ -64,6 +67,15 @@ def duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+def audit_value(value: Any) -> str:
+    """A field's value in the audit log, as a person reads it."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value or "(empty)"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -72,7 +84,9 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(local_time=local_time, number=number, percent=percent, duration=duration)
+    environment.filters.update(
+        local_time=local_time, number=number, percent=percent, duration=duration, audit_value=audit_value
+    )
     engine = JinjaTemplateEngine.from_environment(environment)
     engine.register_template_callable("get_flashes", get_flashes)
     return TemplateConfig(instance=engine)
@@ -83,14 +97,24 @@ def refreshing(request: HTMXRequest, fragment_id: str) -> bool:
     return bool(request.htmx) and request.htmx.target == fragment_id
 
 
+def dev_mailbox_shown(request: Request[Any, Any, Any]) -> bool:
+    """Whether the development mailbox exists (``notification dev`` made it): only then is there a
+    page of the reports it received."""
+    mailbox = request.app.state.get(DEV_MAILBOX_STATE)
+    return isinstance(mailbox, Path) and mailbox.is_dir()
+
+
 def page(request: Request[Any, Any, Any], template: str, status_code: int = 200, **context: Any) -> Template:
     """A console page: every template knows who is signed in and in which zone times are shown."""
-    has_session = "session" in request.scope
+    # A session cleared by this request (a failed sign-in) is no session to read flashes from.
+    has_session = isinstance(request.scope.get("session"), dict)
+    identity = current_identity(request) if has_session else None
     return Template(
         template_name=f"console/{template}",
         context={
             "has_session": has_session,
-            "identity": current_identity(request) if has_session else None,
+            "identity": identity,
+            "dev_reports": identity is not None and identity.can_change and dev_mailbox_shown(request),
             "zone": operator_timezone(request) if has_session else DEFAULT_TIMEZONE,
             **context,
         },

@@ -6,7 +6,7 @@ there once. The worker that holds a lease renews it while the batch runs, so lea
 short and a dead worker's messages come back soon.
 
 A running batch stops starting requests as soon as it learns that it must: its mailing was
-deleted or re-planned (the process's watcher reads that from the database twice a second), or
+deleted or re-planned (the process's watcher reads that from the database four times a second), or
 one of its writes failed or the watcher lost the database (what it sends could not be
 recorded). The messages it claimed and did not send go back untouched. A text change reaches
 running batches the same way, without a re-plan, and so does the settling of a claimed message
@@ -48,7 +48,7 @@ mailing's end: a request started a few milliseconds before end_at would reach th
 it on a loaded machine, and its answer would be read after it. So every request reaches the
 provider, and every ``sent_at`` is taken, before end_at; a message whose turn (or whose retry)
 comes later than that expires instead."""
-WATCH_INTERVAL_S = 0.5
+WATCH_INTERVAL_S = 0.25
 """How often a worker reads the mailings of its running batches: a deletion, a re-plan or a
 text change reaches requests not yet started within this (plus one query)."""
 WATCH_CONNECT_TIMEOUT_S = 2

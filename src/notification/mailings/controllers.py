@@ -8,6 +8,7 @@ from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
 from procrastinate import App
 
+from notification.audit.trail import AuditTrail
 from notification.errors import problem_responses
 from notification.jobs import provide_job_queue, schedule_planning
 from notification.mailings.deps import provide_mailing_service
@@ -43,8 +44,10 @@ class MailingController(Controller):
         summary="Create a mailing; it starts at start_at, or at once when already due",
         responses=problem_responses(400, 401),
     )
-    async def create_mailing(self, mailings: MailingService, job_queue: App, data: MailingCreate) -> MailingRead:
-        mailing = await mailings.create_mailing(data)
+    async def create_mailing(
+        self, mailings: MailingService, audit: AuditTrail, job_queue: App, data: MailingCreate
+    ) -> MailingRead:
+        mailing = await mailings.create_mailing(data, audit)
         bind_ids(mailing_id=mailing.id)
         logger.info("mailing created", start_at=mailing.start_at.isoformat(), end_at=mailing.end_at.isoformat())
         await plan_after_commit(job_queue, mailing)
@@ -63,12 +66,12 @@ class MailingController(Controller):
     @patch(
         "/{mailing_id:int}",
         summary="Change some fields of a mailing; it is planned again",
-        responses=problem_responses(400, 401, 404),
+        responses=problem_responses(400, 401, 404, 409),
     )
     async def patch_mailing(
-        self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingPatch
+        self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: MailingPatch
     ) -> MailingRead:
-        mailing, replan = await mailings.patch_mailing(mailing_id, data)
+        mailing, replan = await mailings.patch_mailing(mailing_id, data, audit)
         logger.info("mailing updated", replanned=replan)
         if replan:
             await plan_after_commit(job_queue, mailing)
@@ -77,12 +80,12 @@ class MailingController(Controller):
     @put(
         "/{mailing_id:int}",
         summary="Replace a mailing; it is planned again",
-        responses=problem_responses(400, 401, 404),
+        responses=problem_responses(400, 401, 404, 409),
     )
     async def replace_mailing(
-        self, mailings: MailingService, job_queue: App, mailing_id: MailingId, data: MailingCreate
+        self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: MailingCreate
     ) -> MailingRead:
-        mailing, replan = await mailings.replace_mailing(mailing_id, data)
+        mailing, replan = await mailings.replace_mailing(mailing_id, data, audit)
         logger.info("mailing updated", replanned=replan, replaced=True)
         if replan:
             await plan_after_commit(job_queue, mailing)
@@ -93,6 +96,6 @@ class MailingController(Controller):
         summary="Delete a mailing; pending messages are never sent",
         responses=problem_responses(400, 401, 404),
     )
-    async def delete_mailing(self, mailings: MailingService, mailing_id: MailingId) -> None:
-        await mailings.delete_mailing(mailing_id)
+    async def delete_mailing(self, mailings: MailingService, audit: AuditTrail, mailing_id: MailingId) -> None:
+        await mailings.delete_mailing(mailing_id, audit)
         logger.info("mailing deleted")

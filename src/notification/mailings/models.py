@@ -37,6 +37,9 @@ class Mailing(Entity):
     plan_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     planned_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     planned_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # Set when retention starts deleting the mailing's messages: its counters are final from then
+    # on, and it can no longer be planned again (that would send to everyone a second time).
+    messages_purged_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     if TYPE_CHECKING:
         status: str  # a column_property, defined below the class
 

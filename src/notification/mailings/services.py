@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 from advanced_alchemy.filters import LimitOffset, OrderBy
@@ -10,7 +10,9 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, func, select, text
 
-from notification.errors import InvalidInput, NotFound
+from notification.audit.models import AuditEntity
+from notification.audit.trail import AuditTrail, snapshot
+from notification.errors import Conflict, InvalidInput, NotFound
 from notification.mailings.models import Mailing, MailingStatus
 from notification.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, MailingRead, SendWindow
 
@@ -102,31 +104,46 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         counted = {MailingStatus(status): int(n) for status, n in rows}
         return {status: counted.get(status, 0) for status in MailingStatus}
 
-    async def create_mailing(self, data: MailingCreate) -> Mailing:
+    def audited(self, mailing: Mailing) -> dict[str, Any]:
+        return snapshot(self.to_schema(mailing, schema_type=MailingRead))
+
+    async def create_mailing(self, data: MailingCreate, audit: AuditTrail) -> Mailing:
         _validate(data.text, data.start_at, data.end_at, data.send_window)
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
-        mailing = await self.create(mailing, auto_commit=True)
-        return await self.get_mailing(mailing.id)
+        mailing = await self.create(mailing, auto_commit=False)
+        mailing = await self.get_mailing(mailing.id)
+        await audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
+        # Committed here, its record with it: planning is enqueued once the mailing is there to plan.
+        await self.repository.session.commit()
+        return mailing
 
-    async def patch_mailing(self, mailing_id: int, patch: MailingPatch) -> tuple[Mailing, bool]:
+    async def patch_mailing(self, mailing_id: int, patch: MailingPatch, audit: AuditTrail) -> tuple[Mailing, bool]:
         """Apply the change; the flag says whether the mailing needs planning again."""
         mailing = await self.get_mailing(mailing_id, for_change=True)
         current = self.to_schema(mailing, schema_type=MailingRead)
+        before = snapshot(current)
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         merged = msgspec.structs.replace(current, **changes)
         _validate(merged.text, merged.start_at, merged.end_at, merged.send_window)
-        replan = any(getattr(current, name) != getattr(merged, name) for name in PLANNING_FIELDS)
+        changed = sorted(name for name in PLANNING_FIELDS if getattr(current, name) != getattr(merged, name))
+        replan = bool(changed)
+        if replan and mailing.messages_purged_at is not None:
+            # Its messages are gone: planning again would send to every client a second time.
+            raise Conflict(changed[0], "the mailing's messages were deleted by retention; it cannot be planned again")
         for name, value in _columns(
             merged.text, merged.start_at, merged.end_at, merged.filter, merged.send_window
         ).items():
             setattr(mailing, name, value)
         if replan:
             mailing.plan_version += 1
-        # Read again below rather than refreshed: once committed, a waiting deletion may take the row.
-        await self.update(mailing, auto_commit=True, auto_refresh=False)
-        return await self.get_mailing(mailing_id), replan
+        await self.update(mailing, auto_commit=False, auto_refresh=False)
+        # Read again before the commit: once committed, a waiting deletion may take the row.
+        mailing = await self.get_mailing(mailing_id)
+        await audit.updated(AuditEntity.MAILING, mailing_id, before, self.audited(mailing))
+        await self.repository.session.commit()
+        return mailing, replan
 
-    async def replace_mailing(self, mailing_id: int, data: MailingCreate) -> tuple[Mailing, bool]:
+    async def replace_mailing(self, mailing_id: int, data: MailingCreate, audit: AuditTrail) -> tuple[Mailing, bool]:
         patch = MailingPatch(
             text=data.text,
             start_at=data.start_at,
@@ -134,12 +151,13 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             filter=data.filter,
             send_window=data.send_window,
         )
-        return await self.patch_mailing(mailing_id, patch)
+        return await self.patch_mailing(mailing_id, patch, audit)
 
-    async def delete_mailing(self, mailing_id: int) -> None:
+    async def delete_mailing(self, mailing_id: int, audit: AuditTrail) -> None:
         # Messages go with it (ON DELETE CASCADE); a send job that wakes up finds nothing to claim.
         # Locks are taken in the order every writer uses (the mailing, then its messages by id),
         # so the cascade never deadlocks with a batch recording its results.
-        await self.get_mailing(mailing_id, for_change=True)
+        mailing = await self.get_mailing(mailing_id, for_change=True)
+        await audit.deleted(AuditEntity.MAILING, mailing_id, self.audited(mailing))
         await self.repository.session.execute(_LOCK_MESSAGES, {"mailing_id": mailing_id})
         await self.delete(mailing_id, auto_commit=True)

@@ -34,6 +34,9 @@ class MessageService(SQLAlchemyAsyncRepositoryService[Message, MessageRepository
         filters = _filters(mailing_id=mailing_id, status=status)
         return await self.list(page, OrderBy("id", "asc"), **filters)
 
+    async def count_of_mailing(self, mailing_id: int, status: str | None) -> int:
+        return await self.count(**_filters(mailing_id=mailing_id, status=status))
+
 
 def _filters(**values: object) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}

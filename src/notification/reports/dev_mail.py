@@ -126,6 +126,8 @@ def start_dev_mail(settings: Settings, port: int) -> SmtpServer | None:
     if settings.smtp_url:
         return None
     server = SmtpServer(Mailbox(dev_mail_dir(settings)), port=port).start()
+    # There from the start: the console shows the reports received here, none at first.
+    dev_mail_dir(settings).mkdir(parents=True, exist_ok=True)
     os.environ[f"{PREFIX}SMTP_URL"] = server.url
     os.environ.setdefault(f"{PREFIX}REPORT_RECIPIENTS", DEV_RECIPIENTS)
     return server

@@ -25,6 +25,7 @@ from notification.stats.queries import (
     StatusCounts,
     Timings,
     Totals,
+    WindowWaits,
     all_mailing_counts,
     mailing_counts,
     mailing_timings,
@@ -87,7 +88,12 @@ class StatsController(Controller):
         page = LimitOffset(limit, offset)
         rows = await messages.page_of_mailing(mailing_id, page, status)
         total = counts.total if status is None else getattr(counts.by_status, status.value)
-        waits = await mailing_window_waits(db_session, mailing_id)
+        if mailing.messages_purged_at is not None:
+            # The counts outlive the messages retention deleted: the page has only what is left.
+            total = await messages.count_of_mailing(mailing_id, status)
+        # Only a windowed mailing has messages waiting for a window; asking costs a scan of its pending ones.
+        windowed = mailing.send_window_start is not None
+        waits = await mailing_window_waits(db_session, mailing_id) if windowed else WindowWaits()
         return MailingStats(
             mailing_id=mailing_id,
             total=counts.total,

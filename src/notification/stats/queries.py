@@ -1,5 +1,6 @@
-"""Statistics read from the reporting views (migration 0003), so the API and an analyst's SQL
-always agree on the numbers."""
+"""Statistics read from the reporting views and the counters behind them (migration 0010), so the
+API, the console and an analyst's SQL always agree on the numbers, and none of them reads
+``messages`` to count."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ class Timings(msgspec.Struct):
     planned_at: dt.datetime | None
     first_sent_at: dt.datetime | None
     last_sent_at: dt.datetime | None
+    # When retention began deleting the mailing's messages; its counts stay as they were.
+    messages_purged_at: dt.datetime | None = None
+
+
+class MinuteSends(msgspec.Struct):
+    minute: dt.datetime
+    sent: int
 
 
 def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
@@ -50,25 +58,52 @@ def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
     return sum(by_status.values()), StatusCounts(**by_status)
 
 
-# Mailings without messages yet still appear, with zeros.
+# One row per mailing, its counts side by side (a fifth of the rows of one per status, which took
+# most of the request at 1,000 mailings); mailings without messages yet still appear, with zeros.
 _ALL = text(
     """
-    SELECT g.id AS mailing_id, s.status, coalesce(s.messages, 0) AS messages
-    FROM mailings g LEFT JOIN mailing_status_counts s ON s.mailing_id = g.id
+    SELECT g.id AS mailing_id,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'pending'), 0)::bigint AS pending,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'sent'), 0)::bigint AS sent,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'failed'), 0)::bigint AS failed,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'expired'), 0)::bigint AS expired,
+           coalesce(sum(c.messages) FILTER (WHERE c.status = 'cancelled'), 0)::bigint AS cancelled
+    FROM mailings g LEFT JOIN message_counts c ON c.mailing_id = g.id
+    GROUP BY g.id
     ORDER BY g.id
     """
 )
 
 _ONE = text("SELECT status, messages FROM mailing_status_counts WHERE mailing_id = :mailing_id")
 
-# Each end read from the partial index on (mailing_id, sent_at): no sort of the sent rows.
+# The first and last send time of the mailing's first and last minute with a send in it.
 _TIMINGS = text(
     """
-    SELECT g.planned_at,
-           (SELECT min(sent_at) FROM messages WHERE mailing_id = g.id AND status = 'sent') AS first_sent_at,
-           (SELECT max(sent_at) FROM messages WHERE mailing_id = g.id AND status = 'sent') AS last_sent_at
+    SELECT g.planned_at, g.messages_purged_at, t.first_sent_at, t.last_sent_at
     FROM mailings g
+    LEFT JOIN mailing_stats t ON t.mailing_id = g.id
     WHERE g.id = :mailing_id
+    """
+)
+
+# Every minute of [since, until), zeros included, for one mailing or all of them.
+_SENDS_PER_MINUTE = text(
+    """
+    SELECT m.minute, coalesce(s.sent, 0)::bigint AS sent
+    FROM generate_series(
+        date_trunc('minute', CAST(:since AS timestamptz), 'UTC'),
+        CAST(:until AS timestamptz) - interval '1 microsecond',
+        interval '1 minute'
+    ) AS m(minute)
+    LEFT JOIN (
+        SELECT minute, sum(sent) AS sent
+        FROM message_sends_per_minute
+        WHERE minute >= date_trunc('minute', CAST(:since AS timestamptz), 'UTC')
+          AND minute < CAST(:until AS timestamptz)
+          AND (CAST(:mailing_id AS bigint) IS NULL OR mailing_id = CAST(:mailing_id AS bigint))
+        GROUP BY minute
+    ) s ON s.minute = m.minute
+    ORDER BY m.minute
     """
 )
 
@@ -83,20 +118,16 @@ _WINDOW_WAITS = text(
 
 
 async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingCounts], Totals]:
-    grouped: dict[int, list[tuple[str, int]]] = {}
-    for mailing_id, status, messages in await session.execute(_ALL):
-        rows = grouped.setdefault(mailing_id, [])
-        if status is not None:
-            rows.append((status, messages))
     items = []
-    overall: dict[str, int] = {}
-    for mailing_id, rows in grouped.items():
-        total, by_status = _counts(rows)
-        items.append(MailingCounts(mailing_id=mailing_id, total=total, by_status=by_status))
-        for status, count in rows:
-            overall[status] = overall.get(status, 0) + count
-    total, by_status = _counts(list(overall.items()))
-    return items, Totals(total=total, by_status=by_status)
+    overall = dict.fromkeys((status.value for status in MessageStatus), 0)
+    for row in await session.execute(_ALL):
+        by_status = {status: getattr(row, status) for status in overall}
+        for status, count in by_status.items():
+            overall[status] += count
+        items.append(
+            MailingCounts(mailing_id=row.mailing_id, total=sum(by_status.values()), by_status=StatusCounts(**by_status))
+        )
+    return items, Totals(total=sum(overall.values()), by_status=StatusCounts(**overall))
 
 
 async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCounts:
@@ -107,7 +138,21 @@ async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCount
 
 async def mailing_timings(session: AsyncSession, mailing_id: int) -> Timings:
     row = (await session.execute(_TIMINGS, {"mailing_id": mailing_id})).one()
-    return Timings(planned_at=row.planned_at, first_sent_at=row.first_sent_at, last_sent_at=row.last_sent_at)
+    return Timings(
+        planned_at=row.planned_at,
+        first_sent_at=row.first_sent_at,
+        last_sent_at=row.last_sent_at,
+        messages_purged_at=row.messages_purged_at,
+    )
+
+
+async def sends_per_minute(
+    session: AsyncSession, since: dt.datetime, until: dt.datetime | None = None, mailing_id: int | None = None
+) -> list[MinuteSends]:
+    """Messages sent in each minute from ``since`` up to ``until`` (default: now), of one mailing
+    or of all: the console's chart of the last hour or day, read from the per-minute rollup."""
+    params = {"since": since, "until": until or dt.datetime.now(dt.UTC), "mailing_id": mailing_id}
+    return [MinuteSends(minute=row.minute, sent=row.sent) for row in await session.execute(_SENDS_PER_MINUTE, params)]
 
 
 async def mailing_window_waits(session: AsyncSession, mailing_id: int) -> WindowWaits:
@@ -129,19 +174,6 @@ _OF_MAILINGS_RUNNING_BETWEEN = text(
     SELECT status, sum(messages) AS messages FROM mailing_status_counts
     WHERE mailing_id = ANY(ARRAY(SELECT id FROM mailings WHERE end_at > :since AND start_at < :until))
     GROUP BY status
-    """
-)
-
-# Nothing is sent at or after a mailing's end; an answer is written a little after its request,
-# hence the margin. So the mailings that can have sent since a moment are found by the index on
-# end_at, and each one's sends by its partial index on (mailing_id, sent_at).
-_SENDS_PER_MINUTE = text(
-    """
-    SELECT date_trunc('minute', m.sent_at) AS minute, count(*) AS sent
-    FROM mailings g
-    JOIN messages m ON m.mailing_id = g.id AND m.status = 'sent' AND m.sent_at >= :since
-    WHERE g.end_at > CAST(:since AS timestamptz) - interval '1 hour'
-    GROUP BY 1
     """
 )
 
@@ -194,11 +226,6 @@ async def totals_of_mailings_running_between(session: AsyncSession, since: dt.da
     rows = await session.execute(_OF_MAILINGS_RUNNING_BETWEEN, {"since": since, "until": until})
     total, by_status = _counts([(status, int(count)) for status, count in rows])
     return Totals(total=total, by_status=by_status)
-
-
-async def sends_per_minute(session: AsyncSession, since: dt.datetime) -> dict[dt.datetime, int]:
-    """Messages sent in each minute from ``since`` on; minutes without sends are absent."""
-    return {minute: int(sent) for minute, sent in await session.execute(_SENDS_PER_MINUTE, {"since": since})}
 
 
 async def error_kinds_since(session: AsyncSession, since: dt.datetime) -> dict[str, int]:

@@ -1,0 +1,2 @@
+"""Single sign-on for the console: OpenID Connect against the company's identity provider, and
+who may enter with which role."""
