@@ -13,7 +13,7 @@ from typing import Any
 from notification.config import Settings
 from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_mailing
-from tests.delivery.observe import arrivals_of, counts, insert_clients, jobs_left, message_ids
+from tests.delivery.observe import arrivals_of, counts, insert_clients, jobs_left, message_ids, rows
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -120,3 +120,48 @@ async def test_no_request_for_a_client_a_filter_patch_removed_starts_more_than_1
     assert final["sent"] == len(received.accepted)
     assert final["cancelled"] == len(removed - set(received.accepted))
     assert set(received.requests.values()) == {1}
+
+
+async def test_no_request_for_a_deleted_client_starts_more_than_1_s_after_its_delete(
+    client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 2_000)
+    mailing = await _mailing_under_way(client, db, fake_provider, start_worker)
+    # Clients whose message a batch has claimed and queued but not yet sent: the worker holds their phone.
+    queued = await rows(
+        db,
+        "SELECT client_id, id FROM messages WHERE mailing_id = %(id)s AND status = 'pending'"
+        " AND leased_until > now() ORDER BY id DESC",
+        {"id": mailing["id"]},
+    )
+    requested = {a.msg_id for a in fake_provider.arrivals()}
+    doomed = [(client_id, message_id) for client_id, message_id in queued if message_id not in requested][:40]
+    assert len(doomed) == 40, "the deletions must find claimed messages not yet requested"
+
+    deleted_at: dict[int, float] = {}
+    for client_id, message_id in doomed:
+        response = await client.delete(f"/api/v1/clients/{client_id}")
+        assert response.status_code == 204, response.text
+        deleted_at[message_id] = time.time()
+    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["pending"] == 0, timeout_s=30)
+    await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
+
+    arrivals = fake_provider.arrivals()
+    after = [
+        a.arrived_at.timestamp() - deleted_at[a.msg_id]
+        for a in arrivals
+        if a.msg_id in deleted_at and a.arrived_at.timestamp() > deleted_at[a.msg_id]
+    ]
+    print(f"\nclient DELETE: {len(after)} requests after it returned, the last {max(after, default=0):.2f} s after")
+    assert max(after, default=0) <= BOUND_S
+    received = fake_provider.received()
+    assert set(received.accepted.values()) == {1}
+    assert set(received.requests.values()) == {1}
+    # A message the provider accepted stays sent, detached from its deleted client; the others are cancelled.
+    final = dict(await rows(db, "SELECT id, status FROM messages WHERE id = ANY(%(ids)s)", {"ids": list(deleted_at)}))
+    assert {i for i, status in final.items() if status == "sent"} == set(received.accepted) & set(deleted_at)
+    assert {i for i, status in final.items() if status == "cancelled"} == set(deleted_at) - set(received.accepted)
+    final_counts = await counts(db, mailing["id"])
+    assert final_counts["sent"] == len(received.accepted)
+    assert final_counts["sent"] + final_counts["cancelled"] == 2_000

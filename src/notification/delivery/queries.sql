@@ -242,6 +242,11 @@ FROM locked WHERE m.id = locked.id
 -- name: watch_mailings
 SELECT id, plan_version, text FROM mailings WHERE id = ANY(%(ids)s)
 
+-- name: settled_among
+-- Messages held by running batches that were settled elsewhere meanwhile (a client deletion
+-- cancels them): the batch must not send them.
+SELECT id FROM messages WHERE id = ANY(%(ids)s) AND status <> {status.pending}
+
 -- name: renew_leases
 -- Only leases still running are renewed: one that ran out may already be a twin batch's.
 WITH locked AS (

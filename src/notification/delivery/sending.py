@@ -9,7 +9,8 @@ A running batch stops starting requests as soon as it learns that it must: its m
 deleted or re-planned (the process's watcher reads that from the database four times a second), or
 one of its writes failed or the watcher lost the database (what it sends could not be
 recorded). The messages it claimed and did not send go back untouched. A text change reaches
-running batches the same way, without a re-plan.
+running batches the same way, without a re-plan, and so does the settling of a claimed message
+elsewhere (its client deleted): the batch drops it.
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ class Delivery:
         while True:
             send = await self._queue.get()
             batch, message = send.batch, send.message
-            if batch.stopped:
+            if not batch.may_send(message):
                 batch.give_back(message)
                 continue
             try:
@@ -300,7 +301,7 @@ class Delivery:
         result: SendResult | None = None
         try:
             # Checked again: the breaker may have held the request a while.
-            if batch.stopped:
+            if not batch.may_send(message):
                 return None
             early = self._not_now(message, batch)
             if early is not None:
@@ -381,8 +382,16 @@ class Delivery:
         mailings = {r["id"]: r for r in rows}
         for batch in batches:
             batch.learn(mailings.get(batch.mailing_id))
-        held = sorted(i for b in batches if not b.stopped for i in b.held()) if renew else []
-        if held:
+        held = sorted(i for b in batches if not b.stopped for i in b.held())
+        if not held:
+            return
+        # A message settled elsewhere (its client deleted) is not to be sent by the batch holding it.
+        settled = await (await cur.execute(queries["settled_among"], {"ids": held})).fetchall()
+        if settled:
+            settled_ids = {r["id"] for r in settled}
+            for batch in batches:
+                batch.withdraw(settled_ids)
+        if renew:
             await cur.execute(queries["renew_leases"], {"ids": held, "lease_s": self.settings.send_lease_s})
 
 
@@ -419,6 +428,8 @@ class _Batch:
         self.log = logger.bind(mailing_id=mailing_id)
         self.stopped: str | None = None
         self.unsent: list[int] = []
+        self.withdrawn: set[int] = set()
+        """Claimed messages settled since, elsewhere (their client was deleted): never to be sent."""
         self._delivery = delivery
         self._conn = conn
         self._report = report
@@ -434,6 +445,12 @@ class _Batch:
         if self.stopped is None:
             self.stopped = reason
             self.log.info("batch stopped", reason=reason, unsent_queued=len(self._pending_ids))
+
+    def may_send(self, message: ClaimedMessage) -> bool:
+        return self.stopped is None and message.id not in self.withdrawn
+
+    def withdraw(self, settled_ids: set[int]) -> None:
+        self.withdrawn |= settled_ids & self._pending_ids
 
     def learn(self, mailing: dict[str, Any] | None) -> None:
         """What the watcher read of this batch's mailing."""
