@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from notification.config import load_settings
+from notification.messages.models import ErrorKind
 from notification.provider.client import Outcome, ProviderClient, SendResult, parse_retry_after
 from notification.provider.fake import RunningFakeProvider
 from tests.workers import free_port
@@ -46,6 +48,9 @@ class ScriptedProvider:
         self.status = 200
         self.body = b'{"code":0,"message":"OK"}'
         self.headers: dict[str, str] = {}
+        self.byte_every_s = 0.0
+        """When set, the body is written a byte at a time, this long apart."""
+        self.requests = 0
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,12 +58,19 @@ class ScriptedProvider:
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                scripted.requests += 1
                 self.send_response(scripted.status)
                 for name, value in {"Content-Type": "application/json", **scripted.headers}.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(scripted.body)))
                 self.end_headers()
-                self.wfile.write(scripted.body)
+                if not scripted.byte_every_s:
+                    self.wfile.write(scripted.body)
+                    return
+                for byte in scripted.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(scripted.byte_every_s)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -135,6 +147,22 @@ async def test_a_request_never_outlives_the_time_left_before_end_at(fake_provide
     assert (result.outcome, result.error) == (Outcome.TRANSIENT, "timeout")
     # Given up when the mailing's time ran out, not after the provider timeout of 30 s.
     assert result.latency_s < 10
+
+
+async def test_an_answer_trickling_in_is_given_up_when_the_time_left_runs_out(scripted: ScriptedProvider) -> None:
+    # Each byte comes well within the time left, the whole answer (2.5 s) long after it: the bound is on the
+    # whole request, not on each read.
+    scripted.byte_every_s = 0.1
+    result = await _send_once(scripted.base_url, time_left_s=0.6, timeout_s=30)
+    assert (result.outcome, result.error) == (Outcome.TRANSIENT, "timeout")
+    assert result.latency_s < 2
+
+
+async def test_no_request_is_made_without_time_left(scripted: ScriptedProvider) -> None:
+    for time_left_s in (0, -0.01, -5):
+        result = await _send_once(scripted.base_url, time_left_s=time_left_s)
+        assert (result.outcome, result.error_kind) == (Outcome.TRANSIENT, ErrorKind.DEADLINE)
+    assert scripted.requests == 0
 
 
 @pytest.mark.parametrize(

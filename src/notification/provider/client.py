@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import email.utils
@@ -117,9 +118,16 @@ class ProviderClient:
         self._transport = transport or AiohttpTransport(limits=limits)
 
     async def send(self, message_id: int, phone: str, text: str, time_left_s: float) -> SendResult:
-        """POST one message; never raises for the provider's failures, it classifies them."""
-        # A request may not outlive the mailing it belongs to.
-        timeout = httpx.Timeout(max(0.05, min(self._timeout_s, time_left_s)))
+        """POST one message; never raises for the provider's failures, it classifies them.
+
+        The whole request (connection, sending, the answer's headers and body) is over within
+        ``time_left_s`` or the provider timeout, whichever is shorter; with no time left, no
+        request is made."""
+        # A request may not outlive the mailing it belongs to: never a floor above the time left
+        # (a zero or negative timeout would mean none at all to the transport).
+        timeout_s = min(self._timeout_s, time_left_s)
+        if timeout_s <= 0:
+            return SendResult(Outcome.TRANSIENT, "no time left before end_at", ErrorKind.DEADLINE)
         body = msgspec.json.encode({"id": message_id, "phone": int(phone), "text": text})
         started = time.perf_counter()
         request = httpx.Request(
@@ -127,14 +135,18 @@ class ProviderClient:
             f"{self._base_url}/send/{message_id}",
             content=body,
             headers=self._headers,
-            extensions={"timeout": timeout.as_dict()},
+            extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
         )
         try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            # The transport's timeouts bound each step (connecting, each read), not their sum.
+            async with asyncio.timeout(timeout_s):
+                response = await self._transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return SendResult(Outcome.TRANSIENT, "timeout", ErrorKind.TIMEOUT, latency_s=time.perf_counter() - started)
         except httpx.TransportError as exc:
             error, kind = describe_failure(exc)
             return SendResult(Outcome.TRANSIENT, error, kind, latency_s=time.perf_counter() - started)
