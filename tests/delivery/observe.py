@@ -4,12 +4,18 @@ received and when, and the workers' own log lines."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import psycopg
+from psycopg import AsyncConnection
 
+from notification.config import Settings
+from notification.delivery.sending import Delivery
 from notification.messages.models import MessageStatus
+from notification.provider.client import ProviderClient
 from notification.provider.fake import Arrival, Received
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
@@ -95,3 +101,39 @@ async def wait_for_log(worker: WorkerProcess, fragment: str, timeout_s: float = 
 
     await wait_for(seen, bool, timeout_s=timeout_s, interval_s=0.01)
     return time.time()
+
+
+@asynccontextmanager
+async def engine_in_process(settings: Settings, provider_url: str) -> AsyncIterator[tuple[Delivery, AsyncConnection]]:
+    """The worker's delivery engine in the test's own process (its senders, watcher and provider client),
+    with a connection of its own: a test calls ``send_batch`` itself and reads the report."""
+    provider_settings = replace(settings, provider_url=provider_url)
+    delivery = Delivery(provider_settings, ProviderClient(provider_settings))
+    delivery.start()
+    try:
+        async with await AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+            yield delivery, conn
+    finally:
+        await delivery.aclose()
+
+
+async def add_mailing(conninfo: str, *, start_at: str, end_at: str, text: str = "Hello") -> int:
+    """A mailing written straight to the table (no planning job), times as SQL expressions."""
+    found = await rows(
+        conninfo,
+        "INSERT INTO mailings (text, start_at, end_at, filter_operator_codes, filter_tags, plan_version,"
+        f" planned_version) VALUES (%(text)s, {start_at}, {end_at}, '{{}}', '{{}}', 1, 1) RETURNING id",
+        {"text": text},
+    )
+    return int(found[0][0])
+
+
+async def add_pending_messages(conninfo: str, mailing_id: int) -> list[int]:
+    """A pending message, due now, for every client, as a plan leaves them; their ids in order."""
+    found = await rows(
+        conninfo,
+        "INSERT INTO messages (mailing_id, client_id, due_at) SELECT %(id)s, id, now() FROM clients ORDER BY id"
+        " RETURNING id",
+        {"id": mailing_id},
+    )
+    return sorted(message_id for (message_id,) in found)

@@ -42,12 +42,23 @@ DEADLINE_PASSED = "end_at passed before it could be sent"
 DATABASE_UNREACHABLE = "the database could not be reached"
 """Why a batch stops when the watcher loses the database: what it would send now could not be
 recorded. Its job hands the rest to a follow-up, as if the batch had run to its end."""
+END_MARGIN_S = 0.5
+"""No provider request starts, and none is waited for, in the last this many seconds before a
+mailing's end: a request started a few milliseconds before end_at would reach the provider after
+it on a loaded machine, and its answer would be read after it. So every request reaches the
+provider, and every ``sent_at`` is taken, before end_at; a message whose turn (or whose retry)
+comes later than that expires instead."""
 WATCH_INTERVAL_S = 0.25
 """How often a worker reads the mailings of its running batches: a deletion, a re-plan or a
 text change reaches requests not yet started within this (plus one query)."""
 WATCH_CONNECT_TIMEOUT_S = 2
 WATCHER_APPLICATION_NAME = "notification batch watcher"
 """How the watcher's connection shows in ``pg_stat_activity``."""
+
+
+def last_request_start(end_at: dt.datetime) -> dt.datetime:
+    """When requests for a mailing ending at ``end_at`` stop starting (see END_MARGIN_S)."""
+    return end_at - dt.timedelta(seconds=END_MARGIN_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +152,8 @@ def next_state(
     if result.outcome is Outcome.PERMANENT:
         return NextState(MessageStatus.FAILED, result.error, result.error_kind)
     retry_at = now + dt.timedelta(seconds=retry_delay_s(settings, message.attempts, result.retry_after_s))
-    if retry_at >= end_at:
+    # Refused before the request for want of time (DEADLINE): no later attempt could have more.
+    if result.error_kind is ErrorKind.DEADLINE or retry_at >= last_request_start(end_at):
         return NextState(MessageStatus.EXPIRED, result.error, result.error_kind)
     return NextState(MessageStatus.PENDING, result.error, result.error_kind, retry_at)
 
@@ -218,7 +230,7 @@ class Delivery:
         if remaining is None or not remaining["ids"]:
             return None
         next_at: dt.datetime = remaining["next_at"]
-        if next_at >= end_at:
+        if next_at >= last_request_start(end_at):
             await cur.execute(queries["expire_in_batch"], {"ids": remaining["ids"], "reason": None})
             return None
         return FollowUp(remaining["ids"], next_at)
@@ -234,7 +246,7 @@ class Delivery:
         if mailing["plan_version"] != plan_version:
             report.skipped = "plan superseded"
             return None
-        if mailing["now"] >= mailing["end_at"]:
+        if mailing["now"] >= last_request_start(mailing["end_at"]):
             async with conn.transaction():
                 await cur.execute(queries["expire_in_batch"], {"ids": ids, "reason": DEADLINE_PASSED})
             report.expired = cur.rowcount
@@ -306,7 +318,7 @@ class Delivery:
             early = self._not_now(message, batch)
             if early is not None:
                 return early
-            time_left_s = (batch.end_at - dt.datetime.now(dt.UTC)).total_seconds()
+            time_left_s = (last_request_start(batch.end_at) - dt.datetime.now(dt.UTC)).total_seconds()
             result = await self.provider.send(message.id, message.phone, batch.text, time_left_s)
         finally:
             await self.breaker.record(result)
@@ -324,10 +336,10 @@ class Delivery:
         return result
 
     def _not_now(self, message: ClaimedMessage, batch: _Batch) -> SendResult | None:
-        """A reason not to send this message now: the mailing's end has passed (the wait in the
-        queue may have run past it), or the client's window has closed meanwhile."""
+        """A reason not to send this message now: the mailing's end is too close (the wait in the
+        queue may have run up to it), or the client's window has closed meanwhile."""
         now = dt.datetime.now(dt.UTC)
-        if now >= batch.end_at:
+        if now >= last_request_start(batch.end_at):
             return SendResult(Outcome.TRANSIENT, "end_at passed before the request", ErrorKind.DEADLINE)
         if batch.window is not None and message.timezone is not None:
             tz = ZoneInfo(message.timezone)
@@ -511,11 +523,13 @@ class _Batch:
 __all__ = [
     "DATABASE_UNREACHABLE",
     "DEADLINE_PASSED",
+    "END_MARGIN_S",
     "BatchReport",
     "ClaimedMessage",
     "Delivery",
     "FollowUp",
     "NextState",
+    "last_request_start",
     "next_state",
     "retry_delay_s",
 ]
