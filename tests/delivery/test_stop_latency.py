@@ -165,3 +165,71 @@ async def test_no_request_for_a_deleted_client_starts_more_than_1_s_after_its_de
     final_counts = await counts(db, mailing["id"])
     assert final_counts["sent"] == len(received.accepted)
     assert final_counts["sent"] + final_counts["cancelled"] == 2_000
+
+
+async def test_a_put_during_delivery_reaches_running_batches_and_sends_nothing_twice(
+    client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 2_000, tags=["vip", "new"])
+    mailing = await _mailing_under_way(
+        client, db, fake_provider, start_worker, text="Old text", filter={"operator_codes": [], "tags": ["vip", "new"]}
+    )
+    removed = await message_ids(db, mailing["id"], where="c.tag = 'new'")
+    replacement = {
+        "text": "New text",
+        "start_at": mailing["start_at"],
+        "end_at": mailing["end_at"],
+        "filter": {"operator_codes": [], "tags": ["vip"]},
+    }
+
+    response = await client.put(f"/api/v1/mailings/{mailing['id']}", json=replacement)
+    put_at = time.time()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["text"], body["filter"], body["send_window"]) == ("New text", replacement["filter"], None)
+    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["pending"] == 0 and c["cancelled"] > 0, timeout_s=30)
+    await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
+
+    arrivals = fake_provider.arrivals()
+    after = [a.arrived_at.timestamp() - put_at for a in arrivals_of(arrivals, removed, after=put_at)]
+    print(f"\nPUT: {len(after)} requests for removed clients after it, the last {max(after, default=0):.2f} s after")
+    assert max(after, default=0) <= BOUND_S
+    late = [a for a in arrivals if a.arrived_at.timestamp() > put_at + BOUND_S]
+    assert late, "the mailing must still be sending a second after the change"
+    assert {a.text for a in late} == {"New text"}
+    received = fake_provider.received()
+    assert set(received.requests.values()) == {1}
+    assert set(received.accepted.values()) == {1}
+    kept = await message_ids(db, mailing["id"], where="c.tag = 'vip'")
+    assert kept <= set(received.accepted)
+    final = await counts(db, mailing["id"])
+    assert final["sent"] == len(received.accepted)
+    assert final["cancelled"] == len(removed - set(received.accepted))
+
+
+async def test_client_changes_during_delivery_send_nothing_twice(
+    client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """A client's change does not re-plan the mailings it is in: its message is sent once, claimed or not."""
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 2_000)
+    mailing = await _mailing_under_way(client, db, fake_provider, start_worker)
+    pending = await rows(
+        db,
+        "SELECT client_id FROM messages WHERE mailing_id = %(id)s AND status = 'pending' ORDER BY id DESC LIMIT 40",
+        {"id": mailing["id"]},
+    )
+    assert len(pending) == 40
+    for n, (client_id,) in enumerate(pending):
+        changes = {"tag": "moved"} if n % 2 else {"phone": f"79{n:09d}", "operator_code": "999"}
+        response = await client.patch(f"/api/v1/clients/{client_id}", json=changes)
+        assert response.status_code == 200, response.text
+        assert response.json() | changes == response.json()
+    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] == 2_000, timeout_s=30)
+    await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
+
+    received = fake_provider.received()
+    assert len(received.accepted) == 2_000
+    assert set(received.requests.values()) == {1}
+    assert set(received.accepted.values()) == {1}
