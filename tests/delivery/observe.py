@@ -137,3 +137,9 @@ async def add_pending_messages(conninfo: str, mailing_id: int) -> list[int]:
         {"id": mailing_id},
     )
     return sorted(message_id for (message_id,) in found)
+
+
+async def execute(conninfo: str, statement: str) -> None:
+    """A statement that returns no rows (DDL, say), committed."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(statement)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.api import MAILINGS, Api, assert_problem, count_rows, create_mailing
@@ -256,6 +257,72 @@ async def test_put_with_filter_and_window(client: Api) -> None:
 
     assert body["filter"] == {"operator_codes": [], "tags": ["new"]}
     assert body["send_window"] == {"start": "10:00", "end": "11:00"}
+
+
+# --- re-planning ---------------------------------------------------------------------------------------------------
+
+
+async def _planning_jobs(db: AsyncSession, mailing_id: int) -> list[tuple[int, dt.datetime]]:
+    """The mailing's planning jobs waiting in the queue: (plan version, when it runs), in order."""
+    found = await db.execute(
+        text(
+            "SELECT (args->>'plan_version')::int, scheduled_at FROM procrastinate_jobs"
+            " WHERE task_name = 'delivery:plan_mailing' AND (args->>'mailing_id')::bigint = :id AND status = 'todo'"
+            " ORDER BY id"
+        ),
+        {"id": mailing_id},
+    )
+    jobs = [(int(version), scheduled_at) for version, scheduled_at in found]
+    await db.rollback()
+    return jobs
+
+
+async def _plan_version(db: AsyncSession, mailing_id: int) -> int:
+    version = await db.scalar(text("SELECT plan_version FROM mailings WHERE id = :id"), {"id": mailing_id})
+    await db.rollback()
+    return int(version)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"filter": {"tags": ["new"]}}, id="filter"),
+        pytest.param({"send_window": {"start": "10:00", "end": "12:00"}}, id="window"),
+        pytest.param({"end_at": later(days=35).isoformat()}, id="end"),
+        pytest.param({"start_at": later(days=30, hours=5).isoformat()}, id="start"),
+    ],
+)
+async def test_a_patch_of_who_or_when_enqueues_the_next_plan_at_the_start(
+    client: Api, db: AsyncSession, change: dict[str, Any]
+) -> None:
+    created = await create(client, filter={"tags": ["vip"]})
+    assert await _planning_jobs(db, created["id"]) == [(1, instant(created["start_at"]))]
+
+    response = await client.patch(f"{MAILINGS}/{created['id']}", json=change)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert await _plan_version(db, created["id"]) == 2
+    assert await _planning_jobs(db, created["id"]) == [
+        (1, instant(created["start_at"])),
+        (2, instant(body["start_at"])),
+    ]
+
+
+async def test_a_text_change_neither_moves_the_schedule_nor_plans_again(client: Api, db: AsyncSession) -> None:
+    created = await create(client, filter={"tags": ["vip"]}, send_window={"start": "09:00", "end": "18:00"})
+    jobs = await _planning_jobs(db, created["id"])
+
+    patched = (await client.patch(f"{MAILINGS}/{created['id']}", json={"text": "Only the words change"})).json()
+    # A PUT repeating every other field is a text change too.
+    same_otherwise = {k: created[k] for k in ("start_at", "end_at", "filter", "send_window")}
+    put = await client.put(f"{MAILINGS}/{created['id']}", json={"text": "And again", **same_otherwise})
+
+    assert put.status_code == 200, put.text
+    for body in (patched, put.json()):
+        assert {k: body[k] for k in same_otherwise} == same_otherwise
+    assert await _plan_version(db, created["id"]) == 1
+    assert await _planning_jobs(db, created["id"]) == jobs == [(1, instant(created["start_at"]))]
 
 
 # --- delete and not found ----------------------------------------------------------------------------------------
