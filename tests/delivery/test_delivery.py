@@ -50,17 +50,28 @@ async def _send_jobs_left(db: AsyncSession) -> int:
 
 
 async def test_future_mailing_starts_by_itself_at_start_at(
-    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     await add_clients(client, 5)
-    start_worker()
-    start_at = utc_now() + dt.timedelta(seconds=3)
+    await start_worker().ready()
+    # On the database's clock, which the planning job's schedule and every timestamp below are read on: the
+    # test holds however long the requests take, nothing is compared with the test's own clock.
+    start_at = await database_now(db) + dt.timedelta(seconds=3)
     mailing = await create_mailing(client, start_at=start_at.isoformat())
-    assert mailing["status"] == "scheduled"
-    early = await mailing_stats(client, mailing["id"])
-    assert early["total"] == 0
+    planning = await db.execute(
+        text("SELECT scheduled_at FROM procrastinate_jobs WHERE task_name = 'delivery:plan_mailing'")
+    )
+    assert planning.scalars().all() == [start_at]
+    await db.rollback()
 
     stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 5)
+    assert stats["total"] == 5
+    # Nothing was planned, let alone sent, before start_at.
+    planned_at = await db.scalar(text("SELECT planned_at FROM mailings WHERE id = :id"), {"id": mailing["id"]})
+    created = await db.execute(text("SELECT created_at FROM messages WHERE mailing_id = :id"), {"id": mailing["id"]})
+    assert planned_at >= start_at
+    assert all(created_at >= start_at for created_at in created.scalars())
+    await db.rollback()
     for message in stats["messages"]["items"]:
         assert dt.datetime.fromisoformat(message["sent_at"]) >= start_at
     assert fake_provider.received().total_accepted == 5
