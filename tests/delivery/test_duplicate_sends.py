@@ -20,6 +20,8 @@ from tests.sent_log import record_sends, sends_recorded
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
+LEASE = dt.timedelta(seconds=2)
+
 
 async def _defer_batch(settings: Settings, mailing_id: int, message_ids: list[int]) -> None:
     """A send job, deferred by name as the planning would."""
@@ -79,10 +81,19 @@ async def test_a_lease_running_out_mid_request_never_records_a_second_send(
     ids = await add_pending_messages(conninfo, mailing_id)
     # The provider holds every request 6 s, and the worker waits as long as it takes.
     fake_provider.set_options(hang_rate=1.0, hang_s=6)
-    worker = start_worker(SEND_LEASE_S="2", PROVIDER_TIMEOUT_S="30")
+    worker = start_worker(SEND_LEASE_S=str(LEASE.total_seconds()), PROVIDER_TIMEOUT_S="30")
     await worker.ready()
     await _defer_batch(settings, mailing_id, ids)
     await wait_for(lambda: _arrived(fake_provider), lambda n: n == 10, timeout_s=30)
+    claimed_at = await _database_now(conninfo)
+
+    # While the worker renews its leases (every 0.5 s here), a twin deferred after the first lease would
+    # have run out claims nothing.
+    await wait_for(lambda: _database_now(conninfo), lambda now: now > claimed_at + LEASE, timeout_s=10)
+    assert await _live_leases(conninfo, ids) == 10
+    await _defer_batch(settings, mailing_id, ids)
+    await wait_for_log(worker, '"claimed": 0', timeout_s=10)
+    assert await _arrived(fake_provider) == 10
 
     # The worker cannot renew its leases while another transaction holds the rows (the renewal skips
     # locked rows, as it would a slow or unreachable database make it miss them): they run out mid-request.
@@ -113,7 +124,13 @@ async def test_a_lease_running_out_mid_request_never_records_a_second_send(
         assert second[message_id].answered_at is not None
         assert sent_at < second[message_id].answered_at
     log = "\n".join(worker.log_lines())
-    assert log.count('"event": "batch done"') >= 2
+    assert log.count('"event": "batch done"') >= 3
+
+
+async def _database_now(conninfo: str) -> dt.datetime:
+    found = await rows(conninfo, "SELECT now()")
+    now: dt.datetime = found[0][0]
+    return now
 
 
 async def _arrived(fake_provider: RunningFakeProvider) -> int:
