@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification.config import Settings
 from notification.jobs import SEND_TASK, create_connector
 from notification.provider.fake import Arrival, RunningFakeProvider
+from tests.api import Api, add_clients, create_mailing
 from tests.delivery.observe import add_mailing, add_pending_messages, insert_clients, jobs_left, rows, wait_for_log
 from tests.sent_log import record_sends, sends_recorded
 from tests.waiting import wait_for
@@ -142,3 +143,33 @@ async def _live_leases(conninfo: str, ids: list[int]) -> int:
         conninfo, "SELECT count(*) FROM messages WHERE id = ANY(%(ids)s) AND leased_until > now()", {"ids": ids}
     )
     return int(found[0][0])
+
+
+async def test_an_acceptance_arriving_after_its_message_was_cancelled_is_recorded_sent(
+    client: Api,
+    settings: Settings,
+    db: AsyncSession,
+    fake_provider: RunningFakeProvider,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """'sent' wins over a cancellation that landed while the request was in flight: the provider did accept
+    the message, and the statistics must say so."""
+    conninfo = settings.psycopg_conninfo
+    clients = await add_clients(client, 3)
+    await record_sends(db)
+    # The deletion lands in the 1.5 s the provider takes to answer.
+    fake_provider.set_options(latency_ms=1500)
+    start_worker(PROVIDER_TIMEOUT_S="10")
+    mailing = await create_mailing(client)
+    await wait_for(lambda: _arrived(fake_provider), lambda n: n == 3, timeout_s=30)
+
+    gone = clients[0]["id"]
+    (message_id,) = [m for (m,) in await rows(conninfo, "SELECT id FROM messages WHERE client_id = %(c)s", {"c": gone})]
+    assert (await client.delete(f"/api/v1/clients/{gone}")).status_code == 204
+    assert await rows(conninfo, "SELECT status FROM messages WHERE id = %(id)s", {"id": message_id}) == [("cancelled",)]
+
+    sent = await wait_for(lambda: _sent_ats(conninfo, mailing["id"]), lambda s: len(s) == 3, timeout_s=30)
+    assert message_id in sent
+    assert await rows(conninfo, "SELECT client_id FROM messages WHERE id = %(id)s", {"id": message_id}) == [(None,)]
+    assert (await sends_recorded(db))[message_id] == 1
+    assert fake_provider.received().accepted == dict.fromkeys(sent, 1)
