@@ -4,6 +4,7 @@ and that a failure anywhere in the task's transaction leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ from psycopg import AsyncConnection
 
 from notification.config import Settings
 from notification.delivery.planning import PlanReport, plan_mailing
+from notification.delivery.queries import queries
 from notification.jobs import PLAN_TASK, SEND_TASK
 from notification.messages.models import MessageStatus
 from notification.provider.fake import RunningFakeProvider
@@ -217,3 +219,54 @@ async def test_a_planning_whose_send_jobs_cannot_be_deferred_leaves_nothing_and_
     await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] == 50, timeout_s=60)
     assert fake_provider.received().total_requests == 50
     assert log_contains(worker, '"event": "mailing planned"')
+
+
+async def _waiting_for_a_lock(conninfo: str) -> int:
+    found = await rows(
+        conninfo,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    return int(found[0][0])
+
+
+async def test_a_re_plan_and_a_batch_writing_its_answers_at_once_do_not_deadlock(
+    client: Api, settings: Settings
+) -> None:
+    """A batch writes its answers locking its messages in id order; a re-plan that cancels clients no longer
+    matching must not take the rows in another order, or PostgreSQL aborts one of them (answers lost, or
+    the plan retried)."""
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 10, tags=["vip", "new"])
+    mailing = await create_mailing(client, filter={"operator_codes": [], "tags": ["vip", "new"]})
+    await _plan(db, mailing["id"], 1)
+    messages = await _messages(db, mailing["id"])
+    first_new = min(i for i, m in messages.items() if m["tag"] == "new")
+    last_vip = max(i for i, m in messages.items() if m["tag"] == "vip")
+    assert first_new < last_vip
+    version = await _change(db, mailing["id"], filter_tags=["vip"])
+
+    async with await AsyncConnection.connect(db) as batch:
+        # The batch has locked the first of its messages when the re-plan starts...
+        await batch.execute("SELECT id FROM messages WHERE id = %(id)s FOR UPDATE", {"id": first_new})
+        planning = asyncio.create_task(_plan(db, mailing["id"], version))
+        await wait_for(lambda: _waiting_for_a_lock(db), lambda n: n == 1)
+        # ...and goes on to the next one, as record_answers does, then commits.
+        await batch.execute(
+            queries["record_answers"],
+            {
+                "ids": [first_new, last_vip],
+                "statuses": ["sent", "sent"],
+                "errors": [None, None],
+                "error_kinds": [None, None],
+                "due_ats": [None, None],
+                "answered_ats": [dt.datetime.now(dt.UTC)] * 2,
+                "unattempted": [False, False],
+            },
+        )
+        await batch.commit()
+    report, _ = await asyncio.wait_for(planning, timeout=30)
+
+    assert report.planned
+    assert report.cancelled == 4, "every client no longer matching but the one the batch sent"
+    after = await _messages(db, mailing["id"])
+    assert (after[first_new]["status"], after[last_vip]["status"]) == ("sent", "sent")

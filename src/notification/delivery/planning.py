@@ -71,6 +71,7 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
         "batch_size": batch_size,
     }
     matching = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
+    await cur.execute(queries["lock_messages_of_mailing"], params)
     if now >= mailing["end_at"]:
         # Planned too late (workers were down): the audience still shows in the statistics,
         # every message expired, none sent.

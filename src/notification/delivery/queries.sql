@@ -13,6 +13,15 @@ SELECT id, start_at, end_at, filter_operator_codes, filter_tags, send_window_sta
        plan_version, planned_version, now() AS now
 FROM mailings WHERE id = %(mailing_id)s FOR UPDATE
 
+-- name: lock_messages_of_mailing
+-- Every message the plan may write, locked up front in id order, the order every writer of
+-- messages uses. The statements below lock rows in several passes (the clients still matching,
+-- then those that no longer do): without this, a batch writing its answers in id order between
+-- two passes deadlocks with the plan, and one of them is rolled back.
+SELECT count(*) FROM (
+    SELECT id FROM messages WHERE mailing_id = %(mailing_id)s ORDER BY id FOR UPDATE
+) locked
+
 -- name: add_matching_clients
 -- A client cancelled by an earlier plan and matching again is planned again; nothing else that
 -- already exists is touched, so planning twice never duplicates a message.
