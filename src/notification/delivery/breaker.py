@@ -47,11 +47,12 @@ class CircuitBreaker:
         self._in_flight = 0
         self._changed = asyncio.Condition()
 
-    async def admit(self) -> None:
-        """Waits until a request may start; every admit is followed by one ``record``."""
+    async def admit(self) -> bool:
+        """Waits until a request may start; every admit is followed by one ``record``. True when
+        it had to wait (what was true of the request before may no longer be)."""
         if self.state is BreakerState.CLOSED and self._in_flight < self._allowance:
             self._in_flight += 1  # the common case: no lock, no wait
-            return
+            return False
         async with self._changed:
             while True:
                 if self.state is BreakerState.OPEN:
@@ -64,7 +65,7 @@ class CircuitBreaker:
                     self._half_open()
                 if self._in_flight < self._allowance:
                     self._in_flight += 1
-                    return
+                    return True
                 await self._changed.wait()
 
     async def record(self, result: SendResult | None) -> None:

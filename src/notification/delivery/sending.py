@@ -306,19 +306,23 @@ class Delivery:
 
     async def _send_one(self, message: ClaimedMessage, batch: _Batch) -> SendResult | None:
         """The provider's answer, or None when the batch stopped before the request started."""
-        early = self._not_now(message, batch)
+        now = dt.datetime.now(dt.UTC)
+        early = self._not_now(message, batch, now)
         if early is not None:
             return early
-        await self.breaker.admit()
+        held = await self.breaker.admit()
         result: SendResult | None = None
         try:
-            # Checked again: the breaker may have held the request a while.
             if not batch.may_send(message):
                 return None
-            early = self._not_now(message, batch)
-            if early is not None:
-                return early
-            time_left_s = (last_request_start(batch.end_at) - dt.datetime.now(dt.UTC)).total_seconds()
+            if held:
+                # The breaker held the request a while: its mailing's end or its client's window may
+                # have come meanwhile. An answer not asked for is not the provider's failure either.
+                now = dt.datetime.now(dt.UTC)
+                early = self._not_now(message, batch, now)
+                if early is not None:
+                    return early
+            time_left_s = (last_request_start(batch.end_at) - now).total_seconds()
             result = await self.provider.send(message.id, message.phone, batch.text, time_left_s)
         finally:
             await self.breaker.record(result)
@@ -335,10 +339,9 @@ class Delivery:
         )
         return result
 
-    def _not_now(self, message: ClaimedMessage, batch: _Batch) -> SendResult | None:
+    def _not_now(self, message: ClaimedMessage, batch: _Batch, now: dt.datetime) -> SendResult | None:
         """A reason not to send this message now: the mailing's end is too close (the wait in the
         queue may have run up to it), or the client's window has closed meanwhile."""
-        now = dt.datetime.now(dt.UTC)
         if now >= last_request_start(batch.end_at):
             return SendResult(Outcome.TRANSIENT, "end_at passed before the request", ErrorKind.DEADLINE)
         if batch.window is not None and message.timezone is not None:
