@@ -21,7 +21,9 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (
     AUTH_HEADERS,
+    cpu_seconds,
     free_port,
+    machine_busy_seconds,
     peak_rss_mb,
     python,
     service_env,
@@ -102,6 +104,9 @@ def main() -> None:
         try:
             wait_http(f"http://127.0.0.1:{provider_port}/_fake/received")
             wait_http(f"http://127.0.0.1:{api_port}/health")
+            services = {"worker": worker, "provider": provider, "API": api}
+            cpu_before = {name: cpu_seconds(p.pid) for name, p in services.items()}
+            busy_before = machine_busy_seconds()
             now = dt.datetime.now(dt.UTC)
             started = time.perf_counter()
             response = httpx.post(
@@ -130,6 +135,8 @@ def main() -> None:
                         raise SystemExit(f"not done within {args.timeout_s} s")
                     time.sleep(0.5)
                 elapsed = time.perf_counter() - started
+                busy = machine_busy_seconds() - busy_before
+                cpu = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in services.items()}
                 sent = conn.execute(SENT, params).fetchone()[0]  # type: ignore[index]
             rss = peak_rss_mb(worker.pid)
             received = httpx.get(f"http://127.0.0.1:{provider_port}/_fake/received", timeout=30).json()
@@ -146,6 +153,13 @@ def main() -> None:
     print(f"sent                    {sent}")
     print(f"provider requests       {received['total_requests']} (accepted {received['total_accepted']})")
     print(f"worker peak RSS         {rss:.0f} MB")
+    # Every part shares the same two cores, so CPU time spent anywhere is throughput lost: these
+    # vary far less from run to run than the wall clock does.
+    rest = busy - sum(cpu.values())
+    print(
+        f"CPU seconds             {busy:.1f} in all: worker {cpu['worker']:.1f}, provider {cpu['provider']:.1f},"
+        f" API {cpu['API']:.1f}, the rest (PostgreSQL mostly) {rest:.1f}"
+    )
     print(f"logs                    {logs}")
 
 
