@@ -9,9 +9,12 @@
 -- of a mailing or a client does: two writers taking rows in different orders deadlock.
 
 -- name: lock_mailing_for_planning
+-- NO KEY UPDATE: planning changes none of the mailing's keys, and a stronger lock would also
+-- hold off the foreign-key check of a batch adding its mailing's first counter row of a kind
+-- while that batch holds messages planning waits for (a deadlock).
 SELECT id, start_at, end_at, filter_operator_codes, filter_tags, send_window_start, send_window_end,
        plan_version, planned_version, now() AS now
-FROM mailings WHERE id = %(mailing_id)s FOR UPDATE
+FROM mailings WHERE id = %(mailing_id)s FOR NO KEY UPDATE
 
 -- name: lock_messages_of_mailing
 -- Every message the plan may write, locked up front in id order, the order every writer of
