@@ -1,7 +1,7 @@
 """Every test talks to a real PostgreSQL: NOTIFICATION_TEST_DATABASE_URL, else the server on
 127.0.0.1:5432, else an embedded one. Each test gets its own database cloned from a migrated
-template (about 40 ms here, half the cost of truncating every table, and safe for tests whose
-worker runs in another process)."""
+template (0.2-0.4 s on a 2-core machine, and safe for tests whose worker runs in another
+process)."""
 
 from __future__ import annotations
 
