@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from notification.delivery.send_window import is_open, next_opening, openings_by_zone
+from notification.send_window import is_open, next_opening, openings_by_zone
 
 UTC = dt.UTC
 T = dt.time

@@ -15,8 +15,8 @@ from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
 from notification.delivery.queries import composed, queries
-from notification.delivery.send_window import openings_by_zone
 from notification.messages.models import MessageStatus
+from notification.send_window import openings_by_zone
 
 ANALYZE_AFTER_ROWS = 10_000
 

@@ -31,10 +31,10 @@ from psycopg.rows import dict_row
 from notification.config import Settings
 from notification.delivery.breaker import CircuitBreaker
 from notification.delivery.queries import composed, queries
-from notification.delivery.send_window import is_open, next_opening, openings_by_zone
 from notification.messages.models import ErrorKind, MessageStatus
 from notification.provider import metrics as provider_metrics
 from notification.provider.client import Outcome, ProviderClient, SendResult
+from notification.send_window import is_open, next_opening, openings_by_zone
 
 logger = structlog.get_logger(__name__)
 

@@ -1,7 +1,8 @@
 """Local-time send windows: when a client may receive a message, in the client's own time zone.
 
 Pure functions with an explicit clock (``at`` / ``now``), so that planning, delivery and the tests
-all reason about the same instants; the database only ever sees their results.
+all reason about the same instants; the database only ever sees their results. It sits outside
+the engine because the API's audience preview asks the same questions before a mailing exists.
 
 The window ``[start, end)`` is a range of local wall-clock times; ``end`` before ``start`` wraps
 past midnight (21:00-09:00 is open in the evening and the early morning). A window is open at an
