@@ -58,8 +58,8 @@ FROM generate_series(1, %(count)s) AS n
 
 # Started over the past weeks, each open for a day, all planned; mailing n starts n hours after the first.
 SEED_MAILINGS = """
-INSERT INTO mailings (text, start_at, end_at, planned_version, planned_at)
-SELECT 'Benchmark mailing ' || n,
+INSERT INTO mailings (text, encoding, parts, start_at, end_at, planned_version, planned_at)
+SELECT 'Benchmark mailing ' || n, 'GSM-7', 1,
        now() - interval '30 days' + n * interval '1 hour',
        now() - interval '29 days' + n * interval '1 hour',
        1,

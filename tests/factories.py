@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from polyfactory import Use
+from polyfactory import PostGenerated, Use
 from polyfactory.factories.msgspec_factory import MsgspecFactory
 from polyfactory.factories.sqlalchemy_factory import SQLAlchemyFactory
 
@@ -11,6 +11,7 @@ from notification.clients.models import Client
 from notification.clients.schemas import ClientCreate
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingFilter
+from notification.mailings.sms import measure
 
 _phones = itertools.count(79_000_000_000)
 TIMEZONES = ("Europe/Moscow", "Europe/Berlin", "America/New_York", "Asia/Vladivostok", "UTC")
@@ -47,6 +48,10 @@ class MailingFactory(SQLAlchemyFactory[Mailing]):
     planned_version = 0
     planned_at = None
     messages_purged_at = None
+    paused_at = None
+    # Decided from the text, as the service does.
+    encoding = PostGenerated(lambda _, values: measure(values["text"]).encoding.value)
+    parts = PostGenerated(lambda _, values: measure(values["text"]).parts)
     created_at = Use(lambda: dt.datetime.now(dt.UTC))
     updated_at = Use(lambda: dt.datetime.now(dt.UTC))
 

@@ -150,13 +150,14 @@ def _field_path(key: str) -> str:
     return _PATH_NOISE.sub("", key) or "body"
 
 
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_FIELD_IN_MESSAGE = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
 def _named_field(field: str, message: str) -> str:
-    """msgspec places an unknown field's error on its object; the field to name is the unknown one."""
-    if unknown := _UNKNOWN_FIELD.search(message):
-        return unknown.group(1) if field == "body" else f"{field}.{unknown.group(1)}"
+    """msgspec places an unknown or missing field's error on its object; the field to name is the
+    one inside the message."""
+    if named := _FIELD_IN_MESSAGE.search(message):
+        return named.group(1) if field == "body" else f"{field}.{named.group(1)}"
     return field
 
 

@@ -4,10 +4,13 @@ from notification.audit.models import AuditEntry
 from notification.clients.models import Client
 from notification.console.sessions import ConsoleSession
 from notification.db import Base
+from notification.idempotency.models import IdempotencyKey
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
+from notification.provider.models import ProviderRateBudget
 from notification.reports.models import ReportDelivery
 from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
+from notification.test_sends.models import TestSend
 
 __all__ = (
     "AuditEntry",
@@ -15,10 +18,13 @@ __all__ = (
     "Client",
     "ClientCount",
     "ConsoleSession",
+    "IdempotencyKey",
     "Mailing",
     "Message",
     "MessageCount",
     "MessageSendsPerMinute",
     "MessageStatus",
+    "ProviderRateBudget",
     "ReportDelivery",
+    "TestSend",
 )

@@ -93,9 +93,14 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
             await cur.execute(queries["reset_window_waits"], params)
         if mailing["send_window_start"] is not None:
             await _apply_window(cur, mailing, params, report)
-        for batch in await (await cur.execute(queries["pending_batches"], params)).fetchall():
-            at = batch["due_at"] if batch["due_at"] > now else None
-            report.send_batches.setdefault(at, []).append(batch["ids"])
+        if mailing["paused_at"] is not None:
+            # Its messages exist (the statistics show the audience); the resume plans again and
+            # defers their send jobs then.
+            report.reason = "paused"
+        else:
+            for batch in await (await cur.execute(queries["pending_batches"], params)).fetchall():
+                at = batch["due_at"] if batch["due_at"] > now else None
+                report.send_batches.setdefault(at, []).append(batch["ids"])
     await cur.execute(queries["mark_planned"], params)
     report.planned = True
     return report

@@ -13,7 +13,7 @@
 -- hold off the foreign-key check of a batch adding its mailing's first counter row of a kind
 -- while that batch holds messages planning waits for (a deadlock).
 SELECT id, start_at, end_at, filter_operator_codes, filter_tags, send_window_start, send_window_end,
-       plan_version, planned_version, now() AS now
+       plan_version, planned_version, paused_at, now() AS now
 FROM mailings WHERE id = %(mailing_id)s FOR NO KEY UPDATE
 
 -- name: lock_messages_of_mailing
@@ -130,7 +130,7 @@ WHERE m.id = changing.id AND m.status = {status.pending}
 RETURNING m.status
 
 -- name: mailing_for_batch
-SELECT text, start_at, end_at, plan_version, send_window_start, send_window_end, now() AS now
+SELECT text, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end, now() AS now
 FROM mailings WHERE id = %(mailing_id)s
 
 -- name: due_in_batch
@@ -252,7 +252,7 @@ UPDATE messages m SET leased_until = NULL, attempts = greatest(m.attempts - 1, 0
 FROM locked WHERE m.id = locked.id
 
 -- name: watch_mailings
-SELECT id, plan_version, text FROM mailings WHERE id = ANY(%(ids)s)
+SELECT id, plan_version, paused_at, text, parts FROM mailings WHERE id = ANY(%(ids)s)
 
 -- name: settled_among
 -- Messages held by running batches that were settled elsewhere meanwhile (a client deletion

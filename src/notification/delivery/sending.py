@@ -6,8 +6,8 @@ there once. The worker that holds a lease renews it while the batch runs, so lea
 short and a dead worker's messages come back soon.
 
 A running batch stops starting requests as soon as it learns that it must: its mailing was
-deleted or re-planned (the process's watcher reads that from the database four times a second), or
-one of its writes failed or the watcher lost the database (what it sends could not be
+deleted, paused or re-planned (the process's watcher reads that from the database four times a
+second), or one of its writes failed or the watcher lost the database (what it sends could not be
 recorded). The messages it claimed and did not send go back untouched. A text change reaches
 running batches the same way, without a re-plan, and so does the settling of a claimed message
 elsewhere (its client deleted): the batch drops it.
@@ -203,9 +203,9 @@ class Delivery:
         claim = await self._claim(conn, mailing_id, plan_version, ids, report)
         if claim is None:
             return report
-        text, end_at, window, claimed = claim
+        text, parts, end_at, window, claimed = claim
         report.claimed, report.end_at = len(claimed), end_at
-        batch = _Batch(self, conn, mailing_id, plan_version, text, end_at, window, claimed, report)
+        batch = _Batch(self, conn, mailing_id, plan_version, text, parts, end_at, window, claimed, report)
         self._running.add(batch)
         try:
             for message in claimed:
@@ -237,7 +237,7 @@ class Delivery:
 
     async def _claim(
         self, conn: AsyncConnection, mailing_id: int, plan_version: int, ids: list[int], report: BatchReport
-    ) -> tuple[str, dt.datetime, Window | None, list[ClaimedMessage]] | None:
+    ) -> tuple[str, int, dt.datetime, Window | None, list[ClaimedMessage]] | None:
         cur = conn.cursor(row_factory=dict_row)
         mailing = await (await cur.execute(queries["mailing_for_batch"], {"mailing_id": mailing_id})).fetchone()
         if mailing is None:
@@ -245,6 +245,10 @@ class Delivery:
             return None
         if mailing["plan_version"] != plan_version:
             report.skipped = "plan superseded"
+            return None
+        if mailing["paused_at"] is not None:
+            # Its messages stay pending, unclaimed: the resume plans them again.
+            report.skipped = "mailing paused"
             return None
         if mailing["now"] >= last_request_start(mailing["end_at"]):
             async with conn.transaction():
@@ -264,7 +268,7 @@ class Delivery:
                 rows = await (await cur.execute(queries["claim_in_window"], params)).fetchall()
                 await self._wait_for_window(cur, params, window, mailing["end_at"], report)
         claimed = [ClaimedMessage(r["id"], r["client_id"], r["phone"], r["attempts"], r["timezone"]) for r in rows]
-        return mailing["text"], mailing["end_at"], window, claimed
+        return mailing["text"], mailing["parts"], mailing["end_at"], window, claimed
 
     async def _wait_for_window(
         self,
@@ -430,6 +434,7 @@ class _Batch:
         mailing_id: int,
         plan_version: int,
         text: str,
+        parts: int,
         end_at: dt.datetime,
         window: Window | None,
         claimed: list[ClaimedMessage],
@@ -438,6 +443,8 @@ class _Batch:
         self.mailing_id = mailing_id
         self.plan_version = plan_version
         self.text = text
+        self.parts = parts
+        """SMS parts of each message of this text: what it costs of the provider's rate budget."""
         self.end_at = end_at
         self.window = window
         self.log = logger.bind(mailing_id=mailing_id)
@@ -473,8 +480,10 @@ class _Batch:
             self.stop("mailing deleted")
         elif mailing["plan_version"] != self.plan_version:
             self.stop("plan superseded")
+        elif mailing["paused_at"] is not None:
+            self.stop("mailing paused")
         elif mailing["text"] != self.text:
-            self.text = mailing["text"]
+            self.text, self.parts = mailing["text"], mailing["parts"]
 
     def answered(self, message: ClaimedMessage, result: SendResult) -> None:
         """Called by the senders; never waits, so a slow write never holds a request slot."""

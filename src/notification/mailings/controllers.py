@@ -6,6 +6,7 @@ import structlog
 from advanced_alchemy.filters import LimitOffset
 from litestar import Controller, delete, get, patch, post, put
 from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK
 from procrastinate import App
 
 from notification.audit.trail import AuditTrail
@@ -13,7 +14,7 @@ from notification.errors import problem_responses
 from notification.jobs import provide_job_queue, schedule_planning
 from notification.mailings.deps import provide_mailing_service
 from notification.mailings.models import Mailing
-from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead
+from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead, RetryRequest, RetryResult
 from notification.mailings.services import MailingService
 from notification.observability import bind_ids
 from notification.pagination import Limit, Offset, Page, bigint_parameter
@@ -99,3 +100,61 @@ class MailingController(Controller):
     async def delete_mailing(self, mailings: MailingService, audit: AuditTrail, mailing_id: MailingId) -> None:
         await mailings.delete_mailing(mailing_id, audit)
         logger.info("mailing deleted")
+
+    @post(
+        "/{mailing_id:int}/pause",
+        status_code=HTTP_200_OK,
+        summary="Pause a mailing: no new provider request for it starts a second after this answers",
+        description=(
+            "Requests already in flight finish and are recorded; pending messages stay pending and its end "
+            "still rules (pending past `end_at` expire). Pausing a paused mailing changes nothing; a finished "
+            "one is a 409."
+        ),
+        responses=problem_responses(400, 401, 404, 409),
+    )
+    async def pause_mailing(self, mailings: MailingService, audit: AuditTrail, mailing_id: MailingId) -> MailingRead:
+        mailing = await mailings.pause_mailing(mailing_id, audit)
+        logger.info("mailing paused", paused_at=mailing.paused_at.isoformat() if mailing.paused_at else None)
+        return mailings.to_schema(mailing, schema_type=MailingRead)
+
+    @post(
+        "/{mailing_id:int}/resume",
+        status_code=HTTP_200_OK,
+        summary="Resume a paused mailing where it stopped; nothing is sent twice",
+        description="Resuming a mailing that is not paused changes nothing; a finished one is a 409.",
+        responses=problem_responses(400, 401, 404, 409),
+    )
+    async def resume_mailing(
+        self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId
+    ) -> MailingRead:
+        mailing, replan = await mailings.resume_mailing(mailing_id, audit)
+        logger.info("mailing resumed", replanned=replan)
+        if replan:
+            await plan_after_commit(job_queue, mailing)
+        return mailings.to_schema(mailing, schema_type=MailingRead)
+
+    @post(
+        "/{mailing_id:int}/retry",
+        status_code=HTTP_200_OK,
+        summary="Send the failed or expired messages of a mailing again",
+        description=(
+            "Messages in the given statuses go back to pending (their attempts and last error kept until the "
+            "next answer) and are sent again. `end_at` moves the mailing's end: it must be in the future, and "
+            "is required when the mailing has ended. Sent and cancelled messages are never retried; a mailing whose "
+            "messages retention deleted is a 409."
+        ),
+        responses=problem_responses(400, 401, 404, 409),
+    )
+    async def retry_messages(
+        self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: RetryRequest
+    ) -> RetryResult:
+        mailing, requeued, replan = await mailings.retry_messages(mailing_id, data, audit)
+        logger.info(
+            "mailing messages retried",
+            statuses=sorted(data.statuses),
+            requeued=requeued,
+            end_at=mailing.end_at.isoformat(),
+        )
+        if replan:
+            await plan_after_commit(job_queue, mailing)
+        return RetryResult(requeued=requeued, mailing=mailings.to_schema(mailing, schema_type=MailingRead))

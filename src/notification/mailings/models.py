@@ -9,8 +9,10 @@ from sqlalchemy import ARRAY, CheckConstraint, Integer, String, Text, Time, and_
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from notification.db import Entity
+from notification.mailings.sms import Encoding
 
 TEXT_MAX_LENGTH = 1600
+_ENCODINGS = ", ".join(f"'{e.value}'" for e in Encoding)
 
 
 class Mailing(Entity):
@@ -18,6 +20,8 @@ class Mailing(Entity):
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="ends_after_start"),
         CheckConstraint(f"char_length(text) BETWEEN 1 AND {TEXT_MAX_LENGTH}", name="text_length"),
+        CheckConstraint(f"encoding IN ({_ENCODINGS})", name="encoding_known"),
+        CheckConstraint("parts >= 1", name="parts_positive"),
         CheckConstraint(
             "(send_window_start IS NULL) = (send_window_end IS NULL)"
             " AND (send_window_start IS NULL OR send_window_start <> send_window_end)",
@@ -40,6 +44,12 @@ class Mailing(Entity):
     # Set when retention starts deleting the mailing's messages: its counters are final from then
     # on, and it can no longer be planned again (that would send to everyone a second time).
     messages_purged_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # Set by a pause, cleared by a resume: while set, no new provider request starts for it.
+    paused_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # Decided from the text whenever it is written (mailings/sms.py), read by the API, the
+    # statistics and the provider rate limit.
+    encoding: Mapped[str] = mapped_column(String(8))
+    parts: Mapped[int] = mapped_column(Integer)
     if TYPE_CHECKING:
         status: str  # a column_property, defined below the class
 
@@ -58,15 +68,18 @@ class Mailing(Entity):
 class MailingStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
     RUNNING = "running"
+    PAUSED = "paused"
     FINISHED = "finished"
 
 
-# A mailing is finished once its end has passed or its current plan has nothing left pending.
+# A mailing is finished once its end has passed or its current plan has nothing left pending;
+# a paused one stays paused until resumed, or until its end.
 _messages = table("messages", column("mailing_id"), column("status"))
 Mailing.status = column_property(  # type: ignore[assignment]
     case(
-        (func.now() < Mailing.start_at, MailingStatus.SCHEDULED.value),
         (func.now() >= Mailing.end_at, MailingStatus.FINISHED.value),
+        (Mailing.paused_at.is_not(None), MailingStatus.PAUSED.value),
+        (func.now() < Mailing.start_at, MailingStatus.SCHEDULED.value),
         (
             and_(
                 Mailing.planned_version == Mailing.plan_version,

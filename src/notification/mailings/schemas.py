@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from notification.clients.schemas import OperatorCode, Tag
 from notification.db import WITHOUT_NUL
 from notification.mailings.models import TEXT_MAX_LENGTH, MailingStatus
+from notification.mailings.sms import Encoding
 
 _HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 WindowStart = Annotated[
@@ -84,6 +85,9 @@ class MailingRead(msgspec.Struct):
     filter: MailingFilter
     send_window: SendWindow | None
     status: MailingStatus
+    encoding: Annotated[Encoding, msgspec.Meta(description="How the text travels: GSM-7 or UCS-2")]
+    parts: Annotated[int, msgspec.Meta(description="SMS parts each message of this text takes")]
+    paused_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -91,3 +95,19 @@ class MailingRead(msgspec.Struct):
 # The rules are written once; a docstring cannot be formatted, so they are appended here.
 MailingCreate.__doc__ = f"A mailing: who gets which text, and when. {CROSS_FIELD_RULES}"
 MailingPatch.__doc__ = f"{MailingPatch.__doc__} {CROSS_FIELD_RULES}"
+
+
+RetryableStatus = Literal["failed", "expired"]
+
+
+class RetryRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Messages in these statuses go back to pending and are sent again; sent and cancelled
+    messages never are. `end_at` moves the mailing's end: required once it has passed."""
+
+    statuses: Annotated[list[RetryableStatus], msgspec.Meta(min_length=1, examples=[["failed", "expired"]])]
+    end_at: EndAt | None = None
+
+
+class RetryResult(msgspec.Struct):
+    requeued: Annotated[int, msgspec.Meta(description="Messages put back to pending")]
+    mailing: MailingRead

@@ -10,14 +10,36 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, func, select, text
 
-from notification.audit.models import AuditEntity
+from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import Conflict, InvalidInput, NotFound
 from notification.mailings.models import Mailing, MailingStatus
-from notification.mailings.schemas import MailingCreate, MailingFilter, MailingPatch, MailingRead, SendWindow
+from notification.mailings.schemas import (
+    MailingCreate,
+    MailingFilter,
+    MailingPatch,
+    MailingRead,
+    RetryRequest,
+    SendWindow,
+)
+from notification.mailings.sms import measure
+from notification.messages.models import MessageStatus
 
 _LOCK_MESSAGES = text(
     "SELECT count(*) FROM (SELECT 1 FROM messages WHERE mailing_id = :mailing_id ORDER BY id FOR UPDATE) locked"
+)
+# Attempts and the last error stay: the error is replaced by the next answer. Messages of a
+# deleted client have nobody to go to.
+_REQUEUE = text(
+    """
+    WITH requeued AS (
+        SELECT id FROM messages
+        WHERE mailing_id = :mailing_id AND status = ANY(:statuses) AND client_id IS NOT NULL
+        ORDER BY id FOR UPDATE
+    )
+    UPDATE messages m SET status = :pending, due_at = now(), leased_until = NULL
+    FROM requeued WHERE m.id = requeued.id
+    """
 )
 
 # Fields whose change alters who receives the mailing or when; text is read at send time instead.
@@ -41,7 +63,7 @@ def _in_utc_range(value: dt.datetime) -> bool:
     return True
 
 
-def _validate(text: str, start_at: dt.datetime, end_at: dt.datetime, window: SendWindow | None) -> None:
+def validate_mailing(text: str, start_at: dt.datetime, end_at: dt.datetime, window: SendWindow | None) -> None:
     """The rules of CROSS_FIELD_RULES, each with its field."""
     errors: list[tuple[str, str]] = []
     if not text.strip():
@@ -59,8 +81,11 @@ def _validate(text: str, start_at: dt.datetime, end_at: dt.datetime, window: Sen
 def _columns(
     text: str, start_at: dt.datetime, end_at: dt.datetime, filter_: MailingFilter, window: SendWindow | None
 ) -> dict[str, object]:
+    sms = measure(text)
     return {
         "text": text,
+        "encoding": sms.encoding.value,
+        "parts": sms.parts,
         "start_at": start_at,
         "end_at": end_at,
         # Sorted and deduplicated so that equal filters compare equal.
@@ -108,7 +133,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         return snapshot(self.to_schema(mailing, schema_type=MailingRead))
 
     async def create_mailing(self, data: MailingCreate, audit: AuditTrail) -> Mailing:
-        _validate(data.text, data.start_at, data.end_at, data.send_window)
+        validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
         mailing = await self.create(mailing, auto_commit=False)
         mailing = await self.get_mailing(mailing.id)
@@ -117,6 +142,83 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         await self.repository.session.commit()
         return mailing
 
+    async def pause_mailing(self, mailing_id: int, audit: AuditTrail) -> Mailing:
+        """Running batches stop starting requests once the workers read this (four times a second);
+        pausing a paused mailing changes nothing (the request is still recorded)."""
+        mailing = await self.get_mailing(mailing_id, for_change=True)
+        if mailing.status == MailingStatus.FINISHED:
+            raise Conflict("status", "the mailing is finished: there is nothing left to pause")
+        before = mailing.paused_at
+        if before is None:
+            mailing.paused_at = dt.datetime.now(dt.UTC)
+            await self.update(mailing, auto_commit=False, auto_refresh=False)
+        mailing = await self.get_mailing(mailing_id)
+        changes = {"paused_at": (before, mailing.paused_at)} if before is None else {}
+        await audit.record(AuditAction.PAUSE, AuditEntity.MAILING, mailing_id, changes)
+        await self.repository.session.commit()
+        return mailing
+
+    async def resume_mailing(self, mailing_id: int, audit: AuditTrail) -> tuple[Mailing, bool]:
+        """Clear the pause; the flag says whether the mailing needs planning again (it was
+        paused: its pending messages get new send jobs, the old ones know themselves superseded)."""
+        mailing = await self.get_mailing(mailing_id, for_change=True)
+        if mailing.status == MailingStatus.FINISHED:
+            raise Conflict("status", "the mailing is finished; retry its messages with a new end_at instead")
+        before = mailing.paused_at
+        replan = before is not None
+        if replan:
+            mailing.paused_at = None
+            mailing.plan_version += 1
+            await self.update(mailing, auto_commit=False, auto_refresh=False)
+        mailing = await self.get_mailing(mailing_id)
+        changes = {"paused_at": (before, None)} if replan else {}
+        await audit.record(AuditAction.RESUME, AuditEntity.MAILING, mailing_id, changes)
+        await self.repository.session.commit()
+        return mailing, replan
+
+    async def retry_messages(
+        self, mailing_id: int, request: RetryRequest, audit: AuditTrail
+    ) -> tuple[Mailing, int, bool]:
+        """Put the mailing's messages in the given statuses back to pending, moving its end
+        when asked; returns the mailing, how many were re-queued, and whether to plan it again."""
+        mailing = await self.get_mailing(mailing_id, for_change=True)
+        now = dt.datetime.now(dt.UTC)
+        if request.end_at is not None:
+            if not _in_utc_range(request.end_at):
+                raise InvalidInput.of("end_at", "must fall between 0001-01-01 and 9999-12-31 in UTC")
+            if request.end_at <= now:
+                raise InvalidInput.of("end_at", "must be in the future")
+            if request.end_at <= mailing.start_at:
+                raise InvalidInput.of("end_at", "must be after start_at")
+        elif mailing.end_at <= now:
+            raise InvalidInput.of(
+                "end_at", f"required: the mailing ended at {mailing.end_at.isoformat()}; give a new end in the future"
+            )
+        if mailing.messages_purged_at is not None:
+            # Its messages are gone: planning again would send to every client a second time.
+            raise Conflict("statuses", "the mailing's messages were deleted by retention; none is left to retry")
+        session = self.repository.session
+        statuses = sorted(set(request.statuses))
+        result = await session.execute(
+            _REQUEUE, {"mailing_id": mailing_id, "statuses": statuses, "pending": MessageStatus.PENDING.value}
+        )
+        requeued = int(getattr(result, "rowcount", 0))
+        before_end = mailing.end_at
+        moved = request.end_at is not None and request.end_at != before_end
+        replan = requeued > 0 or moved
+        if request.end_at is not None:
+            mailing.end_at = request.end_at
+        if replan:
+            mailing.plan_version += 1
+            await self.update(mailing, auto_commit=False, auto_refresh=False)
+        mailing = await self.get_mailing(mailing_id)
+        changes: dict[str, tuple[Any, Any]] = {"statuses": (None, statuses), "requeued": (None, requeued)}
+        if moved:
+            changes["end_at"] = (before_end, mailing.end_at)
+        await audit.record(AuditAction.RETRY, AuditEntity.MAILING, mailing_id, changes)
+        await session.commit()
+        return mailing, requeued, replan
+
     async def patch_mailing(self, mailing_id: int, patch: MailingPatch, audit: AuditTrail) -> tuple[Mailing, bool]:
         """Apply the change; the flag says whether the mailing needs planning again."""
         mailing = await self.get_mailing(mailing_id, for_change=True)
@@ -124,7 +226,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         before = snapshot(current)
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         merged = msgspec.structs.replace(current, **changes)
-        _validate(merged.text, merged.start_at, merged.end_at, merged.send_window)
+        validate_mailing(merged.text, merged.start_at, merged.end_at, merged.send_window)
         changed = sorted(name for name in PLANNING_FIELDS if getattr(current, name) != getattr(merged, name))
         replan = bool(changed)
         if replan and mailing.messages_purged_at is not None:

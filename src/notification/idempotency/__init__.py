@@ -1,0 +1,1 @@
+"""Idempotent creates: a retried request with the same ``Idempotency-Key`` gets the first answer."""

@@ -1,0 +1,1 @@
+"""Test sends: one message of a mailing to a given phone, now, outside the statistics."""
