@@ -4,8 +4,8 @@ the provider's shared rate budget, and the record of test sends.
 The encoding and parts of existing mailings are computed once from their text, with the
 service's own counter (the GSM 03.38 tables do not change).
 
-Revision ID: 0010
-Revises: 0006
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 from notification.mailings.sms import measure
 
-revision = "0010"
-down_revision = "0006"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
