@@ -29,7 +29,10 @@ SEED = """
 INSERT INTO clients (phone, operator_code, tag, timezone)
 SELECT (79000000000 + n)::text, '916', '', 'UTC' FROM generate_series(1, %(count)s) AS n;
 """
-MAILING = "INSERT INTO mailings (text, start_at, end_at) VALUES ('bench', now(), now() + interval '1 day') RETURNING id"
+MAILING = (
+    "INSERT INTO mailings (text, encoding, parts, start_at, end_at)"
+    " VALUES ('bench', 'GSM-7', 1, now(), now() + interval '1 day') RETURNING id"
+)
 PLAN = "INSERT INTO messages (mailing_id, client_id, due_at) SELECT %(mailing_id)s, id, now() FROM clients"
 IDS = "SELECT id FROM messages WHERE mailing_id = %(mailing_id)s ORDER BY id"
 RESET = """

@@ -178,7 +178,8 @@ def main() -> None:
             " ON CONFLICT (mailing_id, client_id) DO NOTHING"
         )
         new_mailing = conn.execute(
-            "INSERT INTO mailings (text, start_at, end_at) VALUES ('new', now(), now() + interval '1 day') RETURNING id"
+            "INSERT INTO mailings (text, encoding, parts, start_at, end_at)"
+            " VALUES ('new', 'GSM-7', 1, now(), now() + interval '1 day') RETURNING id"
         ).fetchone()[0]  # type: ignore[index]
         conn.execute(
             f"CREATE TABLE messages_by_range_new PARTITION OF messages_by_range"

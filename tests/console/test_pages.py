@@ -47,8 +47,9 @@ async def _mailing(db: AsyncSession, start: dt.datetime, end: dt.datetime, plann
     mailing_id = (
         await db.execute(
             text(
-                "INSERT INTO mailings (text, start_at, end_at, planned_version, planned_at)"
-                " VALUES ('Spring sale', :start, :end, :planned, CASE WHEN :planned = 1 THEN now() END) RETURNING id"
+                "INSERT INTO mailings (text, encoding, parts, start_at, end_at, planned_version, planned_at)"
+                " VALUES ('Spring sale', 'GSM-7', 1, :start, :end, :planned, CASE WHEN :planned = 1 THEN now() END)"
+                " RETURNING id"
             ),
             {"start": start, "end": end, "planned": 1 if planned else 0},
         )

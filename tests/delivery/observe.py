@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 
 from notification.config import Settings
 from notification.delivery.sending import Delivery
+from notification.mailings.sms import measure
 from notification.messages.models import MessageStatus
 from notification.provider.client import ProviderClient
 from notification.provider.fake import Arrival, Received
@@ -119,11 +120,13 @@ async def engine_in_process(settings: Settings, provider_url: str) -> AsyncItera
 
 async def add_mailing(conninfo: str, *, start_at: str, end_at: str, text: str = "Hello") -> int:
     """A mailing written straight to the table (no planning job), times as SQL expressions."""
+    sms = measure(text)
     found = await rows(
         conninfo,
-        "INSERT INTO mailings (text, start_at, end_at, filter_operator_codes, filter_tags, plan_version,"
-        f" planned_version) VALUES (%(text)s, {start_at}, {end_at}, '{{}}', '{{}}', 1, 1) RETURNING id",
-        {"text": text},
+        "INSERT INTO mailings (text, encoding, parts, start_at, end_at, filter_operator_codes, filter_tags,"
+        f" plan_version, planned_version) VALUES (%(text)s, %(encoding)s, %(parts)s, {start_at}, {end_at},"
+        " '{}', '{}', 1, 1) RETURNING id",
+        {"text": text, "encoding": sms.encoding.value, "parts": sms.parts},
     )
     return int(found[0][0])
 

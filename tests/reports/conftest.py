@@ -21,6 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings
+from notification.mailings.sms import measure
 from notification.reports.dev_mail import SmtpServer
 
 RECIPIENT = "operators@example.org"
@@ -129,10 +130,12 @@ class Day:
         return dt.datetime.combine(day, dt.time(hours, minutes), tzinfo=self.zone)
 
     async def mailing(self, text: str, start_at: dt.datetime, end_at: dt.datetime) -> int:
+        sms = measure(text)
         row = await (
             await self.conn.execute(
-                "INSERT INTO mailings (text, start_at, end_at, planned_version) VALUES (%s, %s, %s, 1) RETURNING id",
-                (text, start_at, end_at),
+                "INSERT INTO mailings (text, encoding, parts, start_at, end_at, planned_version)"
+                " VALUES (%s, %s, %s, %s, %s, 1) RETURNING id",
+                (text, sms.encoding.value, sms.parts, start_at, end_at),
             )
         ).fetchone()
         assert row is not None

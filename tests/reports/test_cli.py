@@ -29,7 +29,8 @@ def prepared(settings: Settings) -> int:
     """One mailing on 10 March (UTC): 3 sent that day, 1 failed."""
     with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
         row = conn.execute(
-            "INSERT INTO mailings (text, start_at, end_at) VALUES ('Tuesday news', %s, %s) RETURNING id",
+            "INSERT INTO mailings (text, encoding, parts, start_at, end_at)"
+            " VALUES ('Tuesday news', 'GSM-7', 1, %s, %s) RETURNING id",
             (dt.datetime(2026, 3, 10, 9, tzinfo=dt.UTC), dt.datetime(2026, 3, 10, 17, tzinfo=dt.UTC)),
         ).fetchone()
         assert row is not None

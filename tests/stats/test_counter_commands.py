@@ -24,9 +24,9 @@ WITH c AS (
     INSERT INTO clients (phone, operator_code, timezone)
     SELECT (79700000000 + n)::text, '916', 'UTC' FROM generate_series(1, 6) n RETURNING id
 ), g AS (
-    INSERT INTO mailings (text, start_at, end_at)
-    VALUES ('one', now() - interval '2 hours', now() + interval '1 hour'),
-           ('two', now() - interval '2 hours', now() + interval '1 hour')
+    INSERT INTO mailings (text, encoding, parts, start_at, end_at)
+    VALUES ('one', 'GSM-7', 1, now() - interval '2 hours', now() + interval '1 hour'),
+           ('two', 'GSM-7', 1, now() - interval '2 hours', now() + interval '1 hour')
     RETURNING id, text
 )
 INSERT INTO messages (mailing_id, client_id, status, sent_at, attempts, last_error, error_kind)

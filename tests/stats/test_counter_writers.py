@@ -26,15 +26,23 @@ from tests.workers import WorkerProcess
 
 Api = AsyncTestClient[Litestar]
 
-_SEED = """
+_SEED_WITH_MAILING = """
 WITH c AS (
     INSERT INTO clients (phone, operator_code, timezone)
     SELECT (79500000000 + n)::text, '916', 'UTC' FROM generate_series(1, %(count)s) n RETURNING id
 ), g AS (
-    INSERT INTO mailings (text, start_at, end_at) VALUES ('x', now(), now() + interval '1 hour') RETURNING id
+    {mailing} RETURNING id
 )
 INSERT INTO messages (mailing_id, client_id) SELECT g.id, c.id FROM g, c RETURNING mailing_id, id
 """
+_SEED = _SEED_WITH_MAILING.format(
+    mailing="INSERT INTO mailings (text, encoding, parts, start_at, end_at)"
+    " VALUES ('x', 'GSM-7', 1, now(), now() + interval '1 hour')"
+)
+# The counters' revision came before mailings knew their text's encoding and parts.
+_SEED_BEFORE_COUNTERS = _SEED_WITH_MAILING.format(
+    mailing="INSERT INTO mailings (text, start_at, end_at) VALUES ('x', now(), now() + interval '1 hour')"
+)
 
 
 async def _exact(settings: Settings) -> None:
@@ -175,7 +183,7 @@ def test_the_migration_counts_the_messages_already_there(settings: Settings) -> 
     assert isinstance(before, str)
     commands.downgrade(revision=before)
     with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
-        ids = [r[1] for r in conn.execute(_SEED, {"count": 5}).fetchall()]
+        ids = [r[1] for r in conn.execute(_SEED_BEFORE_COUNTERS, {"count": 5}).fetchall()]
         conn.execute(
             "UPDATE messages SET status = 'sent', sent_at = now() - interval '3 minutes', attempts = 2"
             " WHERE id = ANY(%s)",

@@ -25,8 +25,8 @@ WITH c AS (
     INSERT INTO clients (phone, operator_code, timezone)
     SELECT (79600000000 + n)::text, '916', 'UTC' FROM generate_series(1, 7) n RETURNING id
 ), g AS (
-    INSERT INTO mailings (text, start_at, end_at)
-    SELECT label, now() - make_interval(days => ended + 1), now() - make_interval(days => ended)
+    INSERT INTO mailings (text, encoding, parts, start_at, end_at)
+    SELECT label, 'GSM-7', 1, now() - make_interval(days => ended + 1), now() - make_interval(days => ended)
     FROM (VALUES ('old', 40), ('older', 45), ('recent', 10), ('running', -1), ('stuck', 40)) AS v(label, ended)
     RETURNING id, text
 )
