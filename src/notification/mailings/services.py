@@ -42,6 +42,9 @@ _REQUEUE = text(
     """
 )
 
+# Left out of a mailing's audit record: they follow from its text, whose every change is recorded.
+DERIVED_FROM_TEXT = frozenset({"encoding", "parts"})
+
 # Fields whose change alters who receives the mailing or when; text is read at send time instead.
 PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window"})
 
@@ -130,7 +133,8 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         return {status: counted.get(status, 0) for status in MailingStatus}
 
     def audited(self, mailing: Mailing) -> dict[str, Any]:
-        return snapshot(self.to_schema(mailing, schema_type=MailingRead))
+        fields = snapshot(self.to_schema(mailing, schema_type=MailingRead))
+        return {name: value for name, value in fields.items() if name not in DERIVED_FROM_TEXT}
 
     async def create_mailing(self, data: MailingCreate, audit: AuditTrail) -> Mailing:
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
