@@ -110,6 +110,18 @@ async def _api_put_mailing(s: Session) -> None:
     await s.api_call("PUT", f"/api/v1/mailings/{s.ids['api mailing']}", 200, json=_mailing_body("Last day"))
 
 
+async def _api_pause_mailing(s: Session) -> None:
+    await s.api_call("POST", f"/api/v1/mailings/{s.ids['api mailing']}/pause", 200)
+
+
+async def _api_resume_mailing(s: Session) -> None:
+    await s.api_call("POST", f"/api/v1/mailings/{s.ids['api mailing']}/resume", 200)
+
+
+async def _api_retry_mailing(s: Session) -> None:
+    await s.api_call("POST", f"/api/v1/mailings/{s.ids['api mailing']}/retry", 200, json={"statuses": ["failed"]})
+
+
 async def _api_delete_mailing(s: Session) -> None:
     await s.api_call("DELETE", f"/api/v1/mailings/{s.ids['api mailing']}", 204)
 
@@ -174,6 +186,9 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/api/v1/mailings"): (_api_mailing, "create", "mailing"),
     ("PATCH", "/api/v1/mailings/{mailing_id:int}"): (_api_patch_mailing, "update", "mailing"),
     ("PUT", "/api/v1/mailings/{mailing_id:int}"): (_api_put_mailing, "update", "mailing"),
+    ("POST", "/api/v1/mailings/{mailing_id:int}/pause"): (_api_pause_mailing, "pause", "mailing"),
+    ("POST", "/api/v1/mailings/{mailing_id:int}/resume"): (_api_resume_mailing, "resume", "mailing"),
+    ("POST", "/api/v1/mailings/{mailing_id:int}/retry"): (_api_retry_mailing, "retry", "mailing"),
     ("DELETE", "/api/v1/mailings/{mailing_id:int}"): (_api_delete_mailing, "delete", "mailing"),
     ("POST", "/admin/sign-in"): (_console_sign_in, "sign-in", "session"),
     ("POST", "/admin/clients"): (_console_client, "create", "client"),
