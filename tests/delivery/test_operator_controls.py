@@ -4,7 +4,6 @@ receives, and when, is read from the fake's own record."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.provider.fake import RunningFakeProvider
-from tests.delivery.test_delivery import Client, _add_clients, _create_mailing, _now, _send_jobs_left, _stats
+from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
+from tests.delivery.test_delivery import _send_jobs_left
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -21,45 +21,45 @@ from tests.workers import WorkerProcess
 SLOW = {"SEND_BATCH_SIZE": "100", "PROVIDER_CONCURRENCY": "10", "WORKER_CONCURRENCY": "2"}
 
 
-async def _post(client: Client, path: str, body: Any = None) -> dict[str, Any]:
+async def _post(client: Api, path: str, body: Any = None) -> dict[str, Any]:
     response = await client.post(path, json=body)
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
 
 
-def _requests_between(fake: RunningFakeProvider, start: float, end: float) -> list[int]:
-    return [a.msg_id for a in fake.arrivals() if start < a.at < end]
+def _requests_between(fake: RunningFakeProvider, start: dt.datetime, end: dt.datetime) -> list[int]:
+    return [a.msg_id for a in fake.arrivals() if start < a.arrived_at < end]
 
 
 async def test_pause_mid_mailing_then_resume_sends_everything_once_and_nothing_while_paused(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 300)
+    await add_clients(client, 300)
     fake_provider.set_options(latency_ms=100)
     start_worker(**SLOW)
-    mailing = await _create_mailing(client)
+    mailing = await create_mailing(client)
     url = f"/api/v1/mailings/{mailing['id']}"
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 20)
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 20)
 
     paused = await _post(client, f"{url}/pause")
-    paused_at = time.time()
+    paused_at = utc_now()
     assert paused["status"] == "paused"
     assert paused["paused_at"] is not None
     # The batches stop, give their unsent claims back and end without a follow-up.
     await wait_for(lambda: _send_jobs_left(db), lambda left: left == 0)
-    during = await _stats(client, mailing["id"])
+    during = await mailing_stats(client, mailing["id"])
     assert during["mailing"]["status"] == "paused"
     assert during["by_status"]["pending"] > 0, "the pause must land mid-mailing"
     leased = await db.scalar(text("SELECT count(*) FROM messages WHERE leased_until > now()"))
     assert leased == 0
     await db.rollback()
 
-    resumed_at = time.time()
+    resumed_at = utc_now()
     resumed = await _post(client, f"{url}/resume")
     assert resumed["status"] == "running"
     assert resumed["paused_at"] is None
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 300)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 300)
 
     assert stats["by_status"] == {"pending": 0, "sent": 300, "failed": 0, "expired": 0, "cancelled": 0}
     assert stats["mailing"]["status"] == "finished"
@@ -67,30 +67,30 @@ async def test_pause_mid_mailing_then_resume_sends_everything_once_and_nothing_w
     assert set(received.accepted) == {m["id"] for m in stats["messages"]["items"]}
     assert all(count == 1 for count in received.accepted.values()), "no msgId accepted twice"
     assert all(count == 1 for count in received.requests.values())
-    assert _requests_between(fake_provider, paused_at + 1, resumed_at) == []
-    assert _requests_between(fake_provider, resumed_at, time.time()), "the resume sent the rest"
+    assert _requests_between(fake_provider, paused_at + dt.timedelta(seconds=1), resumed_at) == []
+    assert _requests_between(fake_provider, resumed_at, utc_now()), "the resume sent the rest"
 
 
 async def test_pause_past_the_end_expires_the_rest_then_retry_with_a_new_end_sends_it(
-    client: Client, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 100)
+    await add_clients(client, 100)
     fake_provider.set_options(latency_ms=100)
     start_worker(**SLOW)
-    mailing = await _create_mailing(client, end_at=(_now() + dt.timedelta(seconds=8)).isoformat())
+    mailing = await create_mailing(client, end_at=(utc_now() + dt.timedelta(seconds=8)).isoformat())
     url = f"/api/v1/mailings/{mailing['id']}"
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 10)
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 10)
 
     await _post(client, f"{url}/pause")
-    paused_at = time.time()
+    paused_at = utc_now()
     # The end still rules: what was pending when it passed is expired, and nothing was sent meanwhile.
     ended = await wait_for(
-        lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["pending"] == 0, timeout_s=30
+        lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["pending"] == 0, timeout_s=30
     )
     assert ended["mailing"]["status"] == "finished"
     assert ended["by_status"]["expired"] > 0
     assert ended["by_status"]["sent"] + ended["by_status"]["expired"] == 100
-    assert _requests_between(fake_provider, paused_at + 1, time.time()) == []
+    assert _requests_between(fake_provider, paused_at + dt.timedelta(seconds=1), utc_now()) == []
     sent_before = {m["id"] for m in ended["messages"]["items"] if m["status"] == "sent"}
 
     refused = await client.post(f"{url}/resume")
@@ -98,7 +98,7 @@ async def test_pause_past_the_end_expires_the_rest_then_retry_with_a_new_end_sen
     assert refused.json()["errors"] == [{"field": "status", "message": refused.json()["errors"][0]["message"]}]
     assert "finished" in refused.json()["detail"]
 
-    new_end = _now() + dt.timedelta(minutes=5)
+    new_end = utc_now() + dt.timedelta(minutes=5)
     retried = await _post(client, f"{url}/retry", {"statuses": ["expired"], "end_at": new_end.isoformat()})
     assert retried["requeued"] == ended["by_status"]["expired"]
     assert dt.datetime.fromisoformat(retried["mailing"]["end_at"]) == new_end
@@ -106,7 +106,7 @@ async def test_pause_past_the_end_expires_the_rest_then_retry_with_a_new_end_sen
     assert retried["mailing"]["status"] == "paused"
     await _post(client, f"{url}/resume")
 
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 100)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 100)
     assert stats["by_status"]["pending"] == 0
     received = fake_provider.received()
     assert all(count == 1 for count in received.accepted.values())
@@ -115,21 +115,21 @@ async def test_pause_past_the_end_expires_the_rest_then_retry_with_a_new_end_sen
 
 
 async def test_retry_of_failed_messages_after_the_provider_stops_rejecting(
-    client: Client, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    await _add_clients(client, 10)
+    await add_clients(client, 10)
     fake_provider.set_options(reject_rate=1.0)
     first = start_worker()
-    mailing = await _create_mailing(client)
+    mailing = await create_mailing(client)
     url = f"/api/v1/mailings/{mailing['id']}"
-    await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["failed"] == 10)
+    await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["failed"] == 10)
     first.stop()
     fake_provider.set_options(reject_rate=0.0)
 
     retried = await _post(client, f"{url}/retry", {"statuses": ["failed"]})
     assert retried["requeued"] == 10
     assert retried["mailing"]["status"] == "running"
-    waiting = await _stats(client, mailing["id"])
+    waiting = await mailing_stats(client, mailing["id"])
     assert waiting["by_status"]["pending"] == 10
     for message in waiting["messages"]["items"]:
         # Attempts are kept, and the last error stays until the next answer.
@@ -137,7 +137,7 @@ async def test_retry_of_failed_messages_after_the_provider_stops_rejecting(
         assert message["last_error"].startswith("HTTP 400")
 
     start_worker()
-    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 10)
+    stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 10)
     assert stats["by_status"]["failed"] == 0
     for message in stats["messages"]["items"]:
         assert message["attempts"] == 2

@@ -6,13 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import msgspec
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import ClientCreateFactory
-from tests.mailings.test_mailings_api import MAILINGS, MISSING_ID, Api, assert_problem, create, later
+from tests.api import MAILINGS, Api, add_clients, assert_problem
+from tests.mailings.test_mailings_api import MISSING_ID, create, later
 
 
 async def _due_mailing(client: Api, **overrides: Any) -> dict[str, Any]:
@@ -49,11 +48,6 @@ async def _statuses(db: AsyncSession, mailing_id: int) -> list[tuple[str, int, s
     result = [(r.status, r.attempts, r.last_error) for r in rows]
     await db.rollback()
     return result
-
-
-async def _add_clients(client: Api, count: int) -> None:
-    rows = [msgspec.to_builtins(ClientCreateFactory.build()) for _ in range(count)]
-    assert (await client.post("/api/v1/clients/bulk", json=rows)).status_code == 201
 
 
 async def _plan_jobs(db: AsyncSession, mailing_id: int) -> list[int]:
@@ -138,7 +132,7 @@ async def test_controls_need_a_token(client: Api, action: str) -> None:
 
 
 async def test_retry_puts_only_the_asked_statuses_back_to_pending(client: Api, db: AsyncSession) -> None:
-    await _add_clients(client, 5)
+    await add_clients(client, 5)
     mailing = await _due_mailing(client)
     await _messages(db, mailing["id"], ["sent", "failed", "expired", "cancelled", "failed"])
 
@@ -160,7 +154,7 @@ async def test_retry_puts_only_the_asked_statuses_back_to_pending(client: Api, d
 
 
 async def test_retry_of_an_ended_mailing_moves_its_end(client: Api, db: AsyncSession) -> None:
-    await _add_clients(client, 2)
+    await add_clients(client, 2)
     ended = await _ended_mailing(client)
     await _messages(db, ended["id"], ["expired", "failed"])
     new_end = later(hours=3)
@@ -195,7 +189,7 @@ async def test_retry_of_an_ended_mailing_moves_its_end(client: Api, db: AsyncSes
 async def test_retry_refuses_bad_input_and_changes_nothing(
     client: Api, db: AsyncSession, body: dict[str, Any], field: str
 ) -> None:
-    await _add_clients(client, 4)
+    await add_clients(client, 4)
     mailing = await _due_mailing(client)
     await _messages(db, mailing["id"], ["sent", "failed", "expired", "cancelled"])
     before = await _statuses(db, mailing["id"])
@@ -208,7 +202,7 @@ async def test_retry_refuses_bad_input_and_changes_nothing(
 
 
 async def test_retry_of_an_ended_mailing_needs_a_new_end(client: Api, db: AsyncSession) -> None:
-    await _add_clients(client, 1)
+    await add_clients(client, 1)
     ended = await _ended_mailing(client)
     await _messages(db, ended["id"], ["expired"])
 
