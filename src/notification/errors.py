@@ -180,7 +180,11 @@ def _validation_errors(exc: ValidationException) -> list[tuple[str, str]]:
         field = _field_path(str(item.get("key", "body")))
         if field == "body" and len(extra) == 1:
             field = _located_in_cause(exc) or field
-        errors.append((_named_field(field, message), message))
+        field = _named_field(field, message)
+        if item.get("source") == "header":
+            # Litestar names the handler's parameter; the caller knows the header it sent.
+            field = field.replace("_", "-").title()
+        errors.append((field, message))
     return errors or [("body", exc.detail)]
 
 

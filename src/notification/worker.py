@@ -21,6 +21,7 @@ from procrastinate import App, PsycopgConnector
 from notification.config import Settings, get_settings
 from notification.delivery.sending import Delivery
 from notification.delivery.tasks import blueprint as delivery_tasks
+from notification.idempotency.tasks import blueprint as idempotency_tasks
 from notification.jobs import DELIVERY_NAMESPACE, create_connector
 from notification.logging import configure_logging
 from notification.provider.client import ProviderClient
@@ -131,6 +132,7 @@ def _create_app(settings: Settings) -> WorkerApp:
     job_queue.add_tasks_from(delivery_tasks, namespace=DELIVERY_NAMESPACE)
     job_queue.add_tasks_from(daily_report_tasks(settings), namespace="reports")
     job_queue.add_tasks_from(stats_tasks, namespace="stats")
+    job_queue.add_tasks_from(idempotency_tasks, namespace="idempotency")
     return job_queue
 
 

@@ -5,9 +5,10 @@ from typing import Annotated
 import msgspec
 import structlog
 from advanced_alchemy.filters import LimitOffset
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Body, Parameter
+from litestar.status_codes import HTTP_201_CREATED
 
 from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
@@ -21,6 +22,7 @@ from notification.clients.schemas import (
 from notification.clients.services import ClientService
 from notification.db import WITHOUT_NUL
 from notification.errors import problem_responses
+from notification.idempotency.store import IdempotencyKeyHeader, IdempotentCreate
 from notification.observability import bind_ids
 from notification.pagination import Limit, Offset, Page, bigint_parameter
 
@@ -46,7 +48,12 @@ class ClientController(Controller):
         logger.info("client created", phone=client.phone, operator_code=client.operator_code, tag=client.tag)
         return clients.to_schema(client, schema_type=ClientRead)
 
-    @post("/bulk", summary="Add many clients at once, all or none", responses=problem_responses(400, 401, 409))
+    @post(
+        "/bulk",
+        summary="Add many clients at once, all or none",
+        description="With an `Idempotency-Key` header, a retried import answers the first answer again.",
+        responses=problem_responses(400, 401, 409),
+    )
     async def create_clients(
         self,
         clients: ClientService,
@@ -61,14 +68,22 @@ class ClientController(Controller):
                 " one that belongs to a client already in the directory is a conflict (409).",
             ),
         ],
-    ) -> list[ClientRead]:
-        created = clients.to_schema(await clients.create_clients(data, audit), schema_type=ClientRead).items
+        idempotency_key: IdempotencyKeyHeader,
+    ) -> Response[list[ClientRead]]:
+        # Committed with the clients and their audit row by the session's handler when the answer
+        # is a success; a replay creates nothing, so it records nothing either.
+        idempotent = IdempotentCreate(clients.repository.session, "POST /clients/bulk", idempotency_key)
+        if (previous := await idempotent.previous_answer(data, list[ClientRead])) is not None:
+            logger.info("clients import replayed", idempotency_key=idempotency_key, count=len(previous.content))
+            return previous
+        created = list(clients.to_schema(await clients.create_clients(data, audit), schema_type=ClientRead).items)
+        await idempotent.remember(HTTP_201_CREATED, created)
         ids = [c.id for c in created]
         if len(ids) <= LOGGED_BULK_IDS:
             logger.info("clients created", count=len(ids), client_ids=ids)
         else:
             logger.info("clients created", count=len(ids), first_client_id=min(ids), last_client_id=max(ids))
-        return list(created)
+        return Response(created, status_code=HTTP_201_CREATED)
 
     @get("/", summary="List clients", responses=problem_responses(400, 401))
     async def list_clients(

@@ -4,13 +4,14 @@ from typing import Annotated
 
 import structlog
 from advanced_alchemy.filters import LimitOffset
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.di import Provide
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from procrastinate import App
 
 from notification.audit.trail import AuditTrail
 from notification.errors import problem_responses
+from notification.idempotency.store import IdempotencyKeyHeader, IdempotentCreate
 from notification.jobs import provide_job_queue, schedule_planning
 from notification.mailings.deps import provide_mailing_service
 from notification.mailings.models import Mailing
@@ -43,16 +44,32 @@ class MailingController(Controller):
     @post(
         "/",
         summary="Create a mailing; it starts at start_at, or at once when already due",
-        responses=problem_responses(400, 401),
+        description="With an `Idempotency-Key` header, a retried create answers the first answer again.",
+        responses=problem_responses(400, 401, 409),
     )
     async def create_mailing(
-        self, mailings: MailingService, audit: AuditTrail, job_queue: App, data: MailingCreate
-    ) -> MailingRead:
-        mailing = await mailings.create_mailing(data, audit)
+        self,
+        mailings: MailingService,
+        audit: AuditTrail,
+        job_queue: App,
+        data: MailingCreate,
+        idempotency_key: IdempotencyKeyHeader,
+    ) -> Response[MailingRead]:
+        session = mailings.repository.session
+        idempotent = IdempotentCreate(session, "POST /mailings", idempotency_key)
+        if (previous := await idempotent.previous_answer(data, MailingRead)) is not None:
+            logger.info("mailing create replayed", idempotency_key=idempotency_key)
+            return previous
+        mailing = await mailings.create_mailing(data, audit, commit=False)
+        answer = mailings.to_schema(mailing, schema_type=MailingRead)
+        await idempotent.remember(HTTP_201_CREATED, answer)
+        # The mailing, its audit row and its key commit together; planning is enqueued once the
+        # mailing is there to plan.
+        await session.commit()
         bind_ids(mailing_id=mailing.id)
         logger.info("mailing created", start_at=mailing.start_at.isoformat(), end_at=mailing.end_at.isoformat())
         await plan_after_commit(job_queue, mailing)
-        return mailings.to_schema(mailing, schema_type=MailingRead)
+        return Response(answer, status_code=HTTP_201_CREATED)
 
     @get("/", summary="List mailings", responses=problem_responses(400, 401))
     async def list_mailings(self, mailings: MailingService, limit: Limit, offset: Offset) -> Page[MailingRead]:

@@ -136,14 +136,16 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         fields = snapshot(self.to_schema(mailing, schema_type=MailingRead))
         return {name: value for name, value in fields.items() if name not in DERIVED_FROM_TEXT}
 
-    async def create_mailing(self, data: MailingCreate, audit: AuditTrail) -> Mailing:
+    async def create_mailing(self, data: MailingCreate, audit: AuditTrail, *, commit: bool = True) -> Mailing:
+        """``commit=False`` leaves the commit to the caller, who has more to write with the mailing."""
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
         mailing = await self.create(mailing, auto_commit=False)
         mailing = await self.get_mailing(mailing.id)
         await audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
-        # Committed here, its record with it: planning is enqueued once the mailing is there to plan.
-        await self.repository.session.commit()
+        if commit:
+            # Committed here, its record with it: planning is enqueued once the mailing is there to plan.
+            await self.repository.session.commit()
         return mailing
 
     async def pause_mailing(self, mailing_id: int, audit: AuditTrail) -> Mailing:
