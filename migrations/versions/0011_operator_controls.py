@@ -1,5 +1,6 @@
 """Operator controls: pausing a mailing, its text's encoding and SMS parts, idempotency keys,
-the provider's shared rate budget, and the record of test sends.
+the provider's shared rate budget, the record of test sends, and the clients' filter index
+widened by the time zone (an audience preview reads it alone, in order).
 
 The encoding and parts of existing mailings are computed once from their text, with the
 service's own counter (the GSM 03.38 tables do not change).
@@ -93,8 +94,13 @@ def upgrade() -> None:
     op.execute("ALTER SEQUENCE test_send_ids OWNED BY test_sends.id")
     op.create_index(op.f("ix_test_sends_mailing_id"), "test_sends", ["mailing_id"], unique=False)
 
+    op.create_index("ix_clients_operator_code_tag_timezone", "clients", ["operator_code", "tag", "timezone"])
+    op.drop_index("ix_clients_operator_code_tag", table_name="clients")
+
 
 def downgrade() -> None:
+    op.create_index("ix_clients_operator_code_tag", "clients", ["operator_code", "tag"])
+    op.drop_index("ix_clients_operator_code_tag_timezone", table_name="clients")
     op.drop_index(op.f("ix_test_sends_mailing_id"), table_name="test_sends")
     op.drop_table("test_sends")
     op.execute("DROP SEQUENCE IF EXISTS test_send_ids")

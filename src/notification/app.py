@@ -25,6 +25,7 @@ from notification.messages.controllers import MessageController
 from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
+from notification.preview.controllers import PreviewController
 from notification.stats.controllers import StatsController
 
 API_PREFIX = "/api/v1"
@@ -35,7 +36,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     api = Router(
         API_PREFIX,
-        route_handlers=[ClientController, MailingController, StatsController, MessageController, AuditController],
+        route_handlers=[
+            ClientController,
+            MailingController,
+            StatsController,
+            MessageController,
+            AuditController,
+            PreviewController,
+        ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.
         dependencies={"audit": Provide(provide_api_audit_trail, sync_to_thread=False)},

@@ -11,9 +11,10 @@ class Client(Entity):
     __table_args__ = (
         CheckConstraint(r"phone ~ '^7[0-9]{10}$'", name="phone_format"),
         CheckConstraint(r"operator_code ~ '^[0-9]{3}$'", name="operator_code_format"),
-        # A mailing filter is "operator code in (...) and/or tag in (...)": one index serves the
-        # operator-led form and its operator+tag refinement, the other the tag-only form.
-        Index("ix_clients_operator_code_tag", "operator_code", "tag"),
+        # A mailing filter is "operator code in (...) and/or tag in (...)": this index serves the
+        # operator-led form and its operator+tag refinement (ix_clients_tag_id the tag-only form).
+        # The time zone rides along so that an audience preview is an index-only scan in index order.
+        Index("ix_clients_operator_code_tag_timezone", "operator_code", "tag", "timezone"),
         # Each column a search filters on, with the id last: the console lists a search newest
         # first, and these read it in that order (see clients.services.search_order).
         Index("ix_clients_tag_id", "tag", "id"),

@@ -1,0 +1,1 @@
+"""Audience preview: who a mailing would reach, when, and what its text costs; creates nothing."""
