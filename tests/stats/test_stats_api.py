@@ -13,8 +13,8 @@ Api = AsyncTestClient[Litestar]
 ZEROS = {"pending": 0, "sent": 0, "failed": 0, "expired": 0, "cancelled": 0}
 
 
-async def _mailing_with(db: AsyncSession, statuses: list[str]) -> int:
-    mailing = MailingFactory.build()
+async def _mailing_with(db: AsyncSession, statuses: list[str], text_: str = "Hello from the factory") -> int:
+    mailing = MailingFactory.build(text=text_)
     clients = [ClientFactory.build() for _ in statuses]
     db.add_all([mailing, *clients])
     await db.flush()
@@ -60,9 +60,14 @@ async def test_every_mailing_with_totals_and_zeros_for_one_without_messages(clie
         "mailing_id": busy,
         "total": 3,
         "by_status": {**ZEROS, "sent": 1, "expired": 1, "cancelled": 1},
+        "parts_sent": 1,
     }
-    assert by_id[idle] == {"mailing_id": idle, "total": 0, "by_status": ZEROS}
-    assert body["totals"] == {"total": 3, "by_status": {**ZEROS, "sent": 1, "expired": 1, "cancelled": 1}}
+    assert by_id[idle] == {"mailing_id": idle, "total": 0, "by_status": ZEROS, "parts_sent": 0}
+    assert body["totals"] == {
+        "total": 3,
+        "by_status": {**ZEROS, "sent": 1, "expired": 1, "cancelled": 1},
+        "parts_sent": 1,
+    }
 
 
 async def test_stats_of_a_missing_mailing_is_404(client: Api) -> None:
@@ -91,4 +96,19 @@ async def test_analysts_status_totals_count_every_message_of_every_mailing(clien
     # One row per status present, no row for a status no message has.
     assert view == {"sent": 3, "failed": 1, "pending": 2, "expired": 1, "cancelled": 2}
     assert view == direct
-    assert api == {"total": 9, "by_status": {**ZEROS, **view}}
+    assert api == {"total": 9, "by_status": {**ZEROS, **view}, "parts_sent": 3}
+
+
+async def test_parts_sent_count_each_sent_message_by_its_texts_parts(client: Api, db: AsyncSession) -> None:
+    # 71 Cyrillic letters: UCS-2, two parts per message.
+    long_cyrillic = await _mailing_with(db, ["sent", "sent", "sent", "failed"], text_="ж" * 71)
+    short = await _mailing_with(db, ["sent"])
+
+    one = (await client.get(f"/api/v1/mailings/{long_cyrillic}/stats")).json()
+    every = (await client.get("/api/v1/mailings/stats")).json()
+
+    assert (one["mailing"]["encoding"], one["mailing"]["parts"]) == ("UCS-2", 2)
+    assert one["by_status"]["sent"] == 3
+    assert one["parts_sent"] == 6
+    assert {i["mailing_id"]: i["parts_sent"] for i in every["items"]} == {long_cyrillic: 6, short: 1}
+    assert every["totals"]["parts_sent"] == 7

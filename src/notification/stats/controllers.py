@@ -21,27 +21,32 @@ from notification.messages.schemas import MessageRead
 from notification.messages.services import MessageService
 from notification.pagination import Limit, Offset, Page
 from notification.stats.queries import (
-    MailingCounts,
+    MailingSendCounts,
+    SendTotals,
     StatusCounts,
     Timings,
-    Totals,
     WindowWaits,
     all_mailing_counts,
     mailing_counts,
     mailing_timings,
     mailing_window_waits,
+    parts_sent,
 )
 
 
 class AllMailingStats(msgspec.Struct):
-    items: list[MailingCounts]
-    totals: Totals
+    items: list[MailingSendCounts]
+    totals: SendTotals
 
 
 class MailingStats(msgspec.Struct):
     mailing_id: int
     total: int
     by_status: StatusCounts
+    parts_sent: Annotated[
+        int,
+        msgspec.Meta(description="SMS parts of the messages sent: messages sent times the parts of its current text"),
+    ]
     timings: Timings
     # Pending messages due later because their clients' send window is closed, and when the
     # first of them is due: both 0 / null for a mailing without a window.
@@ -98,6 +103,7 @@ class StatsController(Controller):
             mailing_id=mailing_id,
             total=counts.total,
             by_status=counts.by_status,
+            parts_sent=parts_sent(counts.by_status.sent, mailing.parts),
             timings=await mailing_timings(db_session, mailing_id),
             waiting_for_window=waits.waiting_for_window,
             next_window_opening=waits.next_window_opening,
