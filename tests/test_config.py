@@ -18,6 +18,7 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "provider_token": "",
     "provider_timeout_s": 10.0,
     "provider_concurrency": 200,
+    "provider_rate_limit": None,
     "send_batch_size": 500,
     "send_lease_s": 10.0,
     "result_flush_size": 100,
@@ -96,6 +97,13 @@ def test_values_are_parsed_to_their_types() -> None:
     assert settings.psycopg_conninfo == "postgresql://u:p@db:5432/n"
 
 
+def test_the_provider_rate_limit_is_unset_or_parts_per_second() -> None:
+    assert load_settings({}).provider_rate_limit is None
+    assert load_settings({"NOTIFICATION_PROVIDER_RATE_LIMIT": ""}).provider_rate_limit is None
+    assert load_settings({"NOTIFICATION_PROVIDER_RATE_LIMIT": "200"}).provider_rate_limit == 200.0
+    assert load_settings({"NOTIFICATION_PROVIDER_RATE_LIMIT": "2.5"}).provider_rate_limit == 2.5
+
+
 def test_driver_in_the_url_is_replaced_for_each_client() -> None:
     settings = load_settings({"NOTIFICATION_DATABASE_URL": "postgresql+psycopg://db/n"})
     assert settings.sqlalchemy_url == "postgresql+asyncpg://db/n"
@@ -108,6 +116,8 @@ def test_driver_in_the_url_is_replaced_for_each_client() -> None:
         ("NOTIFICATION_PROVIDER_CONCURRENCY", "many", "NOTIFICATION_PROVIDER_CONCURRENCY must be a number"),
         ("NOTIFICATION_LOG_JSON", "perhaps", "NOTIFICATION_LOG_JSON must be true or false"),
         ("NOTIFICATION_SEND_LEASE_S", "1", "NOTIFICATION_SEND_LEASE_S must be at least 2"),
+        ("NOTIFICATION_PROVIDER_RATE_LIMIT", "fast", "NOTIFICATION_PROVIDER_RATE_LIMIT must be a number"),
+        ("NOTIFICATION_PROVIDER_RATE_LIMIT", "0", "NOTIFICATION_PROVIDER_RATE_LIMIT must be a positive number"),
         (
             "NOTIFICATION_STALLED_JOB_AFTER_S",
             "4",

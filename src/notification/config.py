@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, get_type_hints
+from types import NoneType, UnionType
+from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from croniter import croniter
@@ -26,6 +27,8 @@ class Settings:
     provider_token: str = field(default="", repr=False)
     provider_timeout_s: float = 10.0
     provider_concurrency: int = 200
+    provider_rate_limit: float | None = None
+    """SMS parts per second for every worker together; None: no limit (and no database round trip)."""
     send_batch_size: int = 500
     send_lease_s: float = 10.0
     result_flush_size: int = 100
@@ -72,6 +75,9 @@ class Settings:
         # the most: a shorter lease could run out between two renewals.
         if self.send_lease_s < 2:
             msg = f"{PREFIX}SEND_LEASE_S must be at least 2 (seconds)"
+            raise ValueError(msg)
+        if self.provider_rate_limit is not None and self.provider_rate_limit <= 0:
+            msg = f"{PREFIX}PROVIDER_RATE_LIMIT must be a positive number of SMS parts per second (unset: no limit)"
             raise ValueError(msg)
         # A worker that missed one heartbeat is slow, not dead.
         if self.stalled_job_after_s <= 2 * self.worker_heartbeat_s:
@@ -179,12 +185,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         if raw is None or raw == "":
             continue
         kind = hints[f.name]
-        if f.name == "database_url":
-            kind = str
-        elif f.name == "console_token_signin":
-            kind = bool
-        elif kind == int | None:
-            kind = int
+        if isinstance(kind, UnionType):  # `X | None`: set means X
+            kind = next(arg for arg in get_args(kind) if arg is not NoneType)
         values[f.name] = _parse(raw, kind, name)
     return Settings(**values)
 

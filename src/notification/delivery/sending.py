@@ -34,11 +34,15 @@ from notification.delivery.queries import composed, queries
 from notification.messages.models import ErrorKind, MessageStatus
 from notification.provider import metrics as provider_metrics
 from notification.provider.client import Outcome, ProviderClient, SendResult
+from notification.provider.rate_limit import BudgetUnavailable, RateBudget
 from notification.send_window import is_open, next_opening, openings_by_zone
 
 logger = structlog.get_logger(__name__)
 
 DEADLINE_PASSED = "end_at passed before it could be sent"
+HTTP_TOO_MANY_REQUESTS = 429
+_GIVE_BACK = SendResult(Outcome.TRANSIENT, "not sent: the batch stopped or the rate budget was unreachable")
+"""Stands for "no request was made, give the message back untouched"; never recorded."""
 DATABASE_UNREACHABLE = "the database could not be reached"
 """Why a batch stops when the watcher loses the database: what it would send now could not be
 recorded. Its job hands the rest to a follow-up, as if the batch had run to its end."""
@@ -161,13 +165,15 @@ def next_state(
 class Delivery:
     """Sends batches for a worker process: one provider client, a fixed set of sender tasks
     (``provider_concurrency`` of them) shared by every batch the worker runs, a circuit breaker
-    in front of the provider, and a watcher that renews the leases of running batches and stops
-    the ones whose mailing changed. Opened and closed with the worker (``start``/``aclose``)."""
+    and the provider's shared rate budget in front of the provider, and a watcher that renews the
+    leases of running batches and stops the ones whose mailing changed. Opened and closed with
+    the worker (``start``/``aclose``)."""
 
     def __init__(self, settings: Settings, provider: ProviderClient) -> None:
         self.settings = settings
         self.provider = provider
         self.breaker = CircuitBreaker(capacity=settings.provider_concurrency)
+        self.budget = RateBudget(settings.provider_rate_limit, settings.psycopg_conninfo)
         self._queue: asyncio.Queue[_Send] = asyncio.Queue()
         self._senders: list[asyncio.Task[None]] = []
         self._watcher: asyncio.Task[None] | None = None
@@ -188,6 +194,7 @@ class Delivery:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._senders, self._watcher = [], None
+        await self.budget.aclose()
         await self.provider.aclose()
 
     async def send_batch(
@@ -317,19 +324,22 @@ class Delivery:
         held = await self.breaker.admit()
         result: SendResult | None = None
         try:
-            if not batch.may_send(message):
-                return None
-            if held:
+            early = None if batch.may_send(message) else _GIVE_BACK
+            if early is None and held:
                 # The breaker held the request a while: its mailing's end or its client's window may
                 # have come meanwhile. An answer not asked for is not the provider's failure either.
                 now = dt.datetime.now(dt.UTC)
                 early = self._not_now(message, batch, now)
-                if early is not None:
-                    return early
+            if early is None:
+                early, now = await self._wait_for_budget(message, batch, now)
+            if early is not None:
+                return None if early is _GIVE_BACK else early
             time_left_s = (last_request_start(batch.end_at) - now).total_seconds()
             result = await self.provider.send(message.id, message.phone, batch.text, time_left_s)
         finally:
             await self.breaker.record(result)
+        if result.status_code == HTTP_TOO_MANY_REQUESTS:
+            self.budget.provider_asked_to_wait(result.retry_after_s)
         provider_metrics.observe(result)
         batch.log.info(
             "provider answered",
@@ -342,6 +352,19 @@ class Delivery:
             latency_ms=round(result.latency_s * 1000, 1),
         )
         return result
+
+    async def _wait_for_budget(
+        self, message: ClaimedMessage, batch: _Batch, now: dt.datetime
+    ) -> tuple[SendResult | None, dt.datetime]:
+        """Room for the message's parts in the provider's rate budget, then the message looked at
+        again with the clock read anew: its batch may have stopped, its mailing's end or its
+        client's window come meanwhile. ``_GIVE_BACK`` when no request is to be made."""
+        try:
+            await self.budget.admit(batch.parts)
+        except BudgetUnavailable:
+            return _GIVE_BACK, now
+        now = dt.datetime.now(dt.UTC)
+        return (self._not_now(message, batch, now) if batch.may_send(message) else _GIVE_BACK), now
 
     def _not_now(self, message: ClaimedMessage, batch: _Batch, now: dt.datetime) -> SendResult | None:
         """A reason not to send this message now: the mailing's end is too close (the wait in the
@@ -401,6 +424,7 @@ class Delivery:
         mailings = {r["id"]: r for r in rows}
         for batch in batches:
             batch.learn(mailings.get(batch.mailing_id))
+        await self.budget.refresh_hold(cur)
         held = sorted(i for b in batches if not b.stopped for i in b.held())
         if not held:
             return

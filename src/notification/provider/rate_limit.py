@@ -1,0 +1,177 @@
+"""The provider's rate limit, shared by every process that sends: a token bucket in PostgreSQL.
+
+The one row of ``provider_rate_budget`` holds tokens (SMS parts) refilled by the time elapsed at
+``NOTIFICATION_PROVIDER_RATE_LIMIT`` per second, up to a small burst. A process takes a block of
+tokens with one UPDATE ... RETURNING; the bucket may go into debt, and the debt says how long the
+taker waits before spending its block, so the takers line up in time by the row lock alone: no
+polling, no clock shared between hosts. A block is spent soon after it becomes usable or not at
+all, so that no one-second window can hold more than a second's budget plus two blocks.
+
+A 429 from the provider holds every sender back for its Retry-After: the process that got it
+holds its own senders at once and writes ``blocked_until`` on the row; the others read it when
+they next take a block and, twice a second, from their batch watcher. With no limit set, the
+senders never touch the database: they only check that hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import AsyncConnection, AsyncCursor
+
+logger = structlog.get_logger(__name__)
+
+BLOCKS_PER_SECOND = 50
+"""How finely the budget is cut: a block is a fiftieth of a second's parts (at least one message)."""
+DEFAULT_HOLD_S = 1.0
+"""How long a 429 without a usable Retry-After holds every sender."""
+MAX_HOLD_S = 3600.0
+"""A Retry-After is honoured up to an hour: a longer one is more likely a mistake than a plan."""
+
+_TAKE = """
+UPDATE provider_rate_budget
+SET tokens = least(%(burst)s, tokens + %(rate)s * greatest(0, extract(epoch FROM clock_timestamp() - refilled_at)))
+             - %(take)s,
+    refilled_at = greatest(refilled_at, clock_timestamp())
+WHERE id = 1
+RETURNING tokens, greatest(0, extract(epoch FROM blocked_until - clock_timestamp()))::float8 AS hold_s
+"""
+_HOLD = """
+UPDATE provider_rate_budget
+SET blocked_until = greatest(blocked_until, clock_timestamp() + make_interval(secs => %(hold_s)s))
+WHERE id = 1
+"""
+_READ_HOLD = """
+SELECT greatest(0, extract(epoch FROM blocked_until - clock_timestamp()))::float8 AS hold_s
+FROM provider_rate_budget WHERE id = 1
+"""
+
+
+def _hold_s(retry_after_s: float | None) -> float:
+    return min(MAX_HOLD_S, DEFAULT_HOLD_S if retry_after_s is None else retry_after_s)
+
+
+class BudgetUnavailable(Exception):
+    """The shared budget could not be read (database unreachable): send nothing now."""
+
+
+class RateBudget:
+    """One process's view of the shared budget; ``admit`` before each provider request."""
+
+    def __init__(self, rate: float | None, conninfo: str) -> None:
+        self.rate = rate
+        self.block = max(1, math.ceil(rate / BLOCKS_PER_SECOND)) if rate else 0
+        self._conninfo = conninfo
+        self._conn: AsyncConnection | None = None
+        self._taking = asyncio.Lock()
+        self._tokens = 0.0
+        self._spend_by = 0.0
+        self._hold_until = 0.0
+        self._held_in_database_until = 0.0
+        self._writes: set[asyncio.Task[None]] = set()
+
+    @property
+    def hold_s(self) -> float:
+        return max(0.0, self._hold_until - time.monotonic())
+
+    async def admit(self, parts: int) -> None:
+        """Waits until a message of ``parts`` parts may be sent; raises BudgetUnavailable."""
+        while True:
+            now = time.monotonic()
+            if self._hold_until > now:
+                await asyncio.sleep(self._hold_until - now)
+                continue
+            if self.rate is None:
+                return
+            if self._spend(parts, now):
+                return
+            # One taker at a time: the others queue here and spend its block once it is usable.
+            async with self._taking:
+                if self._spend(parts, time.monotonic()):
+                    return
+                await self._take_block(max(parts, self.block))
+
+    def _spend(self, parts: int, now: float) -> bool:
+        if self._tokens >= parts and now <= self._spend_by:
+            self._tokens -= parts
+            return True
+        return False
+
+    async def _take_block(self, take: int) -> None:
+        assert self.rate is not None
+        params = {"rate": self.rate, "burst": self.block, "take": take}
+        row = await self._execute(_TAKE, params)
+        asked = time.monotonic()
+        tokens, hold_s = float(row[0]), float(row[1])
+        self._learn_hold(hold_s, asked)
+        usable_in = max(0.0, -tokens / self.rate, self._hold_until - asked)
+        if usable_in > 0:
+            await asyncio.sleep(usable_in)
+        left = self._tokens if time.monotonic() <= self._spend_by else 0.0
+        self._tokens = left + take
+        # Spent at once or not at all: tokens kept for later would add to a later second's budget.
+        self._spend_by = asked + usable_in + take / self.rate
+
+    def provider_asked_to_wait(self, retry_after_s: float | None) -> None:
+        """A 429: hold this process's senders now, and every other process's through the row."""
+        hold_s = _hold_s(retry_after_s)
+        now = time.monotonic()
+        until = now + hold_s
+        if until <= self._hold_until:
+            return
+        self._hold_until = until
+        logger.warning("provider asked to slow down: every sender holds", hold_s=round(hold_s, 3))
+        # One write per lengthening of the hold, however many requests in flight meet the 429.
+        if until > self._held_in_database_until + 0.1 * hold_s:
+            self._held_in_database_until = until
+            task = asyncio.create_task(self._write_hold(hold_s))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _write_hold(self, hold_s: float) -> None:
+        try:
+            await self._execute(_HOLD, {"hold_s": hold_s}, returns=False)
+        except BudgetUnavailable:
+            logger.warning("provider hold not shared: database unreachable", hold_s=hold_s)
+
+    async def hold_everyone(self, retry_after_s: float | None) -> None:
+        """The same as a 429 seen by a worker, for a process that waits for the write."""
+        hold_s = _hold_s(retry_after_s)
+        self._learn_hold(hold_s, time.monotonic())
+        await self._execute(_HOLD, {"hold_s": hold_s}, returns=False)
+
+    async def refresh_hold(self, cur: AsyncCursor[dict[str, Any]]) -> None:
+        """Reads a hold another process wrote (the batch watcher calls this twice a second)."""
+        row = await (await cur.execute(_READ_HOLD)).fetchone()
+        if row is not None:
+            self._learn_hold(float(row["hold_s"] or 0), time.monotonic())
+
+    def _learn_hold(self, hold_s: float, now: float) -> None:
+        if hold_s > 0 and now + hold_s > self._hold_until:
+            self._hold_until = now + hold_s
+            self._held_in_database_until = max(self._held_in_database_until, self._hold_until)
+
+    async def _execute(self, query: str, params: dict[str, Any], returns: bool = True) -> Any:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = await AsyncConnection.connect(self._conninfo, autocommit=True, connect_timeout=5)
+            cur = await self._conn.execute(query, params)
+            return await cur.fetchone() if returns else None
+        except psycopg.Error as exc:
+            if self._conn is not None:
+                await self._conn.close()
+            self._conn = None
+            raise BudgetUnavailable(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        for task in list(self._writes):
+            task.cancel()
+        await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

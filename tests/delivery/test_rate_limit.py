@@ -1,0 +1,116 @@
+"""The provider rate limit with two worker processes and the fake provider over HTTP, judged by
+the fake's own arrival times; and a 429 that holds every worker, not only the one that got it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification.config import Settings
+from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from tests.delivery.test_delivery import Client, _add_clients, _create_mailing, _now, _stats
+from tests.provider.test_rate_limit import busiest_second
+from tests.waiting import wait_for
+from tests.workers import WorkerProcess
+
+# 161 GSM-7 characters: two parts per message.
+TWO_PARTS = "x" * 161
+
+
+@pytest.fixture
+def two_workers(
+    settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path
+) -> Iterator[Callable[..., list[WorkerProcess]]]:
+    started: list[WorkerProcess] = []
+
+    def start(**overrides: str) -> list[WorkerProcess]:
+        for name in ("first", "second"):
+            started.append(WorkerProcess(settings, fake_provider.base_url, tmp_path / f"{name}.log", **overrides))
+        return started
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _sent_by(worker: WorkerProcess) -> int:
+    return sum(1 for line in worker.log_lines() if '"provider answered"' in line)
+
+
+async def test_two_workers_together_keep_to_the_rate_limit_in_sms_parts(
+    client: Client, fake_provider: RunningFakeProvider, two_workers: Callable[..., list[WorkerProcess]]
+) -> None:
+    limit = 40
+    await _add_clients(client, 120)
+    workers = two_workers(PROVIDER_RATE_LIMIT=str(limit), SEND_BATCH_SIZE="20", WORKER_CONCURRENCY="4")
+    mailing = await _create_mailing(client, text=TWO_PARTS)
+    assert mailing["parts"] == 2
+
+    stats = await wait_for(lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 120, timeout_s=60)
+
+    assert stats["parts_sent"] == 240
+    arrivals = [a.at for a in fake_provider.arrivals()]
+    assert len(arrivals) == 120
+    parts = [2] * len(arrivals)
+    # A block is a fiftieth of the limit but never less than a message: two parts here, one per worker.
+    assert busiest_second(arrivals, parts) <= limit + 2 * 2
+    mean = sum(parts) / (max(arrivals) - min(arrivals))
+    assert 0.85 * limit <= mean <= 1.1 * limit
+    assert all(_sent_by(worker) > 0 for worker in workers), "both workers sent their share"
+
+
+async def test_a_429_holds_every_worker_for_its_retry_after(
+    client: Client, db: AsyncSession, settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path
+) -> None:
+    """Each worker talks to a fake of its own, so that only the first one ever meets the 429:
+    the second can learn of it only through the database."""
+    await _add_clients(client, 1500)
+    budget_before = (await db.execute(text("SELECT tokens, refilled_at FROM provider_rate_budget"))).one()
+    await db.rollback()
+    tuning = {"SEND_BATCH_SIZE": "25", "PROVIDER_CONCURRENCY": "5", "WORKER_CONCURRENCY": "2"}
+    async with serve_fake_provider() as other_fake:
+        # About 100 sends a second per worker: the mailing lasts long enough for both to be at it.
+        for fake in (fake_provider, other_fake):
+            fake.set_options(latency_ms=50)
+        workers = [
+            WorkerProcess(settings, fake_provider.base_url, tmp_path / "first.log", **tuning),
+            WorkerProcess(settings, other_fake.base_url, tmp_path / "second.log", **tuning),
+        ]
+        try:
+            mailing = await _create_mailing(client, end_at=(_now() + dt.timedelta(minutes=5)).isoformat())
+
+            async def both_sending() -> bool:
+                return bool(fake_provider.arrivals()) and bool(other_fake.arrivals())
+
+            await wait_for(both_sending, lambda yes: yes)
+            fake_provider.set_options(rate_limit_rate=1.0, retry_after_s=2)
+            first_429 = await wait_for(
+                lambda: _first_429(fake_provider), lambda at: at is not None, timeout_s=10, interval_s=0.005
+            )
+            fake_provider.set_options(rate_limit_rate=0.0)
+            assert first_429 is not None
+
+            stats = await wait_for(
+                lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 1500, timeout_s=90
+            )
+        finally:
+            for worker in workers:
+                worker.stop()
+        assert stats["by_status"]["pending"] == 0
+        assert not [a for a in other_fake.arrivals() if a.status == 429]
+        for fake in (fake_provider, other_fake):
+            held = [a for a in fake.arrivals() if first_429 + 0.8 < a.at < first_429 + 1.8]
+            assert held == [], "no worker sent while the provider asked to wait"
+            assert [a for a in fake.arrivals() if a.at > first_429 + 2], "sending went on after the hold"
+    # Without a limit the senders never took from the budget: the row is as the migration left it.
+    budget_after = (await db.execute(text("SELECT tokens, refilled_at FROM provider_rate_budget"))).one()
+    assert tuple(budget_after) == tuple(budget_before)
+
+
+async def _first_429(fake: RunningFakeProvider) -> float | None:
+    return next((a.at for a in fake.arrivals() if a.status == 429), None)
