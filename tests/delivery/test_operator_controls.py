@@ -17,8 +17,9 @@ from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
 # Slow enough that a pause lands mid-mailing and mid-batch: 10 requests in flight, 100 ms each, so
-# each of the two batches running at once takes two seconds, and a third one waits in the queue.
-SLOW = {"SEND_BATCH_SIZE": "100", "PROVIDER_CONCURRENCY": "10", "WORKER_CONCURRENCY": "2"}
+# each of the two batches running at once takes two seconds, and a third one waits in the queue;
+# answers are written five at a time, so that the statistics show the progress.
+SLOW = {"SEND_BATCH_SIZE": "100", "PROVIDER_CONCURRENCY": "10", "WORKER_CONCURRENCY": "2", "RESULT_FLUSH_SIZE": "5"}
 
 
 async def _post(client: Api, path: str, body: Any = None) -> dict[str, Any]:
@@ -26,6 +27,12 @@ async def _post(client: Api, path: str, body: Any = None) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
+
+
+async def _workers_up(db: AsyncSession) -> int:
+    count = await db.scalar(text("SELECT count(*) FROM procrastinate_workers"))
+    await db.rollback()
+    return int(count or 0)
 
 
 def _requests_between(fake: RunningFakeProvider, start: dt.datetime, end: dt.datetime) -> list[int]:
@@ -72,11 +79,14 @@ async def test_pause_mid_mailing_then_resume_sends_everything_once_and_nothing_w
 
 
 async def test_pause_past_the_end_expires_the_rest_then_retry_with_a_new_end_sends_it(
-    client: Api, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     await add_clients(client, 100)
-    fake_provider.set_options(latency_ms=100)
-    start_worker(**SLOW)
+    # 25 sends a second: four seconds for the lot, so the pause comes well before the last.
+    fake_provider.set_options(latency_ms=200)
+    start_worker(**(SLOW | {"PROVIDER_CONCURRENCY": "5"}))
+    # The end is near: it counts from a worker that is up, not from one still importing.
+    await wait_for(lambda: _workers_up(db), lambda up: up > 0)
     mailing = await create_mailing(client, end_at=(utc_now() + dt.timedelta(seconds=8)).isoformat())
     url = f"/api/v1/mailings/{mailing['id']}"
     await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] >= 10)
