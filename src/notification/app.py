@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins.htmx import HTMXPlugin
 
@@ -27,6 +28,7 @@ from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
 from notification.stats.controllers import StatsController
+from notification.test_sends.controllers import TestSendController
 
 API_PREFIX = "/api/v1"
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MessageController,
             AuditController,
             PreviewController,
+            TestSendController,
         ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[prometheus_config().middleware, bind_path_ids],
         exception_handlers=exception_handlers,
         lifespan=[job_queue_lifespan(settings)],
+        state=State({"settings": settings}),
         openapi_config=openapi_config(openapi_components()),
         logging_config=None,
     )

@@ -56,6 +56,7 @@ _DESCRIPTIONS = {
     401: "Missing or wrong bearer token",
     404: "No such resource",
     409: "Conflicts with existing data; `errors` names the field",
+    503: "Cannot be done now; `Retry-After` says when to try again",
 }
 _EXAMPLES: dict[int, dict[str, Any]] = {
     400: {
@@ -68,6 +69,7 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
         "detail": "phone: a client with phone 79161234567 already exists",
         "errors": [{"field": "phone", "message": "a client with phone 79161234567 already exists"}],
     },
+    503: {"detail": "The provider's rate budget has no room now; try again later"},
 }
 
 

@@ -21,6 +21,7 @@ class AuditAction(enum.StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     RETRY = "retry"
+    TEST_SEND = "test send"
     SIGN_IN = "sign-in"
     SIGN_OUT = "sign-out"
     SIGN_IN_REFUSED = "sign-in refused"

@@ -403,6 +403,11 @@ class Delivery:
                             application_name=WATCHER_APPLICATION_NAME,
                         )
                     await self._watch_once(conn, batches, renew=tick % renew_every == 0)
+                    # After the leases are renewed, over the budget's own connection: a 429 another
+                    # worker met holds this one's senders too.
+                    await self.budget.refresh_hold()
+                except BudgetUnavailable as exc:
+                    logger.warning("batch watcher: the provider's shared hold could not be read", error=str(exc))
                 except psycopg.OperationalError as exc:
                     # Answers arriving now could not be written, and each would be sent again:
                     # the requests not yet started wait for the database instead.
@@ -424,7 +429,6 @@ class Delivery:
         mailings = {r["id"]: r for r in rows}
         for batch in batches:
             batch.learn(mailings.get(batch.mailing_id))
-        await self.budget.refresh_hold(cur)
         held = sorted(i for b in batches if not b.stopped for i in b.held())
         if not held:
             return

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 import structlog
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 
 logger = structlog.get_logger(__name__)
 
@@ -145,11 +145,12 @@ class RateBudget:
         self._learn_hold(hold_s, time.monotonic())
         await self._execute(_HOLD, {"hold_s": hold_s}, returns=False)
 
-    async def refresh_hold(self, cur: AsyncCursor[dict[str, Any]]) -> None:
-        """Reads a hold another process wrote (the batch watcher calls this twice a second)."""
-        row = await (await cur.execute(_READ_HOLD)).fetchone()
+    async def refresh_hold(self) -> None:
+        """Reads a hold another process wrote (a worker's batch watcher calls this twice a second,
+        a test send before it asks for room); raises BudgetUnavailable."""
+        row = await self._execute(_READ_HOLD, {})
         if row is not None:
-            self._learn_hold(float(row["hold_s"] or 0), time.monotonic())
+            self._learn_hold(float(row[0] or 0), time.monotonic())
 
     def _learn_hold(self, hold_s: float, now: float) -> None:
         if hold_s > 0 and now + hold_s > self._hold_until:
