@@ -234,3 +234,26 @@ async def test_mailing_reads_carry_the_text_encoding_and_parts(client: Api) -> N
     assert (emoji["encoding"], emoji["parts"]) == ("UCS-2", 1)
     patched = (await client.patch(f"{MAILINGS}/{gsm['id']}", json={"text": "short"})).json()
     assert (patched["encoding"], patched["parts"]) == ("GSM-7", 1)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "codes"),
+    [
+        ("post", "/api/v1/mailings/{mailing_id}/pause", {"200", "400", "401", "404", "409"}),
+        ("post", "/api/v1/mailings/{mailing_id}/resume", {"200", "400", "401", "404", "409"}),
+        ("post", "/api/v1/mailings/{mailing_id}/retry", {"200", "400", "401", "404"}),
+        ("post", "/api/v1/mailings/{mailing_id}/test", {"200", "400", "401", "404", "503"}),
+        ("post", "/api/v1/mailings/preview", {"200", "400", "401"}),
+        ("get", "/api/v1/mailings/{mailing_id}/preview", {"200", "400", "401", "404"}),
+    ],
+)
+async def test_openapi_documents_every_control_route(client: Api, method: str, path: str, codes: set[str]) -> None:
+    schema = (await client.get("/docs/openapi.json")).json()
+    operation = schema["paths"][path][method]
+    assert set(operation["responses"]) == codes
+    assert operation["summary"]
+    for code in codes - {"200"}:
+        content = operation["responses"][code]["content"]
+        assert "application/problem+json" in content, (path, code)
+    if method == "post" and not path.endswith(("pause", "resume")):
+        assert operation["requestBody"]["required"] is True

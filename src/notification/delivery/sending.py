@@ -356,13 +356,16 @@ class Delivery:
     async def _wait_for_budget(
         self, message: ClaimedMessage, batch: _Batch, now: dt.datetime
     ) -> tuple[SendResult | None, dt.datetime]:
-        """Room for the message's parts in the provider's rate budget, then the message looked at
-        again with the clock read anew: its batch may have stopped, its mailing's end or its
-        client's window come meanwhile. ``_GIVE_BACK`` when no request is to be made."""
+        """Room for the message's parts in the provider's rate budget; when that took a wait, the
+        message is looked at again with the clock read anew: its batch may have stopped, its
+        mailing's end or its client's window come meanwhile. ``_GIVE_BACK`` when no request is to
+        be made."""
         try:
-            await self.budget.admit(batch.parts)
+            waited = await self.budget.admit(batch.parts)
         except BudgetUnavailable:
             return _GIVE_BACK, now
+        if not waited:
+            return None, now
         now = dt.datetime.now(dt.UTC)
         return (self._not_now(message, batch, now) if batch.may_send(message) else _GIVE_BACK), now
 

@@ -79,22 +79,24 @@ class RateBudget:
     def hold_s(self) -> float:
         return max(0.0, self._hold_until - time.monotonic())
 
-    async def admit(self, parts: int) -> None:
-        """Waits until a message of ``parts`` parts may be sent; raises BudgetUnavailable."""
+    async def admit(self, parts: int) -> bool:
+        """Waits until a message of ``parts`` parts may be sent, and says whether it had to wait;
+        raises BudgetUnavailable."""
+        waited = False
         while True:
             now = time.monotonic()
             if self._hold_until > now:
                 await asyncio.sleep(self._hold_until - now)
+                waited = True
                 continue
-            if self.rate is None:
-                return
-            if self._spend(parts, now):
-                return
+            if self.rate is None or self._spend(parts, now):
+                return waited
             # One taker at a time: the others queue here and spend its block once it is usable.
             async with self._taking:
                 if self._spend(parts, time.monotonic()):
-                    return
+                    return True
                 await self._take_block(max(parts, self.block))
+                waited = True
 
     def _spend(self, parts: int, now: float) -> bool:
         if self._tokens >= parts and now <= self._spend_by:
