@@ -1,11 +1,14 @@
 """The provider's rate limit, shared by every process that sends: a token bucket in PostgreSQL.
 
-The one row of ``provider_rate_budget`` holds tokens (SMS parts) refilled by the time elapsed at
-``NOTIFICATION_PROVIDER_RATE_LIMIT`` per second, up to a small burst. A process takes a block of
-tokens with one UPDATE ... RETURNING; the bucket may go into debt, and the debt says how long the
-taker waits before spending its block, so the takers line up in time by the row lock alone: no
-polling, no clock shared between hosts. A block is spent soon after it becomes usable or not at
-all, so that no one-second window can hold more than a second's budget plus two blocks.
+The one row of ``provider_rate_budget`` holds tokens (SMS parts), refilled by the time elapsed at
+``NOTIFICATION_PROVIDER_RATE_LIMIT`` per second and never above zero: the bucket keeps no
+surplus, so idle time buys no burst. A process takes a block of tokens with one UPDATE ...
+RETURNING; the bucket goes into debt, and the debt is how long the taker waits before spending
+the block, so the takers line up in time by the row lock alone, with no polling and no clock
+shared between hosts. While a process waits for one block it already reserves the next, so the
+round trip to the database never leaves a stretch of the budget unclaimed. A process thus holds
+at most its stock and two reserved blocks: a one-second window sees the limit plus a few blocks
+at most (blocks are a hundredth of a second's parts, at least one message).
 
 A 429 from the provider holds every sender back for its Retry-After: the process that got it
 holds its own senders at once and writes ``blocked_until`` on the row; the others read it when
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -26,8 +30,9 @@ from psycopg import AsyncConnection
 
 logger = structlog.get_logger(__name__)
 
-BLOCKS_PER_SECOND = 50
-"""How finely the budget is cut: a block is a fiftieth of a second's parts (at least one message)."""
+BLOCKS_PER_SECOND = 100
+"""How finely the budget is cut: a block is a hundredth of a second's parts (at least one message),
+so that what a one-second window may hold beyond the limit stays within a few percent of it."""
 DEFAULT_HOLD_S = 1.0
 """How long a 429 without a usable Retry-After holds every sender."""
 MAX_HOLD_S = 3600.0
@@ -35,7 +40,7 @@ MAX_HOLD_S = 3600.0
 
 _TAKE = """
 UPDATE provider_rate_budget
-SET tokens = least(%(burst)s, tokens + %(rate)s * greatest(0, extract(epoch FROM clock_timestamp() - refilled_at)))
+SET tokens = least(0, tokens + %(rate)s * greatest(0, extract(epoch FROM clock_timestamp() - refilled_at)))
              - %(take)s,
     refilled_at = greatest(refilled_at, clock_timestamp())
 WHERE id = 1
@@ -56,6 +61,13 @@ def _hold_s(retry_after_s: float | None) -> float:
     return min(MAX_HOLD_S, DEFAULT_HOLD_S if retry_after_s is None else retry_after_s)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reservation:
+    take: int
+    usable_at: float
+    """On this process's monotonic clock."""
+
+
 class BudgetUnavailable(Exception):
     """The shared budget could not be read (database unreachable): send nothing now."""
 
@@ -70,10 +82,10 @@ class RateBudget:
         self._conn: AsyncConnection | None = None
         self._taking = asyncio.Lock()
         self._tokens = 0.0
-        self._spend_by = 0.0
         self._hold_until = 0.0
         self._held_in_database_until = 0.0
         self._writes: set[asyncio.Task[None]] = set()
+        self._ahead: asyncio.Task[_Reservation] | None = None
 
     @property
     def hold_s(self) -> float:
@@ -89,35 +101,40 @@ class RateBudget:
                 await asyncio.sleep(self._hold_until - now)
                 waited = True
                 continue
-            if self.rate is None or self._spend(parts, now):
+            if self.rate is None or self._spend(parts):
                 return waited
             # One taker at a time: the others queue here and spend its block once it is usable.
             async with self._taking:
-                if self._spend(parts, time.monotonic()):
+                if self._spend(parts):
                     return True
                 await self._take_block(max(parts, self.block))
                 waited = True
 
-    def _spend(self, parts: int, now: float) -> bool:
-        if self._tokens >= parts and now <= self._spend_by:
+    def _spend(self, parts: int) -> bool:
+        if self._tokens >= parts:
             self._tokens -= parts
             return True
         return False
 
     async def _take_block(self, take: int) -> None:
+        """Adds a block to the stock once it is usable. While a sender waits for it, the next
+        block is already being reserved, so that the round trip to the database overlaps the
+        spending of this one instead of leaving a gap in the budget nobody claims."""
+        ahead, self._ahead = self._ahead, None
+        reservation = await (ahead if ahead is not None else self._reserve(take))
+        self._ahead = asyncio.create_task(self._reserve(take))
+        usable_in = reservation.usable_at - time.monotonic()
+        if usable_in > 0:
+            await asyncio.sleep(usable_in)
+        self._tokens += reservation.take
+
+    async def _reserve(self, take: int) -> _Reservation:
         assert self.rate is not None
-        params = {"rate": self.rate, "burst": self.block, "take": take}
-        row = await self._execute(_TAKE, params)
+        row = await self._execute(_TAKE, {"rate": self.rate, "take": take})
         asked = time.monotonic()
         tokens, hold_s = float(row[0]), float(row[1])
         self._learn_hold(hold_s, asked)
-        usable_in = max(0.0, -tokens / self.rate, self._hold_until - asked)
-        if usable_in > 0:
-            await asyncio.sleep(usable_in)
-        left = self._tokens if time.monotonic() <= self._spend_by else 0.0
-        self._tokens = left + take
-        # Spent at once or not at all: tokens kept for later would add to a later second's budget.
-        self._spend_by = asked + usable_in + take / self.rate
+        return _Reservation(take, asked + max(0.0, -tokens / self.rate, self._hold_until - asked))
 
     def provider_asked_to_wait(self, retry_after_s: float | None) -> None:
         """A 429: hold this process's senders now, and every other process's through the row."""
@@ -163,6 +180,9 @@ class RateBudget:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = await AsyncConnection.connect(self._conninfo, autocommit=True, connect_timeout=5)
+                # The row is a meter, not a record: a take lost in a crash costs nothing, while
+                # waiting for each take's WAL flush would stall every sender behind the disk.
+                await self._conn.execute("SET synchronous_commit TO off")
             cur = await self._conn.execute(query, params)
             return await cur.fetchone() if returns else None
         except psycopg.Error as exc:
@@ -172,9 +192,11 @@ class RateBudget:
             raise BudgetUnavailable(str(exc)) from exc
 
     async def aclose(self) -> None:
-        for task in list(self._writes):
+        tasks = [*self._writes, *([self._ahead] if self._ahead else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._writes, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._ahead = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
