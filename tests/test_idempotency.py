@@ -14,16 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
 from notification.idempotency.store import FORGET_EXPIRED, KEPT_HOURS
+from tests.api import MAILINGS, Api, assert_problem, count_rows
 from tests.factories import ClientCreateFactory
-from tests.mailings.test_mailings_api import MAILINGS, Api, assert_problem, mailing_body
+from tests.mailings.test_mailings_api import mailing_body
 
 BULK = "/api/v1/clients/bulk"
-
-
-async def _count(db: AsyncSession, table: str) -> int:
-    total = await db.scalar(text(f"SELECT count(*) FROM {table}"))
-    await db.rollback()
-    return int(total or 0)
 
 
 async def _plan_jobs(db: AsyncSession) -> int:
@@ -47,7 +42,7 @@ async def test_a_repeated_create_with_one_key_creates_one_mailing(client: Api, d
     assert second.json() == first.json()
     assert second.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    assert await _count(db, "mailings") == 1
+    assert await count_rows(db, "mailings") == 1
     assert await _plan_jobs(db) == 1
 
 
@@ -59,7 +54,7 @@ async def test_concurrent_duplicates_with_one_key_create_one_mailing(client: Api
 
     assert [a.status_code for a in answers] == [201, 201, 201]
     assert len({a.content for a in answers}) == 1
-    assert await _count(db, "mailings") == 1
+    assert await count_rows(db, "mailings") == 1
 
 
 async def test_the_same_body_spelled_differently_is_the_same_request(client: Api, db: AsyncSession) -> None:
@@ -71,7 +66,7 @@ async def test_the_same_body_spelled_differently_is_the_same_request(client: Api
     second = await client.post(MAILINGS, json=spelled, headers=headers)
 
     assert second.json() == first.json()
-    assert await _count(db, "mailings") == 1
+    assert await count_rows(db, "mailings") == 1
 
 
 async def test_the_same_key_with_another_body_is_a_conflict(client: Api, db: AsyncSession) -> None:
@@ -83,7 +78,7 @@ async def test_the_same_key_with_another_body_is_a_conflict(client: Api, db: Asy
     )
 
     assert "different request body" in problem["detail"]
-    assert await _count(db, "mailings") == 1
+    assert await count_rows(db, "mailings") == 1
 
 
 async def test_without_a_key_every_create_creates(client: Api, db: AsyncSession) -> None:
@@ -91,17 +86,17 @@ async def test_without_a_key_every_create_creates(client: Api, db: AsyncSession)
     await client.post(MAILINGS, json=body)
     await client.post(MAILINGS, json=body)
 
-    assert await _count(db, "mailings") == 2
+    assert await count_rows(db, "mailings") == 2
 
 
 async def test_a_refused_create_keeps_no_key(client: Api, db: AsyncSession) -> None:
     headers = {"Idempotency-Key": "first-try-was-wrong"}
     wrong = mailing_body(text="   ")
     assert_problem(await client.post(MAILINGS, json=wrong, headers=headers), 400, "text")
-    assert await _count(db, "idempotency_keys") == 0
+    assert await count_rows(db, "idempotency_keys") == 0
 
     assert (await client.post(MAILINGS, json=mailing_body(), headers=headers)).status_code == 201
-    assert await _count(db, "mailings") == 1
+    assert await count_rows(db, "mailings") == 1
 
 
 async def test_a_key_is_free_again_after_its_retention(client: Api, db: AsyncSession, settings: Settings) -> None:
@@ -114,7 +109,7 @@ async def test_a_key_is_free_again_after_its_retention(client: Api, db: AsyncSes
 
     assert again.status_code == 201
     assert again.json()["text"] == "new"
-    assert await _count(db, "mailings") == 2
+    assert await count_rows(db, "mailings") == 2
     # The worker's hourly sweep forgets what is past the retention, nothing else.
     async with await psycopg.AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:
         assert (await conn.execute(FORGET_EXPIRED, {"kept_hours": KEPT_HOURS})).rowcount == 0
@@ -132,7 +127,7 @@ async def test_a_repeated_bulk_import_with_one_key_imports_once(client: Api, db:
     assert first.status_code == second.status_code == 201
     assert second.json() == first.json()
     assert [c["phone"] for c in second.json()] == [r["phone"] for r in rows]
-    assert await _count(db, "clients") == 3
+    assert await count_rows(db, "clients") == 3
     # Without the key the same rows are duplicates of existing phones.
     assert_problem(await client.post(BULK, json=rows), 409, "[0].phone")
 
@@ -141,7 +136,7 @@ async def test_keys_of_the_two_routes_are_apart(client: Api, db: AsyncSession) -
     headers = {"Idempotency-Key": "shared"}
     assert (await client.post(BULK, json=_clients(1), headers=headers)).status_code == 201
     assert (await client.post(MAILINGS, json=mailing_body(), headers=headers)).status_code == 201
-    assert await _count(db, "mailings") == 1
+    assert await count_rows(db, "mailings") == 1
 
 
 async def test_bulk_with_a_reused_key_and_other_rows_is_a_conflict(client: Api, db: AsyncSession) -> None:
@@ -149,7 +144,7 @@ async def test_bulk_with_a_reused_key_and_other_rows_is_a_conflict(client: Api, 
     assert (await client.post(BULK, json=_clients(2), headers=headers)).status_code == 201
 
     assert_problem(await client.post(BULK, json=_clients(2), headers=headers), 409, "Idempotency-Key")
-    assert await _count(db, "clients") == 2
+    assert await count_rows(db, "clients") == 2
 
 
 @pytest.mark.parametrize("path", [MAILINGS, BULK])
@@ -158,9 +153,9 @@ async def test_a_key_too_long_is_refused_and_nothing_created(client: Api, db: As
 
     assert_problem(await client.post(path, json=body, headers={"Idempotency-Key": "k" * 256}), 400, "Idempotency-Key")
 
-    assert await _count(db, "mailings") == 0
-    assert await _count(db, "clients") == 0
-    assert await _count(db, "idempotency_keys") == 0
+    assert await count_rows(db, "mailings") == 0
+    assert await count_rows(db, "clients") == 0
+    assert await count_rows(db, "idempotency_keys") == 0
 
 
 async def test_openapi_documents_the_header_and_the_conflict(client: Api) -> None:

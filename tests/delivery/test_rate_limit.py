@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
-from notification.provider.fake import RunningFakeProvider, serve_fake_provider
-from tests.delivery.test_delivery import Client, _add_clients, _create_mailing, _now, _stats
+from notification.provider.fake import Arrival, RunningFakeProvider, serve_fake_provider
+from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
 from tests.provider.test_rate_limit import busiest_second
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
@@ -38,20 +38,25 @@ def two_workers(
         worker.stop()
 
 
+def _at(arrival: Arrival) -> float:
+    """When the request arrived, in seconds, as the budget's arithmetic takes it."""
+    return arrival.arrived_at.timestamp()
+
+
 def _sent_by(worker: WorkerProcess) -> int:
     return sum(1 for line in worker.log_lines() if '"provider answered"' in line)
 
 
 async def test_two_workers_together_keep_to_the_rate_limit_in_sms_parts(
-    client: Client,
+    client: Api,
     db: AsyncSession,
     fake_provider: RunningFakeProvider,
     two_workers: Callable[..., list[WorkerProcess]],
 ) -> None:
     limit = 40
-    await _add_clients(client, 120)
+    await add_clients(client, 120)
     workers = two_workers(PROVIDER_RATE_LIMIT=str(limit), SEND_BATCH_SIZE="20", WORKER_CONCURRENCY="4")
-    mailing = await _create_mailing(client, text=TWO_PARTS)
+    mailing = await create_mailing(client, text=TWO_PARTS)
     assert mailing["parts"] == 2
 
     # A light probe: the fake runs in this process, and a busy test loop would bunch its timestamps.
@@ -62,9 +67,9 @@ async def test_two_workers_together_keep_to_the_rate_limit_in_sms_parts(
 
     await wait_for(sent, lambda n: n == 120, timeout_s=60, interval_s=0.5)
 
-    stats = await _stats(client, mailing["id"])
+    stats = await mailing_stats(client, mailing["id"])
     assert stats["parts_sent"] == 240
-    arrivals = [a.at for a in fake_provider.arrivals()]
+    arrivals = [_at(a) for a in fake_provider.arrivals()]
     assert len(arrivals) == 120
     parts = [2] * len(arrivals)
     # The limit and a block for each worker (a block is never less than a message: two parts
@@ -77,11 +82,11 @@ async def test_two_workers_together_keep_to_the_rate_limit_in_sms_parts(
 
 
 async def test_a_429_holds_every_worker_for_its_retry_after(
-    client: Client, db: AsyncSession, settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path
+    client: Api, db: AsyncSession, settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path
 ) -> None:
     """Each worker talks to a fake of its own, so that only the first one ever meets the 429:
     the second can learn of it only through the database."""
-    await _add_clients(client, 1500)
+    await add_clients(client, 1500)
     budget_before = (await db.execute(text("SELECT tokens, refilled_at FROM provider_rate_budget"))).one()
     await db.rollback()
     tuning = {"SEND_BATCH_SIZE": "25", "PROVIDER_CONCURRENCY": "5", "WORKER_CONCURRENCY": "2"}
@@ -94,7 +99,7 @@ async def test_a_429_holds_every_worker_for_its_retry_after(
             WorkerProcess(settings, other_fake.base_url, tmp_path / "second.log", **tuning),
         ]
         try:
-            mailing = await _create_mailing(client, end_at=(_now() + dt.timedelta(minutes=5)).isoformat())
+            mailing = await create_mailing(client, end_at=(utc_now() + dt.timedelta(minutes=5)).isoformat())
 
             async def both_sending() -> bool:
                 return bool(fake_provider.arrivals()) and bool(other_fake.arrivals())
@@ -108,7 +113,7 @@ async def test_a_429_holds_every_worker_for_its_retry_after(
             assert first_429 is not None
 
             stats = await wait_for(
-                lambda: _stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 1500, timeout_s=90
+                lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 1500, timeout_s=90
             )
         finally:
             for worker in workers:
@@ -116,13 +121,13 @@ async def test_a_429_holds_every_worker_for_its_retry_after(
         assert stats["by_status"]["pending"] == 0
         assert not [a for a in other_fake.arrivals() if a.status == 429]
         for fake in (fake_provider, other_fake):
-            held = [a for a in fake.arrivals() if first_429 + 0.8 < a.at < first_429 + 1.8]
+            held = [a for a in fake.arrivals() if first_429 + 0.8 < _at(a) < first_429 + 1.8]
             assert held == [], "no worker sent while the provider asked to wait"
-            assert [a for a in fake.arrivals() if a.at > first_429 + 2], "sending went on after the hold"
+            assert [a for a in fake.arrivals() if _at(a) > first_429 + 2], "sending went on after the hold"
     # Without a limit the senders never took from the budget: the row is as the migration left it.
     budget_after = (await db.execute(text("SELECT tokens, refilled_at FROM provider_rate_budget"))).one()
     assert tuple(budget_after) == tuple(budget_before)
 
 
 async def _first_429(fake: RunningFakeProvider) -> float | None:
-    return next((a.at for a in fake.arrivals() if a.status == 429), None)
+    return next((_at(a) for a in fake.arrivals() if a.status == 429), None)

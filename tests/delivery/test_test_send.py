@@ -19,8 +19,9 @@ from notification.app import create_app
 from notification.config import Settings
 from notification.logging import configure_logging
 from notification.provider.fake import RunningFakeProvider
+from tests.api import MAILINGS, assert_problem
 from tests.conftest import API_TOKEN
-from tests.mailings.test_mailings_api import MAILINGS, MISSING_ID, assert_problem, create
+from tests.mailings.test_mailings_api import MISSING_ID, create
 
 Api = AsyncTestClient[Litestar]
 PHONE = "79161234567"

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.send_window import is_open, next_opening
-from tests.mailings.test_mailings_api import MAILINGS, MISSING_ID, Api, assert_problem, create
+from tests.api import MAILINGS, Api, assert_problem
+from tests.mailings.test_mailings_api import MISSING_ID, create
 
 PREVIEW = f"{MAILINGS}/preview"
 # 06:00 UTC on a winter day: 09:00 in Moscow and 16:00 in Vladivostok (inside 09:00-18:00), 07:00 in
