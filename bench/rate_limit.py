@@ -26,12 +26,14 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import AUTH_HEADERS, free_port, python, service_env, start, stop, throwaway_database, wait_http
 
 from notification.mailings.sms import measure
+from notification.provider.fake import Arrival
 
 SEED_CLIENTS = """
 INSERT INTO clients (phone, operator_code, tag, timezone)
@@ -132,12 +134,12 @@ def main() -> None:
                     time.sleep(0.5)
             answer = httpx.get(f"http://127.0.0.1:{provider_port}/_fake/arrivals", timeout=60)
             (logs / "arrivals.json").write_bytes(answer.content)
-            arrivals = answer.json()
+            arrivals = msgspec.json.decode(answer.content, type=list[Arrival])
         finally:
             for process in (*workers, api, provider):
                 stop(process)
 
-    times = [at for at, _, status in arrivals if status == 200]
+    times = [arrival.arrived_at.timestamp() for arrival in arrivals if arrival.accepted]
     first, last = min(times), max(times)
     per_second = [0] * (math.floor(last - first) + 1)
     for t in times:
