@@ -12,7 +12,7 @@ at most (blocks are a hundredth of a second's parts, at least one message).
 
 A 429 from the provider holds every sender back for its Retry-After: the process that got it
 holds its own senders at once and writes ``blocked_until`` on the row; the others read it when
-they next take a block and, twice a second, from their batch watcher. With no limit set, the
+they next take a block and, four times a second, from their batch watcher. With no limit set, the
 senders never touch the database: they only check that hold.
 """
 
@@ -165,7 +165,7 @@ class RateBudget:
         await self._execute(_HOLD, {"hold_s": hold_s}, returns=False)
 
     async def refresh_hold(self) -> None:
-        """Reads a hold another process wrote (a worker's batch watcher calls this twice a second,
+        """Reads a hold another process wrote (a worker's batch watcher calls this four times a second,
         a test send before it asks for room); raises BudgetUnavailable."""
         row = await self._execute(_READ_HOLD, {})
         if row is not None:
