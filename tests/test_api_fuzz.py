@@ -35,6 +35,8 @@ DOCUMENTED_RULES = (
     "must differ from send_window.start",
     "must fall between 0001-01-01 and 9999-12-31 in UTC",
     "repeats row",
+    "must be in the future",
+    "is required once the mailing has ended",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

@@ -100,12 +100,25 @@ MailingPatch.__doc__ = f"{MailingPatch.__doc__} {CROSS_FIELD_RULES}"
 RetryableStatus = Literal["failed", "expired"]
 
 
-class RetryRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Messages in these statuses go back to pending and are sent again; sent and cancelled
-    messages never are. `end_at` moves the mailing's end: required once it has passed."""
+# Stated in the body's description, and named in the 400 that refuses a retry breaking one of them.
+RETRY_RULES = (
+    "Rules beyond the schema, each refused with a 400 naming end_at:"
+    " end_at must be in the future;"
+    " end_at must be after start_at;"
+    " end_at is required once the mailing has ended;"
+    " end_at must fall between 0001-01-01 and 9999-12-31 in UTC."
+)
 
+
+class RetryRequest(msgspec.Struct, forbid_unknown_fields=True):
     statuses: Annotated[list[RetryableStatus], msgspec.Meta(min_length=1, examples=[["failed", "expired"]])]
     end_at: EndAt | None = None
+
+
+RetryRequest.__doc__ = (
+    "Messages in these statuses go back to pending and are sent again; sent and cancelled messages never are."
+    f" `end_at` moves the mailing's end. {RETRY_RULES}"
+)
 
 
 class RetryResult(msgspec.Struct):

@@ -198,7 +198,9 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
                 raise InvalidInput.of("end_at", "must be after start_at")
         elif mailing.end_at <= now:
             raise InvalidInput.of(
-                "end_at", f"required: the mailing ended at {mailing.end_at.isoformat()}; give a new end in the future"
+                "end_at",
+                f"is required once the mailing has ended (at {mailing.end_at.isoformat()}):"
+                " give a new end in the future",
             )
         if mailing.messages_purged_at is not None:
             # Its messages are gone: planning again would send to every client a second time.

@@ -62,10 +62,10 @@ class TestSendController(Controller):
         status_code=HTTP_200_OK,
         summary="Send one message of a mailing now to a given phone, outside the statistics",
         description=(
-            "The mailing's text, or `text` for this send only, goes to `phone` through the provider right "
-            "away, whatever the mailing's status, window or end. The answer is the provider's reply: a "
-            "refusal or a failure is a 200 with `sent: false`. 503 when the provider's rate budget has no "
-            "room within a request's timeout (after a 429, for its Retry-After)."
+            "The mailing's text, or `text` for this send only (which must not be blank), goes to `phone` "
+            "through the provider right away, whatever the mailing's status, window or end. The answer is "
+            "the provider's reply: a refusal or a failure is a 200 with `sent: false`. 503 when the "
+            "provider's rate budget has no room within a request's timeout (after a 429, for its Retry-After)."
         ),
         responses=problem_responses(400, 401, 404, 503),
     )
