@@ -118,6 +118,27 @@ async def test_preview_of_everyone_without_a_window(client: Api, db: AsyncSessio
     assert body["parts_total"] == 240
 
 
+@pytest.mark.parametrize(
+    ("start_at", "end_at"),
+    [
+        pytest.param("9999-12-31T20:00:00Z", "9999-12-31T23:59:59Z", id="last-day"),
+        pytest.param("0001-01-01T00:00:00Z", "0001-01-01T05:00:00Z", id="first-day"),
+    ],
+)
+async def test_preview_at_the_ends_of_the_calendar_answers(
+    client: Api, db: AsyncSession, start_at: str, end_at: str
+) -> None:
+    await _seed(db, 40)
+
+    response = await client.post(PREVIEW, json=_body(filter={}, start_at=start_at, end_at=end_at))
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["clients"] == 40
+    # Zones whose local day falls outside the calendar are not judged: the figures are lower bounds.
+    assert 0 <= body["never_inside_before_end"] <= body["outside_window_at_start"] <= 40
+
+
 async def test_preview_of_a_filter_nobody_matches(client: Api, db: AsyncSession) -> None:
     await _seed(db, 10)
 

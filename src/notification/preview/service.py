@@ -101,10 +101,15 @@ def _window_reach(audience: Audience, by_zone: dict[str, int]) -> tuple[int, int
             tz = ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             continue
-        if not is_open(start, end, tz, audience.start_at):
-            outside += clients
-            if next_opening(start, end, tz, audience.start_at) >= audience.end_at:
-                never += clients
+        try:
+            closed = not is_open(start, end, tz, audience.start_at)
+            never_opens = closed and next_opening(start, end, tz, audience.start_at) >= audience.end_at
+        except OverflowError:
+            # Within a day or two of the calendar's ends (years 1 and 9999) the zone's local days
+            # cannot be computed: its clients are not judged, and both figures are lower bounds.
+            continue
+        outside += clients if closed else 0
+        never += clients if never_opens else 0
     return outside, never
 
 
