@@ -3,15 +3,24 @@ receives, and when, is read from the fake's own record."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from notification.audit.models import Via
+from notification.audit.trail import AuditTrail
+from notification.config import Settings
+from notification.delivery.queries import queries
+from notification.mailings.schemas import RetryRequest
+from notification.mailings.services import MailingService
 from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
+from tests.delivery.observe import add_mailing, add_pending_messages, counts, insert_clients, rows
 from tests.delivery.test_delivery import _send_jobs_left
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
@@ -157,3 +166,54 @@ async def test_retry_of_failed_messages_after_the_provider_stops_rejecting(
     assert all(count == 1 for count in received.accepted.values())
     # The batch job ends just after its answers are written.
     await wait_for(lambda: _send_jobs_left(db), lambda left: left == 0)
+
+
+async def _waiting_for_a_lock(conninfo: str) -> int:
+    found = await rows(
+        conninfo,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    return int(found[0][0])
+
+
+async def test_a_retry_and_a_batch_writing_its_answers_at_once_do_not_deadlock(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A batch writing its answers holds its messages and, adding its mailing's first counter row of a
+    kind, checks that row's foreign key against the mailing; a retry holding the mailing against that
+    check while it waits for the batch's messages would deadlock with it (one of them aborted). The
+    retry runs as the API runs it, its service on a session of its own."""
+    db = settings.psycopg_conninfo
+    await insert_clients(db, 4)
+    mailing_id = await add_mailing(db, start_at="now() - interval '1 minute'", end_at="now() + interval '1 hour'")
+    ids = await add_pending_messages(db, mailing_id)
+    await rows(
+        db, "UPDATE messages SET status = 'failed', attempts = 1 WHERE id = ANY(%(ids)s) RETURNING id", {"ids": ids}
+    )
+
+    async with AsyncSession(engine) as session, await AsyncConnection.connect(db) as batch:
+        mailings = MailingService(session=session)
+        audit = AuditTrail(session, "api-token:test", Via.API)
+        # The batch has locked the first of its messages when the retry starts...
+        await batch.execute("SELECT id FROM messages WHERE id = %(id)s FOR UPDATE", {"id": ids[0]})
+        retry = asyncio.create_task(mailings.retry_messages(mailing_id, RetryRequest(statuses=["failed"]), audit))
+        await wait_for(lambda: _waiting_for_a_lock(db), lambda n: n == 1)
+        # ...and records it sent: its mailing's first counter row of that status, as record_answers writes it.
+        await batch.execute(
+            queries["record_answers"],
+            {
+                "ids": [ids[0]],
+                "statuses": ["sent"],
+                "errors": [None],
+                "error_kinds": [None],
+                "due_ats": [None],
+                "answered_ats": [utc_now()],
+                "unattempted": [False],
+            },
+        )
+        await batch.commit()
+        _, requeued, replan = await asyncio.wait_for(retry, timeout=30)
+
+    assert (requeued, replan) == (3, True), "every failed message but the one the batch sent"
+    by_status = await counts(db, mailing_id)
+    assert (by_status["pending"], by_status["sent"], by_status["failed"]) == (3, 1, 0)

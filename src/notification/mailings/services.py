@@ -119,6 +119,18 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             raise NotFound("mailing", mailing_id)
         return mailing
 
+    async def _hold_for_control(self, mailing_id: int) -> Mailing:
+        """The mailing locked until the transaction ends, FOR NO KEY UPDATE: a pause, resume or retry
+        changes none of its keys, and a stronger lock would also hold off the foreign-key check of a
+        batch adding its mailing's first counter row of a kind while that batch holds messages a
+        retry waits for (a deadlock)."""
+        mailing = await self.repository.get_one_or_none(
+            id=mailing_id, with_for_update={"key_share": True}, execution_options={"populate_existing": True}
+        )
+        if mailing is None:
+            raise NotFound("mailing", mailing_id)
+        return mailing
+
     async def list_mailings(
         self, page: LimitOffset, status: MailingStatus | None = None, newest_first: bool = False
     ) -> tuple[Sequence[Mailing], int]:
@@ -151,7 +163,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
     async def pause_mailing(self, mailing_id: int, audit: AuditTrail) -> Mailing:
         """Running batches stop starting requests once the workers read this (four times a second);
         pausing a paused mailing changes nothing (the request is still recorded)."""
-        mailing = await self.get_mailing(mailing_id, for_change=True)
+        mailing = await self._hold_for_control(mailing_id)
         if mailing.status == MailingStatus.FINISHED:
             raise Conflict("status", "the mailing is finished: there is nothing left to pause")
         before = mailing.paused_at
@@ -167,7 +179,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
     async def resume_mailing(self, mailing_id: int, audit: AuditTrail) -> tuple[Mailing, bool]:
         """Clear the pause; the flag says whether the mailing needs planning again (it was
         paused: its pending messages get new send jobs, the old ones know themselves superseded)."""
-        mailing = await self.get_mailing(mailing_id, for_change=True)
+        mailing = await self._hold_for_control(mailing_id)
         if mailing.status == MailingStatus.FINISHED:
             raise Conflict("status", "the mailing is finished; retry its messages with a new end_at instead")
         before = mailing.paused_at
@@ -187,7 +199,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
     ) -> tuple[Mailing, int, bool]:
         """Put the mailing's messages in the given statuses back to pending, moving its end
         when asked; returns the mailing, how many were re-queued, and whether to plan it again."""
-        mailing = await self.get_mailing(mailing_id, for_change=True)
+        mailing = await self._hold_for_control(mailing_id)
         now = dt.datetime.now(dt.UTC)
         if request.end_at is not None:
             if not _in_utc_range(request.end_at):
