@@ -158,7 +158,9 @@ async def test_batches_stopped_for_a_lost_database_connection_leave_nothing_behi
     # running batches stop and give their unsent messages back, which a follow-up then sends.
     terminated = await rows(
         db,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %(name)s",
+        # This test's database only: the other test process's workers share the server.
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = %(name)s AND datname = current_database()",
         {"name": WATCHER_APPLICATION_NAME},
     )
     assert terminated == [(True,)]
