@@ -41,8 +41,6 @@ logger = structlog.get_logger(__name__)
 
 DEADLINE_PASSED = "end_at passed before it could be sent"
 HTTP_TOO_MANY_REQUESTS = 429
-_GIVE_BACK = SendResult(Outcome.TRANSIENT, "not sent: the batch stopped or the rate budget was unreachable")
-"""Stands for "no request was made, give the message back untouched"; never recorded."""
 DATABASE_UNREACHABLE = "the database could not be reached"
 """Why a batch stops when the watcher loses the database: what it would send now could not be
 recorded. Its job hands the rest to a follow-up, as if the batch had run to its end."""
@@ -315,8 +313,9 @@ class Delivery:
             else:
                 batch.answered(message, result)
 
-    async def _send_one(self, message: ClaimedMessage, batch: _Batch) -> SendResult | None:
-        """The provider's answer, or None when the batch stopped before the request started."""
+    async def _send_one(self, message: ClaimedMessage, batch: _Batch) -> SendResult | None:  # noqa: PLR0911  (each return is a reason for no request)
+        """The provider's answer, or None when no request was made and the message goes back
+        untouched (its batch stopped, or the rate budget could not be read)."""
         now = dt.datetime.now(dt.UTC)
         early = self._not_now(message, batch, now)
         if early is not None:
@@ -324,16 +323,27 @@ class Delivery:
         held = await self.breaker.admit()
         result: SendResult | None = None
         try:
-            early = None if batch.may_send(message) else _GIVE_BACK
-            if early is None and held:
+            if not batch.may_send(message):
+                return None
+            if held:
                 # The breaker held the request a while: its mailing's end or its client's window may
                 # have come meanwhile. An answer not asked for is not the provider's failure either.
                 now = dt.datetime.now(dt.UTC)
                 early = self._not_now(message, batch, now)
-            if early is None:
-                early, now = await self._wait_for_budget(message, batch, now)
-            if early is not None:
-                return None if early is _GIVE_BACK else early
+                if early is not None:
+                    return early
+            try:
+                waited = await self.budget.admit(batch.parts)
+            except BudgetUnavailable:
+                return None
+            if waited:
+                # The same, after a wait for room in the provider's rate budget.
+                now = dt.datetime.now(dt.UTC)
+                if not batch.may_send(message):
+                    return None
+                early = self._not_now(message, batch, now)
+                if early is not None:
+                    return early
             time_left_s = (last_request_start(batch.end_at) - now).total_seconds()
             result = await self.provider.send(message.id, message.phone, batch.text, time_left_s)
         finally:
@@ -352,22 +362,6 @@ class Delivery:
             latency_ms=round(result.latency_s * 1000, 1),
         )
         return result
-
-    async def _wait_for_budget(
-        self, message: ClaimedMessage, batch: _Batch, now: dt.datetime
-    ) -> tuple[SendResult | None, dt.datetime]:
-        """Room for the message's parts in the provider's rate budget; when that took a wait, the
-        message is looked at again with the clock read anew: its batch may have stopped, its
-        mailing's end or its client's window come meanwhile. ``_GIVE_BACK`` when no request is to
-        be made."""
-        try:
-            waited = await self.budget.admit(batch.parts)
-        except BudgetUnavailable:
-            return _GIVE_BACK, now
-        if not waited:
-            return None, now
-        now = dt.datetime.now(dt.UTC)
-        return (self._not_now(message, batch, now) if batch.may_send(message) else _GIVE_BACK), now
 
     def _not_now(self, message: ClaimedMessage, batch: _Batch, now: dt.datetime) -> SendResult | None:
         """A reason not to send this message now: the mailing's end is too close (the wait in the
