@@ -28,6 +28,16 @@ async def rows(conninfo: str, statement: str, params: dict[str, Any] | None = No
         return await cursor.fetchall()
 
 
+async def backends_waiting_for_a_lock(conninfo: str) -> int:
+    """Connections to this test's database waiting on a lock: how a test knows a transaction it
+    started has reached the row another one holds."""
+    found = await rows(
+        conninfo,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    return int(found[0][0])
+
+
 async def insert_clients(conninfo: str, count: int, *, tags: Sequence[str] = ("",), first: int = 0) -> None:
     """``count`` clients in one statement (the bulk API would take longer than the behaviour under
     test), their tags taken in turn from ``tags``."""

@@ -20,7 +20,14 @@ from notification.mailings.schemas import RetryRequest
 from notification.mailings.services import MailingService
 from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
-from tests.delivery.observe import add_mailing, add_pending_messages, counts, insert_clients, rows
+from tests.delivery.observe import (
+    add_mailing,
+    add_pending_messages,
+    backends_waiting_for_a_lock,
+    counts,
+    insert_clients,
+    rows,
+)
 from tests.delivery.test_delivery import _send_jobs_left
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
@@ -168,14 +175,6 @@ async def test_retry_of_failed_messages_after_the_provider_stops_rejecting(
     await wait_for(lambda: _send_jobs_left(db), lambda left: left == 0)
 
 
-async def _waiting_for_a_lock(conninfo: str) -> int:
-    found = await rows(
-        conninfo,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    return int(found[0][0])
-
-
 async def test_a_retry_and_a_batch_writing_its_answers_at_once_do_not_deadlock(
     engine: AsyncEngine, settings: Settings
 ) -> None:
@@ -197,7 +196,7 @@ async def test_a_retry_and_a_batch_writing_its_answers_at_once_do_not_deadlock(
         # The batch has locked the first of its messages when the retry starts...
         await batch.execute("SELECT id FROM messages WHERE id = %(id)s FOR UPDATE", {"id": ids[0]})
         retry = asyncio.create_task(mailings.retry_messages(mailing_id, RetryRequest(statuses=["failed"]), audit))
-        await wait_for(lambda: _waiting_for_a_lock(db), lambda n: n == 1)
+        await wait_for(lambda: backends_waiting_for_a_lock(db), lambda n: n == 1)
         # ...and records it sent: its mailing's first counter row of that status, as record_answers writes it.
         await batch.execute(
             queries["record_answers"],

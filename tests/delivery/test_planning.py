@@ -18,7 +18,15 @@ from notification.jobs import PLAN_TASK, SEND_TASK
 from notification.messages.models import MessageStatus
 from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_mailing
-from tests.delivery.observe import counts, execute, insert_clients, log_contains, rows, wait_for_log
+from tests.delivery.observe import (
+    backends_waiting_for_a_lock,
+    counts,
+    execute,
+    insert_clients,
+    log_contains,
+    rows,
+    wait_for_log,
+)
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -221,14 +229,6 @@ async def test_a_planning_whose_send_jobs_cannot_be_deferred_leaves_nothing_and_
     assert log_contains(worker, '"event": "mailing planned"')
 
 
-async def _waiting_for_a_lock(conninfo: str) -> int:
-    found = await rows(
-        conninfo,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    return int(found[0][0])
-
-
 async def test_a_re_plan_and_a_batch_writing_its_answers_at_once_do_not_deadlock(
     client: Api, settings: Settings
 ) -> None:
@@ -249,7 +249,7 @@ async def test_a_re_plan_and_a_batch_writing_its_answers_at_once_do_not_deadlock
         # The batch has locked the first of its messages when the re-plan starts...
         await batch.execute("SELECT id FROM messages WHERE id = %(id)s FOR UPDATE", {"id": first_new})
         planning = asyncio.create_task(_plan(db, mailing["id"], version))
-        await wait_for(lambda: _waiting_for_a_lock(db), lambda n: n == 1)
+        await wait_for(lambda: backends_waiting_for_a_lock(db), lambda n: n == 1)
         # ...and goes on to the next one, as record_answers does, then commits.
         await batch.execute(
             queries["record_answers"],

@@ -19,6 +19,7 @@ from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.delivery.observe import (
     arrivals_of,
+    backends_waiting_for_a_lock,
     counts,
     duplicate_bound,
     insert_clients,
@@ -118,7 +119,7 @@ async def test_dead_plan_job_beside_its_queued_twin_resolves_to_one_plan(
         await holder.execute("SELECT id FROM mailings WHERE id = %(id)s FOR UPDATE", {"id": mailing["id"]})
         planner = start_worker()
         await wait_for_log(planner, f"Starting job {PLAN_TASK}")
-        await wait_for(lambda: _backends_waiting_for_a_lock(db), lambda n: n == 1)
+        await wait_for(lambda: backends_waiting_for_a_lock(db), lambda n: n == 1)
         planner.kill()
         # The twin an earlier reconciler deferred beside a dead plan: same lock, same queueing lock
         # (allowed, that lock only covers waiting jobs).
@@ -137,14 +138,6 @@ async def test_dead_plan_job_beside_its_queued_twin_resolves_to_one_plan(
     assert log.count('"event": "mailing planned"') == 1
     assert f"plan_mailing[{twin_id}]" in log
     assert "UniqueViolation" not in log
-
-
-async def _backends_waiting_for_a_lock(db: str) -> int:
-    found = await rows(
-        db,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    return int(found[0][0])
 
 
 # The defaults, not the test-speed settings: the recovery time they give is what the README states.
