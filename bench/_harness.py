@@ -40,7 +40,7 @@ def throwaway_database(server_url: str | None) -> Iterator[Settings]:
             with psycopg.connect(LOCAL_SERVER, connect_timeout=2):
                 server_url = LOCAL_SERVER
         except psycopg.Error:
-            from notification.embedded_db import start_embedded_postgres
+            from notification.dev.embedded_db import start_embedded_postgres
 
             embedded = start_embedded_postgres(PROJECT_ROOT / ".notification" / "bench-postgres", keep_data=False)
             server_url = embedded.get_uri()

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification.app import create_app
 from notification.config import Settings, load_settings
+from notification.dev.fake_provider import RunningFakeProvider, serve_fake_provider
 from notification.migrate import upgrade_database
-from notification.provider.fake import RunningFakeProvider, serve_fake_provider
 from tests.browser import launched_chromium, local_page
 from tests.servers import serve_in_thread
 from tests.workers import WorkerProcess
@@ -54,7 +54,7 @@ def pg_server_url() -> Iterator[str]:
     if _reachable(LOCAL_SERVER):
         yield LOCAL_SERVER
         return
-    from notification.embedded_db import start_embedded_postgres
+    from notification.dev.embedded_db import start_embedded_postgres
 
     server = start_embedded_postgres(PROJECT_ROOT / ".notification" / "test-postgres", keep_data=False)
     try:

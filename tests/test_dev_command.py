@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 
-from notification.embedded_db import SERVER_USER, EmbeddedPostgres, EmbeddedPostgresError, server_binaries
+from notification.dev.embedded_db import SERVER_USER, EmbeddedPostgres, EmbeddedPostgresError, server_binaries
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 

@@ -19,7 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from notification.app import create_app
 from notification.config import Settings
-from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from notification.dev.fake_provider import RunningFakeProvider, serve_fake_provider
 from tests.conftest import API_TOKEN
 from tests.workers import WorkerProcess
 

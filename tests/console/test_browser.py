@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from tests.conftest import API_TOKEN
 from tests.console.conftest import ServedApp
 

@@ -13,8 +13,8 @@ from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
+from notification.dev.fake_provider import Arrival, RunningFakeProvider
 from notification.jobs import SEND_TASK, create_connector
-from notification.provider.fake import Arrival, RunningFakeProvider
 from tests.api import Api, add_clients, create_mailing
 from tests.delivery.observe import add_mailing, add_pending_messages, insert_clients, jobs_left, rows, wait_for_log
 from tests.sent_log import record_sends, sends_recorded

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from notification.config import Settings
 from notification.delivery.sending import DEADLINE_PASSED, END_MARGIN_S
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.delivery.observe import (
     add_mailing,

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.app import create_app
 from notification.config import Settings
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.logging import configure_logging
-from notification.provider.fake import RunningFakeProvider
 from tests.api import MAILINGS, assert_problem
 from tests.conftest import API_TOKEN
 from tests.mailings.test_mailings_api import MISSING_ID, create

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from notification.config import PREFIX, Settings
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.delivery.observe import counts, insert_clients, wait_for_log
 from tests.waiting import wait_for

@@ -21,8 +21,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings, load_settings
+from notification.dev.mail_server import SmtpServer
 from notification.logging import configure_logging
-from notification.reports.dev_mail import SmtpServer
 from notification.reports.sending import Outcome, due_report_day, send_due_report, send_report
 from notification.reports.smtp import SmtpFailure
 from tests.reports.conftest import RECIPIENT, RecordingHandler

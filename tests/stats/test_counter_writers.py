@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from notification.config import Settings
 from notification.db import MIGRATIONS_DIR, sqlalchemy_config
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.stats.counters import fold_counters, verify_counters
 from tests.factories import ClientCreateFactory
 from tests.waiting import wait_for
