@@ -76,7 +76,12 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def wait_http(url: str, timeout_s: float = 30.0) -> None:
+# Generous: on a busy two-core machine a benchmark's four or five processes start at once, and
+# each spends seconds importing before it listens. Only a process that never comes up waits it out.
+STARTUP_TIMEOUT_S = 120.0
+
+
+def wait_http(url: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
