@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification.config import Settings
 from notification.reports.mailbox import dev_mail_dir
 from notification.reports.rendering import SUBJECT_PREFIX
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.console_client import SESSION_COOKIE, Console
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from procrastinate import PsycopgConnector
 
 from notification.config import Settings
@@ -32,9 +30,9 @@ from notification.jobs import create_connector
 from notification.provider.client import ProviderClient
 from notification.stats.counters import fold_counters, verify_counters
 from notification.stats.retention import purge_expired_messages
+from tests.api import Api
 from tests.factories import ClientCreateFactory
 
-Api = AsyncTestClient[Litestar]
 TAGS = ("a", "b", "c")
 STATUSES = ("pending", "sent", "failed", "expired", "cancelled")
 
