@@ -19,8 +19,8 @@ from psycopg import sql
 from sqlalchemy import make_url
 
 from notification.config import Settings
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.logging import configure_logging, mask_secrets
-from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_client, utc_now
 from tests.conftest import API_TOKEN
 from tests.waiting import wait_for

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.app import create_app
 from notification.config import Settings
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from tests.api import MESSAGES, Api, add_clients, create_mailing, utc_now
+from tests.servers import free_port
 from tests.waiting import wait_for
-from tests.workers import WorkerProcess, free_port
+from tests.workers import WorkerProcess
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -22,7 +22,13 @@ from notification.config import Settings, get_settings
 from notification.delivery.sending import Delivery
 from notification.delivery.tasks import blueprint as delivery_tasks
 from notification.idempotency.tasks import blueprint as idempotency_tasks
-from notification.jobs import DELIVERY_NAMESPACE, create_connector
+from notification.jobs import (
+    DELIVERY_NAMESPACE,
+    IDEMPOTENCY_NAMESPACE,
+    REPORTS_NAMESPACE,
+    STATS_NAMESPACE,
+    create_connector,
+)
 from notification.logging import configure_logging
 from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
@@ -130,9 +136,9 @@ def _create_app(settings: Settings) -> WorkerApp:
         worker_defaults=worker_options(settings),
     )
     job_queue.add_tasks_from(delivery_tasks, namespace=DELIVERY_NAMESPACE)
-    job_queue.add_tasks_from(daily_report_tasks(settings), namespace="reports")
-    job_queue.add_tasks_from(stats_tasks, namespace="stats")
-    job_queue.add_tasks_from(idempotency_tasks, namespace="idempotency")
+    job_queue.add_tasks_from(daily_report_tasks(settings), namespace=REPORTS_NAMESPACE)
+    job_queue.add_tasks_from(stats_tasks, namespace=STATS_NAMESPACE)
+    job_queue.add_tasks_from(idempotency_tasks, namespace=IDEMPOTENCY_NAMESPACE)
     return job_queue
 
 

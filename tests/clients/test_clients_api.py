@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import CLIENTS, Api, assert_problem, client_body, count_rows, create_client
+from tests.api import CLIENTS, Api, client_body, count_rows, create_client
 from tests.factories import MailingFactory
+from tests.problems import assert_problem
 
 BULK = f"{CLIENTS}/bulk"
 MAX_BULK_ROWS = 10_000

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import API_TOKEN
-from tests.console.conftest import Console
+from tests.console_client import Console
 
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 MOSCOW = ZoneInfo("Europe/Moscow")

@@ -14,10 +14,10 @@ from psycopg import AsyncConnection
 
 from notification.config import Settings
 from notification.delivery.sending import Delivery
+from notification.dev.fake_provider import Arrival, Received
 from notification.mailings.sms import measure
 from notification.messages.models import MessageStatus
 from notification.provider.client import ProviderClient
-from notification.provider.fake import Arrival, Received
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
 from notification.delivery.sending import ClaimedMessage, Delivery, FollowUp, WindowClosed
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.jobs import create_connector
 from notification.provider.client import ProviderClient
-from notification.provider.fake import RunningFakeProvider
 from notification.send_window import next_opening
 from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
 from tests.provider_record import arrivals

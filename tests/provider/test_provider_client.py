@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from notification.config import load_settings
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.messages.models import ErrorKind
 from notification.provider.client import Outcome, ProviderClient, SendResult, parse_retry_after
-from notification.provider.fake import RunningFakeProvider
-from tests.workers import free_port
+from tests.servers import free_port
 
 
 def _client(base_url: str, timeout_s: float = 1.0) -> ProviderClient:

@@ -19,22 +19,20 @@ from typing import Any
 
 import msgspec
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from procrastinate import PsycopgConnector
 
 from notification.config import Settings
 from notification.delivery import planning
 from notification.delivery.queries import queries
 from notification.delivery.sending import Delivery
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.jobs import create_connector
 from notification.provider.client import ProviderClient
-from notification.provider.fake import RunningFakeProvider
 from notification.stats.counters import fold_counters, verify_counters
 from notification.stats.retention import purge_expired_messages
+from tests.api import Api
 from tests.factories import ClientCreateFactory
 
-Api = AsyncTestClient[Litestar]
 TAGS = ("a", "b", "c")
 STATUSES = ("pending", "sent", "failed", "expired", "cancelled")
 

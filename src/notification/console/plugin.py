@@ -28,7 +28,7 @@ from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
 from notification.console.sso import SingleSignOnController
 from notification.console.templating import DEV_MAILBOX_STATE, template_config
-from notification.reports.dev_mail import dev_mail_dir
+from notification.reports.mailbox import dev_mail_dir
 from notification.sso.access import AccessRules
 from notification.sso.provider import OpenIDProvider
 
