@@ -17,7 +17,8 @@ from psycopg_pool import AsyncConnectionPool
 from notification.config import Settings
 from notification.delivery import planning
 from notification.delivery.queries import queries
-from notification.delivery.sending import DATABASE_UNREACHABLE, Delivery
+from notification.delivery.sending import Delivery
+from notification.delivery.watcher import DATABASE_UNREACHABLE
 from notification.jobs import (
     MAINTENANCE_QUEUE,
     PLAN_LOCK_PREFIX,
