@@ -53,7 +53,8 @@ async def test_the_claim_returns_each_client_s_operator_code(settings: Settings)
     await insert_clients(db, 3)
     await rows(
         db,
-        "INSERT INTO clients (phone, operator_code, tag, timezone) VALUES ('79030000001', '903', '', 'UTC') RETURNING id",
+        "INSERT INTO clients (phone, operator_code, tag, timezone)"
+        " VALUES ('79030000001', '903', '', 'UTC') RETURNING id",
     )
     mailing_id = await add_mailing(db, start_at="now() - interval '1 minute'", end_at="now() + interval '1 hour'")
     ids = await add_pending_messages(db, mailing_id)

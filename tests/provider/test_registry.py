@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notification.config import Settings, load_settings
-from notification.provider.base import OutgoingMessage, Outcome, Provider
+from notification.provider.base import Outcome, OutgoingMessage, Provider
 from notification.provider.fake import RunningFakeProvider
 from notification.provider.http import HttpProvider
 from notification.provider.registry import DEFAULT_PROVIDER, ProviderRegistry
