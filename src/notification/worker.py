@@ -1,6 +1,6 @@
 """The procrastinate app of the worker: ``procrastinate --app=notification.worker.app worker``.
 
-Importing it builds nothing that talks to the outside: the provider client, the sender tasks and
+Importing it builds nothing that talks to the outside: the providers, the sender tasks and
 the metrics server exist only while a worker runs (``run_worker_async``), and are closed when it
 stops. A worker that loses its database (the listener's connection breaks, procrastinate stops
 the worker) waits for it, reopens its pool and runs again; only a signal ends it.
@@ -30,8 +30,8 @@ from notification.jobs import (
     create_connector,
 )
 from notification.logging import configure_logging
-from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
+from notification.provider.registry import ProviderRegistry
 from notification.reports.tasks import daily_report_tasks
 from notification.stats.tasks import blueprint as stats_tasks
 
@@ -76,7 +76,9 @@ class WorkerApp(App):
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, request_stop)
         metrics_server = serve_worker_metrics(settings.worker_metrics_port)
-        delivery = Delivery(settings, ProviderClient(settings))
+        providers = ProviderRegistry.from_settings(settings)
+        await providers.open()
+        delivery = Delivery(settings, providers)
         delivery.start()
         context = {"settings": settings, "delivery": delivery}
         try:

@@ -24,7 +24,7 @@ from litestar.testing import AsyncTestClient
 
 from notification.app import create_app
 from notification.config import Settings, load_settings
-from notification.delivery.sending import DATABASE_UNREACHABLE, WATCHER_APPLICATION_NAME
+from notification.delivery.watcher import DATABASE_UNREACHABLE, WATCHER_APPLICATION_NAME
 from notification.dev.embedded_db import start_embedded_postgres
 from notification.dev.fake_provider import RunningFakeProvider
 from notification.migrate import upgrade_database

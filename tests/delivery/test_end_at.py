@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from notification.config import Settings
-from notification.delivery.sending import DEADLINE_PASSED, END_MARGIN_S
+from notification.delivery.policy import DEADLINE_PASSED, END_MARGIN_S
 from notification.dev.fake_provider import RunningFakeProvider
 from tests.api import Api, create_mailing, database_now
 from tests.delivery.observe import (

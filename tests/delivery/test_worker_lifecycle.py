@@ -105,7 +105,7 @@ _IMPORT_CHECK = """
 import gc, json, os, threading
 import notification.worker
 import aiohttp
-from notification.provider.client import ProviderClient
+from notification.provider.http import HttpProvider
 gc.unfreeze()  # the module freezes what importing built: bring it back into view
 def target(fd):
     try:
@@ -117,7 +117,7 @@ print(json.dumps({
     "sockets": len(sockets),
     "threads": [t.name for t in threading.enumerate()],
     "sessions": sum(isinstance(o, aiohttp.ClientSession) for o in gc.get_objects()),
-    "provider_clients": sum(isinstance(o, ProviderClient) for o in gc.get_objects()),
+    "provider_clients": sum(isinstance(o, HttpProvider) for o in gc.get_objects()),
 }))
 """
 

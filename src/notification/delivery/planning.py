@@ -14,6 +14,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
+from notification.delivery.policy import last_request_start
 from notification.delivery.queries import composed, queries
 from notification.messages.models import MessageStatus
 from notification.send_window import openings_by_zone
@@ -72,9 +73,9 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
     }
     matching = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
     await cur.execute(queries["lock_messages_of_mailing"], params)
-    if now >= mailing["end_at"]:
-        # Planned too late (workers were down): the audience still shows in the statistics,
-        # every message expired, none sent.
+    if now >= last_request_start(mailing["end_at"]):
+        # Planned too late (workers were down), past the last moment a request may start: the
+        # audience still shows in the statistics, every message expired, none sent.
         report.expired = (await cur.execute(queries["expire_pending_of_mailing"], params)).rowcount
         add_expired = composed("add_expired_audience", filter=matching)
         report.expired += (await cur.execute(add_expired, params)).rowcount
@@ -120,7 +121,12 @@ async def _apply_window(
     )
     if not zones:
         return
-    window_params = {**params, "zones": zones, "openings": openings, "end_at": mailing["end_at"]}
+    window_params = {
+        **params,
+        "zones": zones,
+        "openings": openings,
+        "last_request_start": last_request_start(mailing["end_at"]),
+    }
     changed = await (await cur.execute(_WAIT_FOR_OPENING_OF_MAILING, window_params)).fetchall()
     expired = sum(1 for r in changed if r["status"] == MessageStatus.EXPIRED)
     report.expired += expired

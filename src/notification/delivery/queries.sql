@@ -106,25 +106,26 @@ UPDATE mailings SET planned_version = %(plan_version)s, planned_at = now() WHERE
 
 -- name: wait_for_opening
 -- Pending messages in {scope} move to their zone's next opening (parameters `zones` and
--- `openings`, computed once per zone with zoneinfo); one whose opening is at or after end_at
--- expires now instead of waiting for nothing.
+-- `openings`, computed once per zone with zoneinfo); one whose opening is at or after the
+-- mailing's last request start (`last_request_start`, its end less the margin of
+-- delivery/policy.py) expires now instead of waiting for nothing.
 WITH changing AS (
     SELECT m.id, o.opens_at FROM messages m
     JOIN clients c ON c.id = m.client_id
     JOIN unnest(%(zones)s::text[], %(openings)s::timestamptz[]) AS o(timezone, opens_at)
       ON o.timezone = c.timezone
     WHERE m.status = {status.pending} AND {scope}
-      AND (o.opens_at >= %(end_at)s OR o.opens_at > m.due_at)
+      AND (o.opens_at >= %(last_request_start)s OR o.opens_at > m.due_at)
     ORDER BY m.id FOR UPDATE OF m
 )
 UPDATE messages m
-SET status = CASE WHEN changing.opens_at >= %(end_at)s THEN {status.expired} ELSE m.status END,
-    last_error = CASE WHEN changing.opens_at >= %(end_at)s
+SET status = CASE WHEN changing.opens_at >= %(last_request_start)s THEN {status.expired} ELSE m.status END,
+    last_error = CASE WHEN changing.opens_at >= %(last_request_start)s
                       THEN 'send window never opens before end_at' ELSE m.last_error END,
-    error_kind = CASE WHEN changing.opens_at >= %(end_at)s
+    error_kind = CASE WHEN changing.opens_at >= %(last_request_start)s
                       THEN {error_kind.window_never_opens} ELSE m.error_kind END,
-    leased_until = CASE WHEN changing.opens_at >= %(end_at)s THEN NULL ELSE m.leased_until END,
-    due_at = CASE WHEN changing.opens_at >= %(end_at)s THEN m.due_at ELSE changing.opens_at END
+    leased_until = CASE WHEN changing.opens_at >= %(last_request_start)s THEN NULL ELSE m.leased_until END,
+    due_at = CASE WHEN changing.opens_at >= %(last_request_start)s THEN m.due_at ELSE changing.opens_at END
 FROM changing
 WHERE m.id = changing.id AND m.status = {status.pending}
 RETURNING m.status
@@ -160,7 +161,7 @@ UPDATE messages m
 SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
 FROM claimable, clients c
 WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code
 
 -- name: claim_in_window
 -- A windowed mailing claims only the messages whose client's window is open right now.
@@ -173,7 +174,7 @@ UPDATE messages m
 SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
 FROM claimable, clients c
 WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code
 
 -- name: closed_zones_in_batch
 -- The zones of the batch's due messages left waiting by the window (same transaction, same now()).

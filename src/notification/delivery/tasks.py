@@ -15,7 +15,8 @@ from procrastinate.types import JSONValue
 
 from notification.delivery import planning
 from notification.delivery.queries import queries
-from notification.delivery.sending import DATABASE_UNREACHABLE, Delivery
+from notification.delivery.sending import Delivery
+from notification.delivery.watcher import DATABASE_UNREACHABLE
 from notification.jobs import (
     MAINTENANCE_QUEUE,
     PLAN_LOCK_PREFIX,
