@@ -152,9 +152,11 @@ class SmppBindError(Exception):
 
 
 class _ConnectionLost(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, submitted: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.submitted = submitted
+        """False when the submit was never written: it can go on the next connection at no risk."""
 
 
 class _ResponseOverdue(Exception):
@@ -231,7 +233,7 @@ class _Session:
             raise _NoTimeLeft(submitted=False) from None
         if self.closed.is_set():
             self._window.release()
-            raise _ConnectionLost(self.close_reason)
+            raise _ConnectionLost(self.close_reason, submitted=False)
         future = self._request("submit_sm", True, fields)
         self._provider.submits_written += 1
         wait_s = min(deadline - time.monotonic(), self._settings.response_timeout_s)
@@ -315,6 +317,9 @@ class _Session:
                 # The exception is read by its submit, unless that submit already gave up.
                 future.exception()
         self._awaited.clear()
+        # Submits waiting for a window slot wake up, find the connection closed and write nothing.
+        for _ in self._windowed:
+            self._window.release()
         self._windowed.clear()
         self._writer.close()
         for task in list(self._tasks):
@@ -362,6 +367,8 @@ class SmppProvider:
         self.on_deliver: DeliverHook = on_deliver or _store_nothing
         self._session: _Session | None = None
         self._bound = asyncio.Event()
+        self._unbound = asyncio.Event()
+        self._unbound.set()
         self._stopping = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
         self._sequence_base = 0
@@ -439,6 +446,7 @@ class SmppProvider:
                 self.binds_made += 1
                 self.last_error = None
                 pause = self.settings.reconnect_min_s
+                self._unbound.clear()
                 self._bound.set()
                 logger.info("smpp bound", provider=self._name, system_id=self.settings.system_id)
                 await self._until_any(session.closed, self._stopping, lease.lost if lease else None)
@@ -457,6 +465,7 @@ class SmppProvider:
                 logger.warning("smpp connect failed", provider=self._name, error=type(exc).__name__)
             finally:
                 self._bound.clear()
+                self._unbound.set()
                 self._session = None
                 if session is not None:
                     await session.unbind_and_close()
@@ -510,11 +519,18 @@ class SmppProvider:
         session.start()
         return session
 
-    async def _session_within(self, deadline: float) -> _Session | None:
+    async def _session_within(self, deadline: float, after: _Session | None = None) -> _Session | None:
+        """The bound session (another than ``after``, which has closed), if there is one before ``deadline``."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                await self._bound.wait()
-        return self._session if self._bound.is_set() else None
+                while True:
+                    await self._bound.wait()
+                    session = self._session
+                    if session is not None and session is not after:
+                        return session
+                    # The keeper has yet to see ``after`` close: wait for it to move on.
+                    await self._unbound.wait()
+        return None
 
     # Sending ---------------------------------------------------------------------------------
 
@@ -557,7 +573,7 @@ class SmppProvider:
             if index in partial.message_ids:
                 continue
             try:
-                answer = await session.submit(self._submit_fields(message.phone, part), deadline)
+                answer = await self._submit_part(session, message.phone, part, deadline)
             except _NoTimeLeft as exc:
                 self._remember(message.id, partial)
                 error = "no answer before end_at" if exc.submitted else "no time left before end_at"
@@ -582,6 +598,19 @@ class SmppProvider:
         # The first part's id first: receipts name each part's id; the message is delivered when all are.
         ids = ",".join(partial.message_ids[i] for i in range(len(parts)))
         return SendResult(Outcome.SENT, latency_s=time.perf_counter() - started, provider_message_id=ids)
+
+    async def _submit_part(self, session: _Session, phone: str, part: wire.Part, deadline: float) -> wire.Pdu:
+        """The part's answer; a part never written before its connection closed goes on the next one."""
+        while True:
+            try:
+                return await session.submit(self._submit_fields(phone, part), deadline)
+            except _ConnectionLost as exc:
+                if exc.submitted:
+                    raise
+                next_session = await self._session_within(deadline, after=session)
+                if next_session is None:
+                    raise
+                session = next_session
 
     def _not_bound(self, deadline: float, started: float) -> SendResult:
         latency = time.perf_counter() - started
