@@ -4,6 +4,7 @@ dropped connections, throttling, refused binds, deliver_sm and the time a send m
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from notification.dev.fake_smsc import FakeSmscOptions, RunningFakeSmsc, serve_f
 from notification.mailings.sms import measure
 from notification.messages.models import ErrorKind
 from notification.provider import smpp_wire as wire
-from notification.provider.base import OutgoingMessage, Outcome, Provider
+from notification.provider.base import Outcome, OutgoingMessage, Provider
 from notification.provider.smpp import InboundMessage, SmppProvider, SmppSettings
 from tests.waiting import wait_for
 
@@ -236,7 +237,7 @@ async def test_a_refused_bind_is_a_clear_transient_error_and_binding_is_retried_
         assert result.error_kind in {ErrorKind.SMPP_BIND, ErrorKind.DEADLINE}
         assert provider.last_error == "bind refused: ESME_RINVPASWD"
         assert "wrong" not in repr(provider.settings)
-        gaps = [(b.at - a.at).total_seconds() for a, b in zip(refused, refused[1:], strict=False)]
+        gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(refused)]
         assert gaps[2] > gaps[0] * 1.5, gaps
 
         fake_smsc.set_options(password="wrong")
