@@ -420,3 +420,52 @@ async def test_a_send_waits_for_the_bind_only_as_long_as_it_has(fake_smsc: Runni
     assert result.outcome is Outcome.TRANSIENT
     assert elapsed < 1.0
     assert fake_smsc.submits() == []
+
+
+async def test_a_connection_cut_on_demand_is_bound_again(fake_smsc: RunningFakeSmsc) -> None:
+    provider = await bound_provider(fake_smsc)
+    try:
+        fake_smsc.drop_connections().result(5)
+        await wait_for(lambda: value(fake_smsc.binds()), lambda b: len(b) == 2, timeout_s=10)
+        assert await provider.wait_bound(10)
+        assert (await provider.send(OutgoingMessage(1, PHONE, "x"), 5)).outcome is Outcome.SENT
+        assert provider.binds_made == 2
+    finally:
+        await provider.aclose()
+
+
+async def test_fake_smsc_throttles_submits_beyond_its_window() -> None:
+    async with serve_fake_smsc(FakeSmscOptions(max_window=5, latency_ms=20)) as fake:
+        provider = await bound_provider(fake, window=8, throttle_pause_s=0.01)
+        try:
+            results = await asyncio.gather(*(provider.send(OutgoingMessage(i, PHONE, "x"), 5) for i in range(8)))
+        finally:
+            await provider.aclose()
+    assert Counter(r.error_kind for r in results) == {None: 5, ErrorKind.SMPP_THROTTLED: 3}
+    assert fake.window_violations == 3
+
+
+async def test_fake_smsc_duplicates_receipts_and_sends_them_out_of_order(fake_smsc: RunningFakeSmsc) -> None:
+    fake_smsc.set_options(receipts=True, receipt_delay_ms=30, duplicate_rate=0.5, out_of_order=True, seed=5)
+    seen: list[InboundMessage] = []
+
+    async def store(message: InboundMessage) -> None:
+        seen.append(message)
+
+    provider = SmppProvider("smsc-a", settings_for(fake_smsc), on_deliver=store)
+    await provider.open()
+    try:
+        assert await provider.wait_bound(10)
+        sent = [await provider.send(OutgoingMessage(i, PHONE, f"m{i}"), 5) for i in range(20)]
+        ids = [r.provider_message_id for r in sent]
+        await wait_for(lambda: value({m.receipted_message_id for m in seen}), lambda s: s == set(ids), timeout_s=10)
+    finally:
+        await provider.aclose()
+    order = [m.receipted_message_id for m in seen]
+    assert len(order) > len(ids)
+    assert order[: len(ids)] != ids
+
+
+def test_fake_smsc_options_refuse_rates_beyond_one() -> None:
+    with pytest.raises(ValueError, match="must not add up"):
+        FakeSmscOptions(throttle_rate=0.6, status_rates={wire.ESME_RSYSERR: 0.6})
