@@ -469,3 +469,25 @@ async def test_fake_smsc_duplicates_receipts_and_sends_them_out_of_order(fake_sm
 def test_fake_smsc_options_refuse_rates_beyond_one() -> None:
     with pytest.raises(ValueError, match="must not add up"):
         FakeSmscOptions(throttle_rate=0.6, status_rates={wire.ESME_RSYSERR: 0.6})
+
+
+async def test_a_send_with_hours_left_waits_for_a_missing_bind_no_longer_than_the_response_timeout(
+    fake_smsc: RunningFakeSmsc,
+) -> None:
+    fake_smsc.set_options(password="other")
+    provider = SmppProvider("smsc-a", settings_for(fake_smsc, response_timeout_s=0.3))
+    await provider.open()
+    try:
+        await wait_for(lambda: value(provider.last_bind_status), lambda s: s is not None, timeout_s=10)
+        started = time.monotonic()
+        result = await provider.send(OutgoingMessage(1, PHONE, "x"), 3600)
+        elapsed = time.monotonic() - started
+    finally:
+        await provider.aclose()
+    assert (result.outcome, result.error_kind, result.status_code) == (
+        Outcome.TRANSIENT,
+        ErrorKind.SMPP_BIND,
+        wire.ESME_RINVPASWD,
+    )
+    assert result.error == "not bound: bind refused: ESME_RINVPASWD"
+    assert elapsed < 1.0

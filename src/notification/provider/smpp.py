@@ -377,6 +377,7 @@ class SmppProvider:
         self._partials: collections.OrderedDict[int, _Partial] = collections.OrderedDict()
         self.last_error: str | None = None
         self.last_bind_status: int | None = None
+        self._bind_refused = False
         self.binds_made = 0
         self.enquire_links_sent = 0
         self.submits_written = 0
@@ -439,12 +440,12 @@ class SmppProvider:
                 if self._slots is not None:
                     lease = await self._slots.acquire()
                     if lease is None:
-                        self.last_error = f"every bind slot of the account ({self.settings.binds}) is taken"
+                        self._bind_failed(f"every bind slot of the account ({self.settings.binds}) is taken", True)
                         raise _NoSlot
                 session = await self._connect_and_bind()
                 self._session = session
                 self.binds_made += 1
-                self.last_error = None
+                self._bind_failed(None, refused=False)
                 pause = self.settings.reconnect_min_s
                 self._unbound.clear()
                 self._bound.set()
@@ -457,11 +458,10 @@ class SmppProvider:
             except _NoSlot:
                 pass
             except SmppBindError as exc:
-                self.last_error = str(exc)
-                self.last_bind_status = exc.status
+                self._bind_failed(str(exc), refused=True, status=exc.status)
                 logger.warning("smpp bind refused", provider=self._name, status=wire.status_name(exc.status))
             except (OSError, TimeoutError, wire.ProtocolError, asyncio.IncompleteReadError, psycopg.Error) as exc:
-                self.last_error = f"cannot bind: {type(exc).__name__}"
+                self._bind_failed(f"cannot bind: {type(exc).__name__}", refused=False)
                 logger.warning("smpp connect failed", provider=self._name, error=type(exc).__name__)
             finally:
                 self._bound.clear()
@@ -477,6 +477,12 @@ class SmppProvider:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), pause * random.uniform(0.8, 1.2))  # noqa: S311
             pause = min(pause * 2, self.settings.reconnect_max_s)
+
+    def _bind_failed(self, error: str | None, refused: bool, status: int | None = None) -> None:
+        """What sends say while not bound: ``refused`` by the SMSC or the slots, or unreachable."""
+        self.last_error = error
+        self._bind_refused = refused
+        self.last_bind_status = status
 
     @staticmethod
     async def _until_any(*events: asyncio.Event | None) -> None:
@@ -564,7 +570,8 @@ class SmppProvider:
             parts = wire.split_text(message.text, self.settings.long_text, reference)
         except ValueError as exc:
             return SendResult(Outcome.PERMANENT, str(exc), ErrorKind.OTHER)
-        session = await self._session_within(deadline)
+        # A message with hours left must not hold its worker for hours while the SMSC is away.
+        session = await self._session_within(min(deadline, time.monotonic() + self.settings.response_timeout_s))
         if session is None:
             return self._not_bound(deadline, started)
         if partial is None or len(partial.message_ids) >= len(parts):
@@ -617,7 +624,7 @@ class SmppProvider:
         if time.monotonic() >= deadline:
             return SendResult(Outcome.TRANSIENT, "not bound before end_at", ErrorKind.DEADLINE, latency_s=latency)
         error = f"not bound: {self.last_error or 'binding'}"
-        kind = ErrorKind.SMPP_BIND if self.last_bind_status is not None else ErrorKind.CONNECTION_ERROR
+        kind = ErrorKind.SMPP_BIND if self._bind_refused else ErrorKind.CONNECTION_ERROR
         return SendResult(
             Outcome.TRANSIENT, error, kind, self.last_bind_status, self.settings.reconnect_min_s, latency_s=latency
         )
