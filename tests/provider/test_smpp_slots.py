@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from notification.dev.fake_smsc import FakeSmscOptions, RunningFakeSmsc, serve_fake_smsc
@@ -117,3 +118,25 @@ async def test_a_killed_process_gives_its_slot_back_within_seconds(
     finally:
         await here.aclose()
     await wait_for(slots.held, lambda n: n == 0, timeout_s=5)
+
+
+async def test_a_slot_whose_connection_breaks_ends_the_bind_and_is_taken_again(
+    database_url: str, fake_smsc: RunningFakeSmsc
+) -> None:
+    slots = PgBindSlots(database_url, PROVIDER, 1)
+    provider = SmppProvider(PROVIDER, settings(fake_smsc.port, 1), slots=slots)
+    await provider.open()
+    try:
+        assert await provider.wait_bound(10)
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'smpp bind slot%'"
+            )
+        # The slot could be another process's by now: the bind ends, then a slot is taken anew.
+        await wait_for(lambda: value(fake_smsc.unbinds), lambda n: n == 1, timeout_s=10)
+        await wait_for(lambda: value(provider.binds_made), lambda n: n == 2, timeout_s=10)
+        assert await slots.held() == 1
+        assert fake_smsc.max_binds_seen == 1
+    finally:
+        await provider.aclose()
