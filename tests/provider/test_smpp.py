@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from notification.dev.fake_smsc import FakeSmscOptions, RunningFakeSmsc, serve_fake_smsc
 from notification.mailings.sms import measure
@@ -491,3 +494,24 @@ async def test_a_send_with_hours_left_waits_for_a_missing_bind_no_longer_than_th
     )
     assert result.error == "not bound: bind refused: ESME_RINVPASWD"
     assert elapsed < 1.0
+
+
+async def test_binds_over_tls_checking_the_smsc_certificate(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "smsc-ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    async with serve_fake_smsc(FakeSmscOptions(), tls=server_context) as fake:
+        trusting = await bound_provider(fake, tls=True, tls_ca_file=str(ca_file))
+        doubting = SmppProvider("smsc-b", settings_for(fake, tls=True))
+        await doubting.open()
+        try:
+            assert (await trusting.send(OutgoingMessage(1, PHONE, "over TLS"), 5)).outcome is Outcome.SENT
+            await wait_for(lambda: value(doubting.last_error), lambda e: e is not None, timeout_s=10)
+            assert doubting.last_error == "cannot bind: SSLCertVerificationError"
+        finally:
+            await trusting.aclose()
+            await doubting.aclose()
+    assert [s.text for s in fake.submits()] == ["over TLS"]
+    assert [b.accepted for b in fake.binds()] == [True]

@@ -19,6 +19,7 @@ import datetime as dt
 import itertools
 import random
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -307,9 +308,9 @@ class FakeSmsc:
 
     # Serving ---------------------------------------------------------------------------------
 
-    async def serve(self, sock: socket.socket) -> asyncio.Server:
+    async def serve(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> asyncio.Server:
         self.loop = asyncio.get_running_loop()
-        return await asyncio.start_server(self._serve_connection, sock=sock)
+        return await asyncio.start_server(self._serve_connection, sock=sock, ssl=tls)
 
     async def close(self) -> None:
         for connection in list(self._connections.values()):
@@ -577,8 +578,15 @@ class FakeSmsc:
 class RunningFakeSmsc:
     """A fake SMSC served on its own event loop in a background thread; a sync and an async context manager."""
 
-    def __init__(self, options: FakeSmscOptions | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        options: FakeSmscOptions | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.smsc = FakeSmsc(options)
+        self._tls = tls
         self.host = host
         self._requested_port = port
         self._port: int | None = None
@@ -617,7 +625,7 @@ class RunningFakeSmsc:
     async def _main(self, sock: socket.socket) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = await self.smsc.serve(sock)
+        server = await self.smsc.serve(sock, self._tls)
         self._started.set()
         async with server:
             await self._stop.wait()
@@ -654,9 +662,11 @@ class RunningFakeSmsc:
         await self.astop()
 
 
-def serve_fake_smsc(options: FakeSmscOptions | None = None, host: str = "127.0.0.1", port: int = 0) -> RunningFakeSmsc:
-    """A fake SMSC to use as ``with serve_fake_smsc() as fake:`` or ``async with ...``."""
-    return RunningFakeSmsc(options, host=host, port=port)
+def serve_fake_smsc(
+    options: FakeSmscOptions | None = None, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+) -> RunningFakeSmsc:
+    """A fake SMSC to use as ``with serve_fake_smsc() as fake:`` or ``async with ...`` (over TLS with ``tls``)."""
+    return RunningFakeSmsc(options, host=host, port=port, tls=tls)
 
 
 def run_fake_smsc(host: str, port: int, options: FakeSmscOptions) -> None:

@@ -71,6 +71,8 @@ class SmppSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     password: str = ""
     system_type: str = ""
     tls: bool = False
+    tls_ca_file: str | None = None
+    """PEM file of the authorities the SMSC's certificate is checked against; unset: the system's."""
     source_addr: str = ""
     source_addr_ton: int = 5
     """5: alphanumeric sender name; 1 with ``source_addr_npi`` 1 for an international number."""
@@ -495,7 +497,7 @@ class SmppProvider:
 
     async def _connect_and_bind(self) -> _Session:
         settings = self.settings
-        context = ssl.create_default_context() if settings.tls else None
+        context = ssl.create_default_context(cafile=settings.tls_ca_file) if settings.tls else None
         async with asyncio.timeout(settings.response_timeout_s):
             reader, writer = await asyncio.open_connection(settings.host, settings.port, ssl=context)
             try:
