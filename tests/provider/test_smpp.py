@@ -515,3 +515,24 @@ async def test_binds_over_tls_checking_the_smsc_certificate(tmp_path: Path) -> N
             await doubting.aclose()
     assert [s.text for s in fake.submits()] == ["over TLS"]
     assert [b.accepted for b in fake.binds()] == [True]
+
+
+async def test_closing_lets_a_running_hook_finish_and_answers_it_before_unbinding(fake_smsc: RunningFakeSmsc) -> None:
+    entered = asyncio.Event()
+    stored: list[str] = []
+
+    async def store(message: InboundMessage) -> None:
+        entered.set()
+        await asyncio.sleep(0.2)
+        stored.append(message.text)
+
+    provider = SmppProvider("smsc-a", settings_for(fake_smsc), on_deliver=store)
+    await provider.open()
+    assert await provider.wait_bound(10)
+    fake_smsc.send_mo("79007654321", "STOP")
+    await asyncio.wait_for(entered.wait(), 10)
+    await provider.aclose()
+    assert stored == ["STOP"]
+    (answered,) = fake_smsc.delivers()
+    assert answered.answer_status == wire.ESME_ROK
+    assert fake_smsc.unbinds == 1

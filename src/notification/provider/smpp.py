@@ -193,6 +193,9 @@ class _Session:
         self.closed = asyncio.Event()
         self.close_reason = ""
         self._tasks: set[asyncio.Task[None]] = set()
+        # Hooks run to their end even when the connection does: cut mid-way, a hook could have
+        # stored a receipt and be stopped before saying so.
+        self._hooks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._spawn(self._read_loop())
@@ -264,7 +267,9 @@ class _Session:
                 if pdu.command.endswith("_resp") or pdu.command == "generic_nack":
                     self._answered(pdu)
                 elif pdu.command == "deliver_sm":
-                    self._spawn(self._answer_deliver(pdu))
+                    hook: asyncio.Task[None] = asyncio.ensure_future(self._answer_deliver(pdu))
+                    self._hooks.add(hook)
+                    hook.add_done_callback(self._hooks.discard)
                 elif pdu.command == "enquire_link":
                     self._write(wire.encode("enquire_link_resp", pdu.sequence))
                 elif pdu.command == "unbind":
@@ -329,6 +334,12 @@ class _Session:
                 task.cancel()
 
     async def unbind_and_close(self) -> None:
+        if self._hooks:
+            # Their answers go out before the unbind; a hook stuck past the response timeout is
+            # stopped, unanswered, and the SMSC delivers that message again.
+            _, stuck = await asyncio.wait(self._hooks, timeout=self._settings.response_timeout_s)
+            for task in stuck:
+                task.cancel()
         if not self.closed.is_set():
             future = self._request("unbind", False)
             with contextlib.suppress(TimeoutError, _ConnectionLost, ConnectionError):
