@@ -203,10 +203,18 @@ class _Connection:
         self.in_flight = 0
         self.sequences = itertools.count(1)
         self.delivers: dict[int, _Deliver] = {}
+        self.outbox = bytearray()
 
     def send(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
+        # Answers of one turn of the event loop leave in one system call, as a real SMSC batches them.
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outbox += data
+
+    def flush(self) -> None:
+        if self.outbox and not self.writer.is_closing():
+            self.writer.write(bytes(self.outbox))
+        self.outbox.clear()
 
     def cut(self) -> None:
         self.writer.close()
@@ -352,6 +360,7 @@ class FakeSmsc:
         elif pdu.command == "unbind":
             self.unbinds += 1
             connection.send(wire.encode("unbind_resp", pdu.sequence))
+            connection.flush()
             return False
         elif pdu.command in {"deliver_sm_resp", "generic_nack"}:
             deliver = connection.delivers.pop(pdu.sequence, None)

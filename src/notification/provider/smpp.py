@@ -196,6 +196,7 @@ class _Session:
         # Hooks run to their end even when the connection does: cut mid-way, a hook could have
         # stored a receipt and be stopped before saying so.
         self._hooks: set[asyncio.Task[None]] = set()
+        self._outbox = bytearray()
 
     def start(self) -> None:
         self._spawn(self._read_loop())
@@ -211,8 +212,17 @@ class _Session:
         return next(self._sequences) % 0x7FFFFFFF + 1
 
     def _write(self, data: bytes) -> None:
-        self._writer.write(data)
+        # PDUs written in one turn of the event loop leave in one system call: a send per PDU
+        # was most of a busy bind's CPU time.
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox += data
         self._last_activity = time.monotonic()
+
+    def _flush(self) -> None:
+        if self._outbox and not self._writer.is_closing():
+            self._writer.write(bytes(self._outbox))
+        self._outbox.clear()
 
     def _request(
         self, command: str, windowed: bool, fields: dict[str, object] | None = None
@@ -328,6 +338,7 @@ class _Session:
         for _ in self._windowed:
             self._window.release()
         self._windowed.clear()
+        self._flush()
         self._writer.close()
         for task in list(self._tasks):
             if task is not asyncio.current_task():
