@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 import structlog
@@ -297,8 +298,6 @@ class MailingConsoleController(Controller):
         page_number: PageNumber = 1,
     ) -> Template:
         context = await self._progress_context(db_session, mailings, clients, mailing_id)
-        if refreshing(request, PROGRESS_TARGET):
-            return page(request, "mailings/_progress.html", **context)
         counts: MailingCounts = context["counts"]
         found = await messages.page_of_mailing(
             mailing_id, LimitOffset(MESSAGES_PAGE_SIZE, (page_number - 1) * MESSAGES_PAGE_SIZE), status
@@ -306,9 +305,13 @@ class MailingConsoleController(Controller):
         client_ids = [m.client_id for m in found if m.client_id is not None]
         phones = {c.id: c.phone for c in await clients.list(CollectionFilter("id", client_ids))} if client_ids else {}
         listed = counts.total if status is None else getattr(counts.by_status, status.value)
+        # The list refreshes with the progress, on the status and page the operator is looking at.
+        query = {"status": status.value} if status is not None else {}
+        query |= {"page": str(page_number)} if page_number > 1 else {}
         return page(
             request,
-            "mailings/page.html",
+            "mailings/_live.html" if refreshing(request, PROGRESS_TARGET) else "mailings/page.html",
+            live_url=f"/admin/mailings/{mailing_id}" + (f"?{urlencode(query)}" if query else ""),
             **context,
             messages=found,
             phones=phones,
