@@ -41,6 +41,7 @@ from notification.messages.services import MessageService
 from notification.observability import bind_ids
 from notification.stats.queries import (
     MailingCounts,
+    WindowWaits,
     counts_of_mailings,
     mailing_counts,
     mailing_error_kinds,
@@ -279,7 +280,8 @@ class MailingConsoleController(Controller):
             "audience": counts.total
             or await clients.count_matching(mailing.filter.operator_codes, mailing.filter.tags),
             "timings": await mailing_timings(db_session, mailing_id),
-            "waits": await mailing_window_waits(db_session, mailing_id),
+            # Read from the pending messages themselves: only a mailing with a window has any to read.
+            "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),
             "error_kinds": sorted((await mailing_error_kinds(db_session, mailing_id)).items()),
             "live": mailing.status != MailingStatus.FINISHED,
             "refresh_s": PROGRESS_REFRESH_S,
