@@ -17,7 +17,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
 from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
 from notification.config import Settings
+from notification.console.errors import is_htmx
 from notification.console.forms import FieldErrors, decode_as, field_errors, local_datetime, local_input, mailing_json
 from notification.console.identity import operator_timezone, require_admin
 from notification.console.templating import page
@@ -221,7 +222,9 @@ class MailingControlsController(Controller):
             context["answer"] = await send_test_message(mailings, audit, console_settings, mailing_id, data)
         except (msgspec.ValidationError, InvalidInput) as exc:
             context["errors"] = field_errors(exc)
-            return page(request, "mailings/_test_send.html", status_code=HTTP_400_BAD_REQUEST, **context)
+            # htmx swaps in a 2xx answer only: the error it shows beside the field comes as one.
+            status = HTTP_200_OK if is_htmx(request) else HTTP_400_BAD_REQUEST
+            return page(request, "mailings/_test_send.html", status_code=status, **context)
         except HTTPException as exc:
             if exc.status_code != HTTP_503_SERVICE_UNAVAILABLE:
                 raise
