@@ -206,6 +206,8 @@ def main() -> None:
             with httpx.Client(base_url=base, timeout=300, follow_redirects=True) as client:
                 sign_in(client, token)
                 pages = [
+                    # What any answer costs on this machine now: no database, no template.
+                    ("/health", "ok", None),
                     ("/admin", "Messages by status", None),
                     ("/admin", "Sent per minute", "figures"),
                     ("/admin/mailings", "Mailings", None),

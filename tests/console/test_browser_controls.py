@@ -192,7 +192,7 @@ def test_the_preview_before_and_after_creating_a_mailing(
     expect(page.locator("#preview-timezones tbody td").nth(0)).to_have_text("Europe/Moscow")
     expect(page.locator("#preview-timezones tbody td").nth(1)).to_have_text(str(CLIENTS))
     expect(page.locator("#preview-outside")).to_have_text(str(CLIENTS if not 9 <= _moscow_hour() < 21 else 0))
-    _shot(page, screenshots, "form-preview", "form")
+    _shot(page, screenshots, "form-preview", "main form")
 
     page.click("button:has-text('Create mailing')")
     expect(page.locator(".flash")).to_contain_text("created.")
@@ -237,7 +237,7 @@ def test_parts_on_the_form_follow_the_text_as_it_is_typed(
     page.fill("#text", SALE)
     page.locator("#text").dispatch_event("input")
     expect(page.locator("#text-parts")).to_have_text("2 parts")
-    _shot(page, screenshots, "form-parts", "form")
+    _shot(page, screenshots, "form-parts", "main form")
 
 
 def test_the_message_list_fills_in_as_the_mailing_sends(
