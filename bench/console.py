@@ -36,7 +36,13 @@ from _harness import free_port, python, service_env, start, stop, throwaway_data
 
 from notification.clients.schemas import ClientSearch
 from notification.clients.services import search_count_statement, search_order, search_statement
-from notification.stats.queries import _ERROR_KINDS_SINCE, _MAILING_ERROR_KINDS, _OF_MAILINGS_RUNNING_BETWEEN, _ONE
+from notification.stats.queries import (
+    _ERROR_KINDS_SINCE,
+    _MAILING_ERROR_KINDS,
+    _OF_MAILINGS_RUNNING_BETWEEN,
+    _ONE,
+    _TIMINGS,
+)
 from stats import explain, load, mailing_sizes, say
 
 # The largest mailing, sending now: its sent messages spread over the last 30 minutes.
@@ -177,6 +183,7 @@ def main() -> None:
                 ),
                 "mailing page: its error kinds": (_MAILING_ERROR_KINDS.text, {"mailing_id": large}),
                 "mailing page: its counts": (_ONE.text, {"mailing_id": large}),
+                "mailing page: its timings": (_TIMINGS.text, {"mailing_id": large}),
             }
             for label, (sql, params) in figures.items():
                 say(f"  {label}")
