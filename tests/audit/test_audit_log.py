@@ -160,6 +160,25 @@ async def _console_update_mailing(s: Session) -> None:
     await s.form(f"/admin/mailings/{s.ids['console mailing']}", mailing_form(text="Spring sale, extended"))
 
 
+async def _console_pause_mailing(s: Session) -> None:
+    await s.form(f"/admin/mailings/{s.ids['console mailing']}/pause")
+
+
+async def _console_resume_mailing(s: Session) -> None:
+    await s.form(f"/admin/mailings/{s.ids['console mailing']}/resume")
+
+
+async def _console_retry_mailing(s: Session) -> None:
+    await s.form(f"/admin/mailings/{s.ids['console mailing']}/retry", {"statuses": ["failed", "expired"]})
+
+
+async def _console_test_send(s: Session) -> None:
+    # As the API's: no provider listens, the answer says so, and the attempt is recorded all the same.
+    answer = await s.console.post(f"/admin/mailings/{s.ids['console mailing']}/test", {"phone": "79160000009"})
+    assert answer.status_code == 200, answer.text
+    assert "Not sent to 79160000009" in answer.text
+
+
 async def _console_delete_mailing(s: Session) -> None:
     await s.form(f"/admin/mailings/{s.ids['console mailing']}/delete")
 
@@ -191,6 +210,10 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/admin/clients/import"): (_console_import, "import", "client"),
     ("POST", "/admin/mailings"): (_console_mailing, "create", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}"): (_console_update_mailing, "update", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/pause"): (_console_pause_mailing, "pause", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/resume"): (_console_resume_mailing, "resume", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/retry"): (_console_retry_mailing, "retry", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/test"): (_console_test_send, "test send", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}/delete"): (_console_delete_mailing, "delete", "mailing"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
@@ -200,6 +223,8 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
 # why; they write no audit row.
 CHANGES_NOTHING: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/mailings/preview"): "the audience of a mailing not created: counted, nothing written",
+    ("POST", "/admin/mailings/preview"): "the console's form of the same preview: nothing written",
+    ("POST", "/admin/mailings/measure"): "the text's encoding and parts as it is typed: nothing written",
 }
 
 

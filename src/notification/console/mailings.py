@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 import structlog
@@ -40,6 +41,7 @@ from notification.messages.services import MessageService
 from notification.observability import bind_ids
 from notification.stats.queries import (
     MailingCounts,
+    WindowWaits,
     counts_of_mailings,
     mailing_counts,
     mailing_error_kinds,
@@ -278,7 +280,8 @@ class MailingConsoleController(Controller):
             "audience": counts.total
             or await clients.count_matching(mailing.filter.operator_codes, mailing.filter.tags),
             "timings": await mailing_timings(db_session, mailing_id),
-            "waits": await mailing_window_waits(db_session, mailing_id),
+            # Read from the pending messages themselves: only a mailing with a window has any to read.
+            "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),
             "error_kinds": sorted((await mailing_error_kinds(db_session, mailing_id)).items()),
             "live": mailing.status != MailingStatus.FINISHED,
             "refresh_s": PROGRESS_REFRESH_S,
@@ -297,8 +300,6 @@ class MailingConsoleController(Controller):
         page_number: PageNumber = 1,
     ) -> Template:
         context = await self._progress_context(db_session, mailings, clients, mailing_id)
-        if refreshing(request, PROGRESS_TARGET):
-            return page(request, "mailings/_progress.html", **context)
         counts: MailingCounts = context["counts"]
         found = await messages.page_of_mailing(
             mailing_id, LimitOffset(MESSAGES_PAGE_SIZE, (page_number - 1) * MESSAGES_PAGE_SIZE), status
@@ -306,9 +307,13 @@ class MailingConsoleController(Controller):
         client_ids = [m.client_id for m in found if m.client_id is not None]
         phones = {c.id: c.phone for c in await clients.list(CollectionFilter("id", client_ids))} if client_ids else {}
         listed = counts.total if status is None else getattr(counts.by_status, status.value)
+        # The list refreshes with the progress, on the status and page the operator is looking at.
+        query = {"status": status.value} if status is not None else {}
+        query |= {"page": str(page_number)} if page_number > 1 else {}
         return page(
             request,
-            "mailings/page.html",
+            "mailings/_live.html" if refreshing(request, PROGRESS_TARGET) else "mailings/page.html",
+            live_url=f"/admin/mailings/{mailing_id}" + (f"?{urlencode(query)}" if query else ""),
             **context,
             messages=found,
             phones=phones,

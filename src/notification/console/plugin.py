@@ -20,6 +20,7 @@ from notification.config import Settings
 from notification.console.audit import AuditConsoleController, provide_console_audit_trail
 from notification.console.auth import SignInController, UnknownPageController
 from notification.console.clients import ClientConsoleController
+from notification.console.controls import MailingControlsController
 from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
 from notification.console.headers import console_headers, console_headers_sending_forms_to
@@ -83,6 +84,7 @@ class ConsolePlugin(InitPluginProtocol):
                 SingleSignOnController,
                 DashboardController,
                 MailingConsoleController,
+                MailingControlsController,
                 ClientConsoleController,
                 AuditConsoleController,
                 DevReportsController,

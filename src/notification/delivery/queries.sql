@@ -269,3 +269,7 @@ WITH locked AS (
 )
 UPDATE messages m SET leased_until = now() + make_interval(secs => %(lease_s)s)
 FROM locked WHERE m.id = locked.id
+
+-- name: mailing_has_pending
+-- Whether anything of the mailing is left to send: the (mailing_id, status) index answers it.
+SELECT EXISTS (SELECT 1 FROM messages WHERE mailing_id = %(mailing_id)s AND status = {status.pending})

@@ -12,6 +12,7 @@ from procrastinate import Blueprint, JobContext, RetryStrategy
 from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Status
 from procrastinate.types import JSONValue
+from psycopg_pool import AsyncConnectionPool
 
 from notification.delivery import planning
 from notification.delivery.queries import queries
@@ -105,6 +106,17 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
         skipped=report.skipped,
         follow_up_at=report.follow_up_at.isoformat() if report.follow_up_at else None,
     )
+    if report.claimed and report.follow_up_at is None and report.stopped is None:
+        await _say_when_finished(pool_of(context), mailing_id)
+
+
+async def _say_when_finished(pool: AsyncConnectionPool, mailing_id: int) -> None:
+    """The line a person watching the terminal waits for. Two last batches ending at the same
+    moment may each say it: the line informs, nothing depends on it."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute(queries["mailing_has_pending"], {"mailing_id": mailing_id})).fetchone()
+    if row is not None and not row[0]:
+        logger.info("mailing finished: nothing left to send", mailing_id=mailing_id)
 
 
 @blueprint.periodic(cron="* * * * * */5", periodic_id="expire_overdue")

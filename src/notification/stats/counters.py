@@ -8,7 +8,7 @@ are final and no longer match what is left of their messages, on purpose.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -62,6 +62,27 @@ WHERE (c.sent, c.first_sent_at, c.last_sent_at) IS DISTINCT FROM (s.sent, s.firs
 ORDER BY mailing_id, minute
 """
 
+# Messages counted while unsent with an error, by the minute they are due in (migration 0015).
+_ERRORS_DIFFERENCES = """
+WITH counted AS (
+    SELECT mailing_id, minute, error_kind, sum(messages) AS messages
+    FROM message_errors_per_minute
+    GROUP BY mailing_id, minute, error_kind
+    HAVING sum(messages) <> 0
+), stored AS (
+    SELECT mailing_id, date_trunc('minute', due_at, 'UTC') AS minute, error_kind, count(*) AS messages
+    FROM messages
+    WHERE status <> 'sent' AND error_kind IS NOT NULL
+    GROUP BY mailing_id, date_trunc('minute', due_at, 'UTC'), error_kind
+)
+SELECT mailing_id, minute, error_kind,
+       coalesce(c.messages, 0)::bigint AS counted_messages, coalesce(s.messages, 0)::bigint AS stored_messages
+FROM counted c FULL JOIN stored s USING (mailing_id, minute, error_kind)
+WHERE coalesce(c.messages, 0) <> coalesce(s.messages, 0)
+  AND NOT EXISTS (SELECT 1 FROM mailings g WHERE g.id = mailing_id AND g.messages_purged_at IS NOT NULL)
+ORDER BY mailing_id, minute, error_kind
+"""
+
 _CLIENTS_DIFFERENCE = """
 SELECT (SELECT coalesce(sum(clients), 0) FROM client_counts)::bigint AS counted,
        (SELECT count(*) FROM clients) AS stored
@@ -94,6 +115,17 @@ _REBUILD = (
     """,
     "DELETE FROM client_counts",
     "INSERT INTO client_counts (shard, clients) SELECT 0, count(*) FROM clients",
+    """
+    DELETE FROM message_errors_per_minute e USING mailings g
+    WHERE g.id = e.mailing_id AND g.messages_purged_at IS NULL
+    """,
+    """
+    INSERT INTO message_errors_per_minute (mailing_id, minute, error_kind, shard, messages)
+    SELECT m.mailing_id, date_trunc('minute', m.due_at, 'UTC'), m.error_kind, 0, count(*)
+    FROM messages m JOIN mailings g ON g.id = m.mailing_id AND g.messages_purged_at IS NULL
+    WHERE m.status <> 'sent' AND m.error_kind IS NOT NULL
+    GROUP BY m.mailing_id, date_trunc('minute', m.due_at, 'UTC'), m.error_kind
+    """,
 )
 
 # Shards holding rows that no writer holds right now, reserved for this transaction.
@@ -105,6 +137,8 @@ FROM (
     SELECT shard FROM message_sends_per_minute
     UNION
     SELECT shard FROM client_counts
+    UNION
+    SELECT shard FROM message_errors_per_minute
     UNION
     SELECT 0
 ) used
@@ -144,12 +178,22 @@ _FOLD = (
     ON CONFLICT (shard) DO UPDATE SET clients = c.clients + excluded.clients
     """,
     "DELETE FROM client_counts WHERE shard = ANY(%(others)s)",
+    """
+    INSERT INTO message_errors_per_minute AS e (mailing_id, minute, error_kind, shard, messages)
+    SELECT mailing_id, minute, error_kind, %(target)s, sum(messages)
+    FROM message_errors_per_minute WHERE shard = ANY(%(others)s)
+    GROUP BY mailing_id, minute, error_kind
+    ORDER BY mailing_id, minute, error_kind
+    ON CONFLICT (mailing_id, minute, error_kind, shard) DO UPDATE SET messages = e.messages + excluded.messages
+    """,
+    "DELETE FROM message_errors_per_minute WHERE shard = ANY(%(others)s)",
+    "DELETE FROM message_errors_per_minute WHERE shard = %(target)s AND messages = 0",
 )
 
 
 _COUNTER_ROWS = """
 SELECT (SELECT count(*) FROM message_counts) + (SELECT count(*) FROM message_sends_per_minute)
-       + (SELECT count(*) FROM client_counts)
+       + (SELECT count(*) FROM client_counts) + (SELECT count(*) FROM message_errors_per_minute)
 """
 
 
@@ -195,6 +239,23 @@ class SendsDifference:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorsDifference:
+    """A (mailing, minute due, error kind) whose errors rollup disagrees with its unsent messages."""
+
+    mailing_id: int
+    minute: dt.datetime
+    error_kind: str
+    counted_messages: int
+    stored_messages: int
+
+    def __str__(self) -> str:
+        return (
+            f"mailing {self.mailing_id} {self.error_kind} errors due in {self.minute}:"
+            f" counted {self.counted_messages}, stored {self.stored_messages}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ClientsDifference:
     counted: int
     stored: int
@@ -208,13 +269,14 @@ class Verification:
     counts: list[CountDifference]
     sends: list[SendsDifference]
     clients: ClientsDifference | None = None
+    errors: list[ErrorsDifference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.counts and not self.sends and self.clients is None
+        return not self.counts and not self.sends and self.clients is None and not self.errors
 
-    def differences(self) -> list[CountDifference | SendsDifference | ClientsDifference]:
-        return [*self.counts, *self.sends, *([self.clients] if self.clients else [])]
+    def differences(self) -> list[CountDifference | SendsDifference | ClientsDifference | ErrorsDifference]:
+        return [*self.counts, *self.sends, *([self.clients] if self.clients else []), *self.errors]
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +293,11 @@ async def verify_counters(conn: AsyncConnection) -> Verification:
         counts = [CountDifference(**row) for row in await (await cur.execute(_COUNTS_DIFFERENCES)).fetchall()]
         sends = [SendsDifference(**row) for row in await (await cur.execute(_SENDS_DIFFERENCES)).fetchall()]
         row = await (await cur.execute(_CLIENTS_DIFFERENCE)).fetchone()
+        errors = [ErrorsDifference(**found) for found in await (await cur.execute(_ERRORS_DIFFERENCES)).fetchall()]
     clients = ClientsDifference(**row) if row is not None else None
     if clients is not None and clients.counted == clients.stored:
         clients = None
-    return Verification(counts=counts, sends=sends, clients=clients)
+    return Verification(counts=counts, sends=sends, clients=clients, errors=errors)
 
 
 async def rebuild_counters(conn: AsyncConnection) -> Rebuilt:

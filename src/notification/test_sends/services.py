@@ -14,14 +14,23 @@ import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
+import structlog
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail
 from notification.config import Settings
+from notification.errors import InvalidInput
+from notification.mailings.services import MailingService
+from notification.mailings.sms import measure
 from notification.observability import bind_ids
-from notification.provider.base import SendResult
+from notification.provider.base import Outcome, SendResult
+from notification.test_sends.schemas import TestSendAnswer, TestSendRequest
+
+logger = structlog.get_logger(__name__)
 
 HTTP_TOO_MANY_REQUESTS = 429
 
@@ -108,3 +117,48 @@ class TestSendService:
         finally:
             await providers.aclose()
         return result
+
+
+async def send_test_message(
+    mailings: MailingService, audit: AuditTrail, settings: Settings, mailing_id: int, data: TestSendRequest
+) -> TestSendAnswer:
+    """The API's and the console's test send: the provider's answer; a 503 when its rate budget
+    has no room in time."""
+    mailing = await mailings.get_mailing(mailing_id)
+    text = mailing.text if data.text is None else data.text
+    if not text.strip():
+        raise InvalidInput.of("text", "must not be blank")
+    sms = measure(text)
+    service = TestSendService(mailings.repository.session, audit, settings)
+    try:
+        sent = await service.send(mailing_id, data.phone, text, sms.parts, text_given=data.text is not None)
+    except NoRoomInRateBudget as full:
+        logger.warning("test message not sent: no room in the provider's rate budget", phone=data.phone)
+        raise HTTPException(
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            detail="The provider's rate budget has no room now; try again later",
+            headers={"Retry-After": str(max(1, round(full.hold_s)))},
+        ) from None
+    result = sent.result
+    logger.info(
+        "test message sent",
+        phone=data.phone,
+        outcome=result.outcome.value,
+        status_code=result.status_code,
+        error=result.error,
+        latency_ms=round(result.latency_s * 1000, 1),
+    )
+    return TestSendAnswer(
+        id=sent.id,
+        mailing_id=mailing_id,
+        phone=data.phone,
+        text=text,
+        encoding=sms.encoding.value,
+        parts=sms.parts,
+        sent=result.outcome is Outcome.SENT,
+        outcome=result.outcome.value,
+        status_code=result.status_code,
+        error=result.error,
+        latency_ms=round(result.latency_s * 1000, 1),
+        created_at=sent.created_at,
+    )
