@@ -8,7 +8,7 @@ from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select, text, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
@@ -16,9 +16,10 @@ from sqlalchemy.types import String
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.clients.models import Client
+from notification.clients.queries import audience_conditions, statements
 from notification.clients.schemas import ClientCreate, ClientPatch, ClientRead, ClientSearch
 from notification.errors import Conflict, InvalidInput, NotFound
-from notification.messages.models import Message, MessageStatus
+from notification.messages.state import state
 from notification.timezones import is_known_timezone
 
 
@@ -37,22 +38,21 @@ PresentColumn = Literal["operator_code", "tag", "timezone"]
 def client_conditions(
     *,
     phone_prefix: str | None = None,
-    operator_codes: Sequence[str] = (),
-    tags: Sequence[str] = (),
+    operator_code: str | None = None,
+    tag: str | None = None,
     timezone: str | None = None,
 ) -> list[ColumnElement[bool]]:
-    """Who a search or a mailing's filter selects; an empty list filters nothing (a mailing with both
-    lists empty reaches everyone)."""
+    """Who a search selects; no field given filters nothing."""
     conditions: list[ColumnElement[bool]] = []
     if phone_prefix:
         # Every phone has exactly 11 digits, so the prefix is a range of the phone's unique index,
         # whatever the database's collation (LIKE 'p%' would need a text_pattern_ops index).
         padding = PHONE_LENGTH - len(phone_prefix)
         conditions.append(Client.phone.between(phone_prefix + "0" * padding, phone_prefix + "9" * padding))
-    if operator_codes:
-        conditions.append(Client.operator_code.in_(list(operator_codes)))
-    if tags:
-        conditions.append(Client.tag.in_(list(tags)))
+    if operator_code is not None:
+        conditions.append(Client.operator_code == operator_code)
+    if tag is not None:
+        conditions.append(Client.tag == tag)
     if timezone is not None:
         conditions.append(Client.timezone == timezone)
     return conditions
@@ -60,10 +60,7 @@ def client_conditions(
 
 def _search_conditions(search: ClientSearch) -> list[ColumnElement[bool]]:
     return client_conditions(
-        phone_prefix=search.phone_prefix,
-        operator_codes=[search.operator_code] if search.operator_code is not None else [],
-        tags=[search.tag] if search.tag is not None else [],
-        timezone=search.timezone,
+        phone_prefix=search.phone_prefix, operator_code=search.operator_code, tag=search.tag, timezone=search.timezone
     )
 
 
@@ -120,19 +117,8 @@ def search_count_statement(search: ClientSearch, cap: int) -> Select[int]:
     return select(func.count()).select_from(matching)
 
 
-# The distinct values of an indexed column, one index probe each (a loose index scan): the
-# directory may hold a million clients and a few dozen operator codes.
-_PRESENT_VALUES_TEMPLATE = """
-WITH RECURSIVE present(value) AS (
-    (SELECT {column} FROM clients ORDER BY {column} LIMIT 1)
-    UNION ALL
-    SELECT (SELECT c.{column} FROM clients c WHERE c.{column} > present.value ORDER BY c.{column} LIMIT 1)
-    FROM present WHERE present.value IS NOT NULL
-)
-SELECT value FROM present WHERE value IS NOT NULL LIMIT :limit
-"""
 _PRESENT_VALUES = {
-    column: text(_PRESENT_VALUES_TEMPLATE.format(column=column)) for column in ("operator_code", "tag", "timezone")
+    column: statements.text("present_values", column=column) for column in ("operator_code", "tag", "timezone")
 }
 
 
@@ -181,9 +167,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
 
     async def count_matching(self, operator_codes: Sequence[str], tags: Sequence[str]) -> int:
         """The audience of a mailing filter, counted set-based."""
-        statement = (
-            select(func.count()).select_from(Client).where(*client_conditions(operator_codes=operator_codes, tags=tags))
-        )
+        statement = select(func.count()).select_from(Client).where(*audience_conditions(operator_codes, tags))
         return int((await self.repository.session.execute(statement)).scalar_one())
 
     async def present_values(self, column: PresentColumn, limit: int = 500) -> list[str]:
@@ -229,9 +213,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             "timezone": [r.timezone for r in rows],
         }
         source = select(*(literal_column(f"unnest_rows.{name}", String) for name in columns)).select_from(
-            text(
-                "unnest(:phone, :operator_code, :tag, :timezone) AS unnest_rows(phone, operator_code, tag, timezone)"
-            ).bindparams(*(bindparam(name, type_=ARRAY(String)) for name in columns))
+            statements.text("imported_rows").bindparams(*(bindparam(name, type_=ARRAY(String)) for name in columns))
         )
         inserted = (
             insert(Client)
@@ -282,17 +264,9 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     async def delete_client(self, client_id: int, audit: AuditTrail) -> None:
         client = await self.get_client(client_id, for_change=True)
         await audit.deleted(AuditEntity.CLIENT, client_id, self.audited(client))
-        # Its pending messages are cancelled; sent history stays, detached, in the statistics.
-        # Its messages are locked in id order first, the order every writer of messages uses.
-        session = self.repository.session
-        await session.execute(
-            select(Message.id).where(Message.client_id == client_id).order_by(Message.id).with_for_update()
-        )
-        await session.execute(
-            update(Message)
-            .where(Message.client_id == client_id, Message.status == MessageStatus.PENDING)
-            .values(status=MessageStatus.CANCELLED)
-        )
+        # Its pending messages are cancelled as any cancellation is; sent history stays, detached,
+        # in the statistics.
+        await self.repository.session.execute(state.text("cancel_of_client"), {"client_id": client_id})
         await self.delete(client_id, auto_commit=False)
 
 

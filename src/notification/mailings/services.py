@@ -8,7 +8,7 @@ import msgspec
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import ColumnElement, func, select
 
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
@@ -23,24 +23,7 @@ from notification.mailings.schemas import (
     SendWindow,
 )
 from notification.mailings.sms import measure
-from notification.messages.models import MessageStatus
-
-_LOCK_MESSAGES = text(
-    "SELECT count(*) FROM (SELECT 1 FROM messages WHERE mailing_id = :mailing_id ORDER BY id FOR UPDATE) locked"
-)
-# Attempts and the last error stay: the error is replaced by the next answer. Messages of a
-# deleted client have nobody to go to.
-_REQUEUE = text(
-    """
-    WITH requeued AS (
-        SELECT id FROM messages
-        WHERE mailing_id = :mailing_id AND status = ANY(:statuses) AND client_id IS NOT NULL
-        ORDER BY id FOR UPDATE
-    )
-    UPDATE messages m SET status = :pending, due_at = now(), leased_until = NULL
-    FROM requeued WHERE m.id = requeued.id
-    """
-)
+from notification.messages.state import state
 
 # Left out of a mailing's audit record: they follow from its text, whose every change is recorded.
 DERIVED_FROM_TEXT = frozenset({"encoding", "parts"})
@@ -220,7 +203,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         session = self.repository.session
         statuses = sorted(set(request.statuses))
         result = await session.execute(
-            _REQUEUE, {"mailing_id": mailing_id, "statuses": statuses, "pending": MessageStatus.PENDING.value}
+            state.text("requeue_for_retry"), {"mailing_id": mailing_id, "statuses": statuses}
         )
         requeued = int(getattr(result, "rowcount", 0))
         before_end = mailing.end_at
@@ -281,5 +264,5 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         # so the cascade never deadlocks with a batch recording its results.
         mailing = await self.get_mailing(mailing_id, for_change=True)
         await audit.deleted(AuditEntity.MAILING, mailing_id, self.audited(mailing))
-        await self.repository.session.execute(_LOCK_MESSAGES, {"mailing_id": mailing_id})
+        await self.repository.session.execute(state.text("lock_messages_of_mailing"), {"mailing_id": mailing_id})
         await self.delete(mailing_id, auto_commit=True)
