@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
-import re
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +103,16 @@ def test_the_walk_sees_sql_in_python_strings(tmp_path: Path) -> None:
         "INSERT INTO t VALUES (1)",
         "WITH RECURSIVE present(value) AS (SELECT 1) SELECT 1",
     ]
+
+
+def test_no_module_imports_a_controller_but_the_app() -> None:
+    """Controllers only call services: what two of them share (a path parameter, a follow-up of a
+    change) lives in a service or a dependency module, never in another controller."""
+    importers = [
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "app.py"
+        for module in sorted(_imported_modules(path))
+        if "controllers" in module.split(".")
+    ]
+    assert importers == []

@@ -19,6 +19,7 @@ from notification.clients.models import Client
 from notification.clients.queries import audience_conditions, statements
 from notification.clients.schemas import ClientCreate, ClientPatch, ClientRead, ClientSearch
 from notification.errors import Conflict, InvalidInput, NotFound
+from notification.idempotency.store import IdempotentCreate
 from notification.messages.state import state
 from notification.timezones import is_known_timezone
 
@@ -128,6 +129,9 @@ def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> No
 
 
 class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
+    """Every change commits here, its audit record with it: the API and the console only call
+    these methods."""
+
     repository_type = ClientRepository
     # A window-function count says 0 for a page past the end; totals must count every row.
     count_with_window_function = False
@@ -181,10 +185,14 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     async def create_client(self, data: ClientCreate, audit: AuditTrail) -> Client:
         client = (await self._insert_clients([data], field_prefix=""))[0]
         await audit.created(AuditEntity.CLIENT, client.id, self.audited(client))
+        await self.repository.session.commit()
         return client
 
-    async def create_clients(self, rows: Sequence[ClientCreate], audit: AuditTrail) -> list[Client]:
-        """An import: every row or none, recorded as one change."""
+    async def create_clients(
+        self, rows: Sequence[ClientCreate], audit: AuditTrail, idempotent: IdempotentCreate | None = None
+    ) -> list[Client]:
+        """An import: every row or none, recorded as one change; under an ``Idempotency-Key`` its
+        answer is kept with the key, in the same commit."""
         created = await self._insert_clients(rows)
         await audit.record(
             AuditAction.IMPORT,
@@ -192,6 +200,9 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             None,
             {"count": (None, len(created)), "first_id": (None, created[0].id), "last_id": (None, created[-1].id)},
         )
+        if idempotent is not None:
+            await idempotent.remember_created(list(self.to_schema(created, schema_type=ClientRead).items))
+        await self.repository.session.commit()
         return created
 
     async def _insert_clients(self, rows: Sequence[ClientCreate], field_prefix: str = "[{i}].") -> list[Client]:
@@ -250,6 +261,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         except IntegrityError:
             raise Conflict("phone", f"a client with phone {phone} already exists") from None
         await audit.updated(AuditEntity.CLIENT, client_id, before, self.audited(client))
+        await self.repository.session.commit()
         return client
 
     async def replace_client(self, client_id: int, data: ClientCreate, audit: AuditTrail) -> Client:
@@ -268,6 +280,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         # in the statistics.
         await self.repository.session.execute(state.text("cancel_of_client"), {"client_id": client_id})
         await self.delete(client_id, auto_commit=False)
+        await self.repository.session.commit()
 
 
 __all__ = ("ClientRepository", "ClientService")

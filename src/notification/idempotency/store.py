@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from litestar import Response
 from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.errors import Conflict
@@ -71,6 +72,10 @@ class IdempotentCreate:
             raise Conflict(HEADER, f"this key was used within {KEPT_HOURS} h with a different request body")
         content = msgspec.json.decode(row.response, type=answer_type)
         return Response(content, status_code=row.status_code, headers={REPLAYED_HEADER: "true"})
+
+    async def remember_created(self, answer: Any) -> None:
+        """The answer of the create, kept with the key: to be committed with what it created."""
+        await self.remember(HTTP_201_CREATED, answer)
 
     async def remember(self, status_code: int, answer: Any) -> None:
         if self.key is None:

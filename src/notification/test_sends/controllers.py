@@ -24,8 +24,7 @@ from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail
 from notification.config import Settings
 from notification.errors import InvalidInput, problem_responses
-from notification.mailings.controllers import MailingId
-from notification.mailings.deps import provide_mailing_service
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.services import MailingService
 from notification.mailings.sms import measure
 from notification.observability import bind_ids
