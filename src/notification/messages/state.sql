@@ -156,6 +156,15 @@ CASE WHEN %(window_start)s::time < %(window_end)s::time
     ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
 END
 
+-- name: lease_claimable
+-- What a claim writes and returns, whichever messages it found claimable: the lease, one more
+-- attempt, and what sending needs of the message and its client.
+UPDATE messages m
+SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
+FROM claimable, clients c
+WHERE m.id = claimable.id AND c.id = m.client_id
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
+
 -- name: claim
 -- SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
 WITH claimable AS (
@@ -163,11 +172,7 @@ WITH claimable AS (
     WHERE {due_in_batch}
     FOR UPDATE OF m SKIP LOCKED
 )
-UPDATE messages m
-SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
-FROM claimable, clients c
-WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
+{lease_claimable}
 
 -- name: claim_in_window
 -- A windowed mailing claims only the messages whose client's window is open right now.
@@ -176,11 +181,7 @@ WITH claimable AS (
     WHERE {due_in_batch} AND {window_open}
     FOR UPDATE OF m SKIP LOCKED
 )
-UPDATE messages m
-SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
-FROM claimable, clients c
-WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
+{lease_claimable}
 
 -- name: record_answers
 -- 'sent' wins over a cancellation or expiry that landed while the request was in flight: the
