@@ -60,7 +60,8 @@ def test_the_api_process_does_not_load_the_engine_or_the_provider_client() -> No
 
 # A statement as the project writes one: an upper-case verb, then what only SQL says next.
 _SQL_STATEMENT = re.compile(
-    r"^\s*(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s.*\bSET\s|DELETE\s+FROM\s|WITH\s+(RECURSIVE\s+)?\w+(\(\w+\))?\s+AS\s)",
+    r"^\s*(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s.*\bSET\s|DELETE\s+FROM\s|WITH\s+(RECURSIVE\s+)?\w+(\(\w+\))?\s+AS\s"
+    r"|SET\s+TRANSACTION\s|ANALYZE\s|LOCK\s+TABLE\s)",
     re.DOTALL,
 )
 
@@ -92,6 +93,8 @@ def test_the_walk_sees_sql_in_python_strings(tmp_path: Path) -> None:
         'D = "DELETE FROM t"\n'
         'E = "INSERT INTO t VALUES (1)"\n'
         'F = "WITH RECURSIVE present(value) AS (SELECT 1) SELECT 1"\n'
+        'G = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"\n'
+        'H = "ANALYZE messages"\n'
         '"""Update the mailing; select what is due."""\n'
     )
     found = [line.split(": ", 1)[1] for line in _sql_strings(sample, tmp_path)]
@@ -102,6 +105,8 @@ def test_the_walk_sees_sql_in_python_strings(tmp_path: Path) -> None:
         "DELETE FROM t",
         "INSERT INTO t VALUES (1)",
         "WITH RECURSIVE present(value) AS (SELECT 1) SELECT 1",
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "ANALYZE messages",
     ]
 
 

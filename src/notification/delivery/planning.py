@@ -76,7 +76,7 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
             # Autovacuum would refresh the statistics only later: until then the planner
             # still sees the small table it knew, and its per-batch queries turn to
             # sequential scans of the whole table.
-            await cur.execute("ANALYZE messages")
+            await cur.execute(queries["analyze_messages"])
         if mailing["planned_version"] > 0:
             cancel = composed("cancel_unmatched", filter=matching)
             report.cancelled = (await cur.execute(cancel, params)).rowcount

@@ -68,3 +68,6 @@ SELECT id FROM messages WHERE id = ANY(%(ids)s) AND status <> {status.pending}
 -- name: database_now
 -- The transaction's own now(), the clock the statements of the same transaction compare with.
 SELECT now() AS now
+
+-- name: analyze_messages
+ANALYZE messages

@@ -89,7 +89,7 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
     }
     # One snapshot: the totals, the mailings and the error kinds describe the same moment.
     async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await conn.execute(statements["read_only_snapshot"])
         async with conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(statements["mailings_of_the_day"], params)
             rows = await cursor.fetchall()

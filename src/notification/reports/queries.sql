@@ -94,3 +94,7 @@ WHERE report_day = %(report_day)s
 UPDATE report_deliveries
 SET status = {delivery.missed}, leased_until = NULL, updated_at = %(now)s
 WHERE status = {delivery.pending} AND report_day < %(report_day)s
+
+-- name: read_only_snapshot
+-- The totals, the mailings and the error kinds describe the same moment.
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY

@@ -115,7 +115,7 @@ class Rebuilt:
 async def verify_counters(conn: AsyncConnection) -> Verification:
     """Counters against a full GROUP BY of ``messages`` (and a count of ``clients``), read in one snapshot."""
     async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await conn.execute(statements["read_only_snapshot"])
         cur = conn.cursor(row_factory=dict_row)
         counts = [CountDifference(**r) for r in await (await cur.execute(statements["counts_differences"])).fetchall()]
         sends = [SendsDifference(**r) for r in await (await cur.execute(statements["sends_differences"])).fetchall()]

@@ -138,3 +138,7 @@ DELETE FROM client_counts WHERE shard = ANY(%(others)s)
 -- name: counter_rows
 SELECT (SELECT count(*) FROM message_counts) + (SELECT count(*) FROM message_sends_per_minute)
        + (SELECT count(*) FROM client_counts)
+
+-- name: read_only_snapshot
+-- Every statement of the transaction reads the same moment, and none writes.
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
