@@ -150,13 +150,18 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
 
     async def _commit(self, job_queue: App | None = None, mailing: Mailing | None = None) -> None:
         """The change, its audit record (and idempotency key) committed together; then, when the
-        mailing is to be planned, planning is enqueued: once committed, it is there to plan."""
+        mailing is to be planned, planning is enqueued: once committed, it is there to plan. Without
+        a job queue (a caller outside the app), the reconciler plans it within a minute."""
         await self.repository.session.commit()
         if job_queue is not None and mailing is not None:
             await _plan(job_queue, mailing)
 
     async def create_mailing(
-        self, data: MailingCreate, audit: AuditTrail, job_queue: App, idempotent: IdempotentCreate | None = None
+        self,
+        data: MailingCreate,
+        audit: AuditTrail,
+        job_queue: App | None = None,
+        idempotent: IdempotentCreate | None = None,
     ) -> Mailing:
         """A create under an ``Idempotency-Key`` keeps its answer with the key, in the same commit."""
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
@@ -185,7 +190,9 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         await self._commit()
         return mailing
 
-    async def resume_mailing(self, mailing_id: int, audit: AuditTrail, job_queue: App) -> tuple[Mailing, bool]:
+    async def resume_mailing(
+        self, mailing_id: int, audit: AuditTrail, job_queue: App | None = None
+    ) -> tuple[Mailing, bool]:
         """Clear the pause; the flag says whether the mailing needs planning again (it was
         paused: its pending messages get new send jobs, the old ones know themselves superseded)."""
         mailing = await self._hold_for_control(mailing_id)
@@ -204,7 +211,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         return mailing, replan
 
     async def retry_messages(
-        self, mailing_id: int, request: RetryRequest, audit: AuditTrail, job_queue: App
+        self, mailing_id: int, request: RetryRequest, audit: AuditTrail, job_queue: App | None = None
     ) -> tuple[Mailing, int, bool]:
         """Put the mailing's messages in the given statuses back to pending, moving its end
         when asked; returns the mailing, how many were re-queued, and whether to plan it again."""
@@ -249,7 +256,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         return mailing, requeued, replan
 
     async def patch_mailing(
-        self, mailing_id: int, patch: MailingPatch, audit: AuditTrail, job_queue: App
+        self, mailing_id: int, patch: MailingPatch, audit: AuditTrail, job_queue: App | None = None
     ) -> tuple[Mailing, bool]:
         """Apply the change; the flag says whether the mailing needs planning again."""
         mailing = await self.get_mailing(mailing_id, for_change=True)
@@ -277,7 +284,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         return mailing, replan
 
     async def replace_mailing(
-        self, mailing_id: int, data: MailingCreate, audit: AuditTrail, job_queue: App
+        self, mailing_id: int, data: MailingCreate, audit: AuditTrail, job_queue: App | None = None
     ) -> tuple[Mailing, bool]:
         patch = MailingPatch(
             text=data.text,
