@@ -37,11 +37,7 @@ from _harness import free_port, python, service_env, start, stop, throwaway_data
 from notification.clients.schemas import ClientSearch
 from notification.clients.services import search_count_statement, search_order, search_statement
 from notification.stats.queries import (
-    _ERROR_KINDS_SINCE,
-    _MAILING_ERROR_KINDS,
-    _OF_MAILINGS_RUNNING_BETWEEN,
-    _ONE,
-    _TIMINGS,
+    statements,
 )
 from stats import explain, load, mailing_sizes, say
 
@@ -119,11 +115,6 @@ def time_page(
     return first, timings
 
 
-def _named_to_psycopg(sql: str) -> str:
-    """SQLAlchemy's ``:name`` parameters as psycopg's ``%(name)s`` (casts ``::type`` left alone)."""
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
-
-
 def sign_in(client: httpx.Client, token: str) -> None:
     page = client.get("/admin/sign-in")
     found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
@@ -174,20 +165,20 @@ def main() -> None:
             say("EXPLAIN (ANALYZE, BUFFERS) of the dashboard's and the largest mailing's figures")
             figures = {
                 "dashboard: errors of the last hour": (
-                    _ERROR_KINDS_SINCE.text,
+                    statements["error_kinds_since"],
                     {"since": dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)},
                 ),
                 "dashboard: today's messages": (
-                    _OF_MAILINGS_RUNNING_BETWEEN.text,
+                    statements["totals_of_mailings_running_between"],
                     {"since": dt.datetime.now(dt.UTC) - dt.timedelta(hours=12), "until": dt.datetime.now(dt.UTC)},
                 ),
-                "mailing page: its error kinds": (_MAILING_ERROR_KINDS.text, {"mailing_id": large}),
-                "mailing page: its counts": (_ONE.text, {"mailing_id": large}),
-                "mailing page: its timings": (_TIMINGS.text, {"mailing_id": large}),
+                "mailing page: its error kinds": (statements["mailing_error_kinds"], {"mailing_id": large}),
+                "mailing page: its counts": (statements["mailing_counts"], {"mailing_id": large}),
+                "mailing page: its timings": (statements["mailing_timings"], {"mailing_id": large}),
             }
             for label, (sql, params) in figures.items():
                 say(f"  {label}")
-                for line in explain(conn, _named_to_psycopg(sql), params):
+                for line in explain(conn, sql, params):
                     say(f"    {line}")
             say("")
             say("EXPLAIN (ANALYZE, BUFFERS) of the client search")

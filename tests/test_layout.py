@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,68 @@ def test_neither_the_worker_nor_the_command_line_loads_the_development_stand_ins
     loaded = set(json.loads(out.stdout.splitlines()[-1]))
     assert {"notification.cli", "notification.worker", "notification.jobs"} <= loaded
     assert not {m for m in loaded if _of(m, DEV)}
+
+
+# A statement as the project writes one: an upper-case verb, then what only SQL says next.
+_SQL_STATEMENT = re.compile(
+    r"^\s*(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s.*\bSET\s|DELETE\s+FROM\s|WITH\s+(RECURSIVE\s+)?\w+(\(\w+\))?\s+AS\s"
+    r"|SET\s+TRANSACTION\s|ANALYZE\s|LOCK\s+TABLE\s)",
+    re.DOTALL,
+)
+
+
+def _sql_strings(path: Path, root: Path = PACKAGE) -> list[str]:
+    strings = [
+        node
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _SQL_STATEMENT.match(node.value)
+    ]
+    return [
+        f"{path.relative_to(root)}:{node.lineno}: {node.value.strip().splitlines()[0]}"
+        for node in sorted(strings, key=lambda node: (node.lineno, node.col_offset))
+    ]
+
+
+def test_sql_statements_live_in_sql_files() -> None:
+    """Every statement is a named block of a ``.sql`` file (notification.lib.sql), where its enum
+    values are checked at load and its parameters written in one style; none is a Python string."""
+    assert [found for path in sorted(PACKAGE.rglob("*.py")) for found in _sql_strings(path)] == []
+
+
+def test_the_walk_sees_sql_in_python_strings(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        'A = "SELECT 1"\n'
+        'B = """\n    WITH doomed AS (SELECT 1)\nDELETE FROM t"""\n'
+        'C = f"UPDATE messages SET status = {1}"\n'
+        'D = "DELETE FROM t"\n'
+        'E = "INSERT INTO t VALUES (1)"\n'
+        'F = "WITH RECURSIVE present(value) AS (SELECT 1) SELECT 1"\n'
+        'G = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"\n'
+        'H = "ANALYZE messages"\n'
+        '"""Update the mailing; select what is due."""\n'
+    )
+    found = [line.split(": ", 1)[1] for line in _sql_strings(sample, tmp_path)]
+    assert found == [
+        "SELECT 1",
+        "WITH doomed AS (SELECT 1)",
+        "UPDATE messages SET status =",
+        "DELETE FROM t",
+        "INSERT INTO t VALUES (1)",
+        "WITH RECURSIVE present(value) AS (SELECT 1) SELECT 1",
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "ANALYZE messages",
+    ]
+
+
+def test_no_module_imports_a_controller_but_the_app() -> None:
+    """Controllers only call services: what two of them share (a path parameter, a follow-up of a
+    change) lives in a service or a dependency module, never in another controller."""
+    importers = [
+        f"{path.relative_to(PACKAGE)} imports {module}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "app.py"
+        for module in sorted(_imported_modules(path))
+        if "controllers" in module.split(".")
+    ]
+    assert importers == []

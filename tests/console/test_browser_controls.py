@@ -93,9 +93,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def test_pause_then_resume_asks_first_and_shows_the_status(
-    page: Any, served: str, screenshots: Path | None
-) -> None:
+def test_pause_then_resume_asks_first_and_shows_the_status(page: Any, served: str, screenshots: Path | None) -> None:
     from playwright.sync_api import expect
 
     _clients(served)
@@ -172,9 +170,7 @@ def test_a_test_send_shows_the_providers_answer(
     _shot(page, screenshots, "test-send", "#controls")
 
 
-def test_the_preview_before_and_after_creating_a_mailing(
-    page: Any, served: str, screenshots: Path | None
-) -> None:
+def test_the_preview_before_and_after_creating_a_mailing(page: Any, served: str, screenshots: Path | None) -> None:
     from playwright.sync_api import expect
 
     _clients(served)
@@ -206,9 +202,7 @@ def _moscow_hour() -> int:
     return dt.datetime.now(dt.timezone(dt.timedelta(hours=3))).hour
 
 
-def test_parts_on_the_form_follow_the_text_as_it_is_typed(
-    page: Any, served: str, screenshots: Path | None
-) -> None:
+def test_parts_on_the_form_follow_the_text_as_it_is_typed(page: Any, served: str, screenshots: Path | None) -> None:
     from playwright.sync_api import expect
 
     _clients(served)

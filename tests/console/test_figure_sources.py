@@ -16,13 +16,19 @@ NOW = dt.datetime(2026, 12, 3, 12, tzinfo=dt.UTC)
 HOUR_AGO = NOW - dt.timedelta(hours=1)
 
 FIGURES: dict[str, tuple[TextClause, dict[str, Any]]] = {
-    "dashboard: messages by status": (queries._TOTALS, {}),
-    "dashboard: today's messages": (queries._OF_MAILINGS_RUNNING_BETWEEN, {"since": HOUR_AGO, "until": NOW}),
-    "dashboard: errors of the last hour": (queries._ERROR_KINDS_SINCE, {"since": HOUR_AGO}),
-    "dashboard: sent per minute": (queries._SENDS_PER_MINUTE, {"since": HOUR_AGO, "until": NOW, "mailing_id": None}),
-    "mailing: counts": (queries._ONE, {"mailing_id": 1}),
-    "mailing: error kinds": (queries._MAILING_ERROR_KINDS, {"mailing_id": 1}),
-    "mailing: timings": (queries._TIMINGS, {"mailing_id": 1}),
+    "dashboard: messages by status": (queries.statements.text("message_totals"), {}),
+    "dashboard: today's messages": (
+        queries.statements.text("totals_of_mailings_running_between"),
+        {"since": HOUR_AGO, "until": NOW},
+    ),
+    "dashboard: errors of the last hour": (queries.statements.text("error_kinds_since"), {"since": HOUR_AGO}),
+    "dashboard: sent per minute": (
+        queries.statements.text("sends_per_minute"),
+        {"since": HOUR_AGO, "until": NOW, "mailing_id": None},
+    ),
+    "mailing: counts": (queries.statements.text("mailing_counts"), {"mailing_id": 1}),
+    "mailing: error kinds": (queries.statements.text("mailing_error_kinds"), {"mailing_id": 1}),
+    "mailing: timings": (queries.statements.text("mailing_timings"), {"mailing_id": 1}),
 }
 
 

@@ -31,8 +31,7 @@ from notification.console.identity import operator_timezone, require_admin
 from notification.console.templating import page
 from notification.errors import Conflict, InvalidInput
 from notification.jobs import provide_job_queue
-from notification.mailings.controllers import MailingId, plan_after_commit
-from notification.mailings.deps import provide_mailing_service
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingRead, RetryRequest
 from notification.mailings.services import MailingService, validate_mailing
@@ -121,10 +120,8 @@ class MailingControlsController(Controller):
         mailing_id: MailingId,
     ) -> Redirect:
         bind_ids(mailing_id=mailing_id)
-        mailing, replan = await mailings.resume_mailing(mailing_id, audit)
+        _, replan = await mailings.resume_mailing(mailing_id, audit, job_queue)
         logger.info("mailing resumed", via="console", replanned=replan)
-        if replan:
-            await plan_after_commit(job_queue, mailing)
         flash(request, f"Mailing {mailing_id} resumed.", "success")
         return Redirect(f"/admin/mailings/{mailing_id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -185,7 +182,7 @@ class MailingControlsController(Controller):
             body["end_at"] = local_datetime(end_at, operator_timezone(request))
         try:
             data = decode_as(body, RetryRequest)
-            changed, requeued, replan = await mailings.retry_messages(mailing_id, data, audit)
+            changed, requeued, _ = await mailings.retry_messages(mailing_id, data, audit, job_queue)
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             return await self._retry_form(
                 request, db_session, mailing, values, field_errors(exc), status_code=HTTP_400_BAD_REQUEST
@@ -197,8 +194,6 @@ class MailingControlsController(Controller):
             requeued=requeued,
             end_at=changed.end_at.isoformat(),
         )
-        if replan:
-            await plan_after_commit(job_queue, changed)
         again = f"{requeued:,} message{'' if requeued == 1 else 's'} of mailing {mailing_id} will be sent again."
         flash(request, again, "success")
         return Redirect(f"/admin/mailings/{mailing_id}", status_code=HTTP_303_SEE_OTHER)

@@ -30,8 +30,7 @@ from notification.console.identity import operator_timezone, require_admin, requ
 from notification.console.templating import page, refreshing
 from notification.errors import InvalidInput
 from notification.jobs import provide_job_queue
-from notification.mailings.controllers import MailingId, plan_after_commit
-from notification.mailings.deps import provide_mailing_service
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.models import TEXT_MAX_LENGTH, Mailing, MailingStatus
 from notification.mailings.schemas import MailingCreate, MailingRead
 from notification.mailings.services import MailingService
@@ -43,6 +42,7 @@ from notification.stats.queries import (
     MailingCounts,
     WindowWaits,
     counts_of_mailings,
+    listed_total,
     mailing_counts,
     mailing_error_kinds,
     mailing_timings,
@@ -199,14 +199,13 @@ class MailingConsoleController(Controller):
         if not isinstance(data, MailingCreate):
             return await self._form(request, clients, values, data, status_code=HTTP_400_BAD_REQUEST)
         try:
-            mailing = await mailings.create_mailing(data, audit)
+            mailing = await mailings.create_mailing(data, audit, job_queue)
         except InvalidInput as exc:
             return await self._form(request, clients, values, field_errors(exc), status_code=HTTP_400_BAD_REQUEST)
         bind_ids(mailing_id=mailing.id)
         logger.info(
             "mailing created", via="console", start_at=mailing.start_at.isoformat(), end_at=mailing.end_at.isoformat()
         )
-        await plan_after_commit(job_queue, mailing)
         flash(request, f"Mailing {mailing.id} created.", "success")
         return Redirect(f"/admin/mailings/{mailing.id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -255,14 +254,12 @@ class MailingConsoleController(Controller):
                 request, clients, values, data, mailing_id=mailing_id, status_code=HTTP_400_BAD_REQUEST
             )
         try:
-            mailing, replan = await mailings.replace_mailing(mailing_id, data, audit)
+            _, replan = await mailings.replace_mailing(mailing_id, data, audit, job_queue)
         except InvalidInput as exc:
             return await self._form(
                 request, clients, values, field_errors(exc), mailing_id=mailing_id, status_code=HTTP_400_BAD_REQUEST
             )
         logger.info("mailing updated", via="console", replanned=replan, replaced=True)
-        if replan:
-            await plan_after_commit(job_queue, mailing)
         flash(request, f"Mailing {mailing_id} saved.", "success")
         return Redirect(f"/admin/mailings/{mailing_id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -306,7 +303,8 @@ class MailingConsoleController(Controller):
         )
         client_ids = [m.client_id for m in found if m.client_id is not None]
         phones = {c.id: c.phone for c in await clients.list(CollectionFilter("id", client_ids))} if client_ids else {}
-        listed = counts.total if status is None else getattr(counts.by_status, status.value)
+        purged = context["timings"].messages_purged_at is not None
+        listed = await listed_total(messages, counts, status, purged=purged)
         # The list refreshes with the progress, on the status and page the operator is looking at.
         query = {"status": status.value} if status is not None else {}
         query |= {"page": str(page_number)} if page_number > 1 else {}

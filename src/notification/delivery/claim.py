@@ -106,7 +106,7 @@ async def _wait_for_window(
     zone_rows = await (await cur.execute(queries["closed_zones_in_batch"], params)).fetchall()
     if not zone_rows:
         return 0
-    now = (await (await cur.execute("SELECT now() AS now")).fetchone() or {})["now"]
+    now = (await (await cur.execute(queries["database_now"])).fetchone() or {})["now"]
     zones, openings = openings_by_zone(window[0], window[1], (r["timezone"] for r in zone_rows), now)
     if not zones:
         return 0

@@ -14,6 +14,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
+from notification.clients.queries import audience_filter
 from notification.delivery.policy import last_request_start
 from notification.delivery.queries import composed, queries
 from notification.messages.models import MessageStatus
@@ -36,16 +37,6 @@ class PlanReport:
     @property
     def batches(self) -> int:
         return sum(len(id_lists) for id_lists in self.send_batches.values())
-
-
-def client_filter(operator_codes: list[str], tags: list[str], alias: str = "c") -> sql.Composable:
-    """The mailing's filter as SQL; an empty list filters nothing, so it adds no condition."""
-    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
-    if operator_codes:
-        conditions.append(sql.SQL("{}.operator_code = ANY(%(operator_codes)s)").format(sql.Identifier(alias)))
-    if tags:
-        conditions.append(sql.SQL("{}.tag = ANY(%(tags)s)").format(sql.Identifier(alias)))
-    return sql.SQL(" AND ").join(conditions)
 
 
 async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int, batch_size: int) -> PlanReport:
@@ -71,7 +62,7 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
         "plan_version": plan_version,
         "batch_size": batch_size,
     }
-    matching = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
+    matching = audience_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
     await cur.execute(queries["lock_messages_of_mailing"], params)
     if now >= last_request_start(mailing["end_at"]):
         # Planned too late (workers were down), past the last moment a request may start: the
@@ -86,7 +77,7 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
             # Autovacuum would refresh the statistics only later: until then the planner
             # still sees the small table it knew, and its per-batch queries turn to
             # sequential scans of the whole table.
-            await cur.execute("ANALYZE messages")
+            await cur.execute(queries["analyze_messages"])
         if mailing["planned_version"] > 0:
             cancel = composed("cancel_unmatched", filter=matching)
             report.cancelled = (await cur.execute(cancel, params)).rowcount

@@ -6,8 +6,7 @@ from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.errors import problem_responses
-from notification.mailings.controllers import MailingId
-from notification.mailings.deps import provide_mailing_service
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate
 from notification.mailings.services import MailingService, parse_local_time, validate_mailing

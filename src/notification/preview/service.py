@@ -12,10 +12,11 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.clients.models import Client
+from notification.clients.queries import audience_conditions
 from notification.mailings.sms import measure
 from notification.send_window import is_open, next_opening
 
@@ -64,20 +65,10 @@ class Audience:
     window: tuple[dt.time, dt.time] | None
 
 
-def _matching(audience: Audience) -> list[ColumnElement[bool]]:
-    # An empty list filters nothing, so it adds no condition the index would have to skip over.
-    conditions: list[ColumnElement[bool]] = []
-    if audience.operator_codes:
-        conditions.append(Client.operator_code.in_(audience.operator_codes))
-    if audience.tags:
-        conditions.append(Client.tag.in_(audience.tags))
-    return conditions
-
-
 def _rollup_query(audience: Audience) -> Any:
     groups = (
         select(Client.operator_code, Client.timezone, func.count().label("clients"))
-        .where(*_matching(audience))
+        .where(*audience_conditions(audience.operator_codes, audience.tags))
         .group_by(Client.operator_code, Client.tag, Client.timezone)
         .subquery()
     )

@@ -15,8 +15,7 @@ from litestar.status_codes import HTTP_200_OK
 from notification.audit.trail import AuditTrail
 from notification.config import Settings
 from notification.errors import problem_responses
-from notification.mailings.controllers import MailingId
-from notification.mailings.deps import provide_mailing_service
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.services import MailingService
 from notification.test_sends.schemas import TestSendAnswer, TestSendRequest
 from notification.test_sends.services import send_test_message
