@@ -38,8 +38,7 @@ from notification.mailings.services import MailingService, validate_mailing
 from notification.mailings.sms import measure
 from notification.messages.models import MessageStatus
 from notification.observability import bind_ids
-from notification.preview.controllers import audience_of_mailing, audience_of_request
-from notification.preview.service import preview
+from notification.preview.service import audience_of_mailing, audience_of_request, preview
 from notification.stats.queries import mailing_counts
 from notification.test_sends.schemas import TestSendRequest
 from notification.test_sends.services import send_test_message

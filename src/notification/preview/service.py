@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.clients.models import Client
 from notification.clients.queries import audience_conditions
+from notification.mailings.models import Mailing
+from notification.mailings.schemas import MailingCreate
+from notification.mailings.services import parse_local_time
 from notification.mailings.sms import measure
 from notification.send_window import is_open, next_opening
 
@@ -123,4 +126,27 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         never_inside_before_end=never,
         text=TextCost(encoding=sms.encoding.value, units=sms.units, parts=sms.parts),
         parts_total=total * sms.parts,
+    )
+
+
+def audience_of_request(data: MailingCreate) -> Audience:
+    window = None
+    if data.send_window is not None:
+        window = (parse_local_time(data.send_window.start), parse_local_time(data.send_window.end))
+    return Audience(
+        data.text, data.start_at, data.end_at, list(data.filter.operator_codes), list(data.filter.tags), window
+    )
+
+
+def audience_of_mailing(mailing: Mailing) -> Audience:
+    window = None
+    if mailing.send_window_start is not None and mailing.send_window_end is not None:
+        window = (mailing.send_window_start, mailing.send_window_end)
+    return Audience(
+        mailing.text,
+        mailing.start_at,
+        mailing.end_at,
+        list(mailing.filter_operator_codes),
+        list(mailing.filter_tags),
+        window,
     )

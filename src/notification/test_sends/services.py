@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import structlog
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
-from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail
 from notification.config import Settings
 from notification.errors import InvalidInput
+from notification.lib.sql import load
 from notification.mailings.services import MailingService
 from notification.mailings.sms import measure
 from notification.observability import bind_ids
@@ -34,13 +34,7 @@ logger = structlog.get_logger(__name__)
 
 HTTP_TOO_MANY_REQUESTS = 429
 
-_RECORD = sql_text(
-    "INSERT INTO test_sends (mailing_id, phone, text) VALUES (:mailing_id, :phone, :text) RETURNING id, created_at"
-)
-_ANSWER = sql_text(
-    "UPDATE test_sends SET outcome = :outcome, status_code = :status_code, error = :error, answered_at = now()"
-    " WHERE id = :id"
-)
+statements = load(__package__, "queries.sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +77,16 @@ class TestSendService:
             "status_code": result.status_code,
             "error": result.error,
         }
-        await self.session.execute(_ANSWER, params)
+        await self.session.execute(statements.text("answer"), params)
         await self.session.commit()
         return TestSent(send_id, created_at, result)
 
     async def _record(self, mailing_id: int, phone: str, text: str, *, text_given: bool) -> tuple[int, dt.datetime]:
-        row = (await self.session.execute(_RECORD, {"mailing_id": mailing_id, "phone": phone, "text": text})).one()
+        row = (
+            await self.session.execute(
+                statements.text("record"), {"mailing_id": mailing_id, "phone": phone, "text": text}
+            )
+        ).one()
         send_id, created_at = int(row.id), row.created_at
         changes: dict[str, tuple[object, object]] = {"test_send_id": (None, send_id), "phone": (None, phone)}
         if text_given:
