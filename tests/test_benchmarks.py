@@ -39,7 +39,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     "rate_limit": (["--limit", "40", "--seconds", "1", "--latency-ms", "0"], [r"busiest 1 s window\s+\d+ parts"]),
     "stats": (
         ["--messages", "2000", "--mailings", "5", "--clients", "500", "--repeat", "1"],
-        [r"EXPLAIN \(ANALYZE, BUFFERS\)", r"_OF_MAILINGS\n\s+execution", r"GET /metrics\s+min"],
+        [r"EXPLAIN \(ANALYZE, BUFFERS\)", r"all_mailing_counts\n\s+execution", r"GET /metrics\s+min"],
     ),
 }
 
