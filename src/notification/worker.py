@@ -27,6 +27,7 @@ from notification.logging import configure_logging
 from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
 from notification.reports.tasks import daily_report_tasks
+from notification.schedules.tasks import blueprint as schedule_tasks
 from notification.stats.tasks import blueprint as stats_tasks
 
 logger = structlog.get_logger(__name__)
@@ -133,6 +134,7 @@ def _create_app(settings: Settings) -> WorkerApp:
     job_queue.add_tasks_from(daily_report_tasks(settings), namespace="reports")
     job_queue.add_tasks_from(stats_tasks, namespace="stats")
     job_queue.add_tasks_from(idempotency_tasks, namespace="idempotency")
+    job_queue.add_tasks_from(schedule_tasks, namespace="schedules")
     return job_queue
 
 

@@ -10,6 +10,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, func, select, text
 
+from notification.audiences.service import check_audience_choice, is_empty
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import Conflict, InvalidInput, NotFound
@@ -46,7 +47,7 @@ _REQUEUE = text(
 DERIVED_FROM_TEXT = frozenset({"encoding", "parts"})
 
 # Fields whose change alters who receives the mailing or when; text is read at send time instead.
-PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window"})
+PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window", "audience_id"})
 
 
 class MailingRepository(SQLAlchemyAsyncRepository[Mailing]):
@@ -148,10 +149,22 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         fields = snapshot(self.to_schema(mailing, schema_type=MailingRead))
         return {name: value for name, value in fields.items() if name not in DERIVED_FROM_TEXT}
 
-    async def create_mailing(self, data: MailingCreate, audit: AuditTrail, *, commit: bool = True) -> Mailing:
-        """``commit=False`` leaves the commit to the caller, who has more to write with the mailing."""
+    async def create_mailing(
+        self,
+        data: MailingCreate,
+        audit: AuditTrail,
+        *,
+        commit: bool = True,
+        occurrence: tuple[int, dt.datetime] | None = None,
+    ) -> Mailing:
+        """``commit=False`` leaves the commit to the caller, who has more to write with the mailing;
+        ``occurrence`` is the (schedule id, occurrence time) the mailing is made for."""
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
+        await check_audience_choice(self.repository.session, data.audience_id, data.filter)
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
+        mailing.audience_id = data.audience_id
+        if occurrence is not None:
+            mailing.schedule_id, mailing.occurrence_at = occurrence
         mailing = await self.create(mailing, auto_commit=False)
         mailing = await self.get_mailing(mailing.id)
         await audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
@@ -245,8 +258,14 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         current = self.to_schema(mailing, schema_type=MailingRead)
         before = snapshot(current)
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+        # Choosing an audience drops the mailing's own filter, and choosing a filter drops the audience.
+        if changes.get("audience_id") is not None and "filter" not in changes:
+            changes["filter"] = MailingFilter()
+        elif "filter" in changes and not is_empty(changes["filter"]) and "audience_id" not in changes:
+            changes["audience_id"] = None
         merged = msgspec.structs.replace(current, **changes)
         validate_mailing(merged.text, merged.start_at, merged.end_at, merged.send_window)
+        await check_audience_choice(self.repository.session, merged.audience_id, merged.filter)
         changed = sorted(name for name in PLANNING_FIELDS if getattr(current, name) != getattr(merged, name))
         replan = bool(changed)
         if replan and mailing.messages_purged_at is not None:
@@ -256,6 +275,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             merged.text, merged.start_at, merged.end_at, merged.filter, merged.send_window
         ).items():
             setattr(mailing, name, value)
+        mailing.audience_id = merged.audience_id
         if replan:
             mailing.plan_version += 1
         await self.update(mailing, auto_commit=False, auto_refresh=False)
@@ -272,6 +292,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             end_at=data.end_at,
             filter=data.filter,
             send_window=data.send_window,
+            audience_id=data.audience_id,
         )
         return await self.patch_mailing(mailing_id, patch, audit)
 

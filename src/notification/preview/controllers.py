@@ -5,6 +5,7 @@ from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.audiences.service import check_audience_choice, with_saved_audience
 from notification.errors import problem_responses
 from notification.mailings.controllers import MailingId
 from notification.mailings.deps import provide_mailing_service
@@ -55,7 +56,10 @@ class PreviewController(Controller):
     )
     async def preview_new(self, db_session: AsyncSession, data: MailingCreate) -> AudiencePreview:
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
-        return await preview(db_session, audience_of_request(data))
+        await check_audience_choice(db_session, data.audience_id, data.filter)
+        return await preview(
+            db_session, await with_saved_audience(db_session, audience_of_request(data), data.audience_id)
+        )
 
     @get(
         "/{mailing_id:int}/preview",
@@ -64,4 +68,7 @@ class PreviewController(Controller):
     )
     async def preview_existing(self, mailings: MailingService, mailing_id: MailingId) -> AudiencePreview:
         mailing = await mailings.get_mailing(mailing_id)
-        return await preview(mailings.repository.session, audience_of_mailing(mailing))
+        session = mailings.repository.session
+        return await preview(
+            session, await with_saved_audience(session, audience_of_mailing(mailing), mailing.audience_id)
+        )
