@@ -72,8 +72,12 @@ async def test_the_preview_counts_who_the_audience_matches_now(client: Api) -> N
     assert preview.status_code == 200, preview.text
     assert preview.json()["clients"] == 3
     await client.patch(f"{AUDIENCES}/{audience['id']}", json={"filter": {"tags": ["vip", "other"]}})
-    mailing = await create_mailing(client, audience_id=audience["id"], start_at=(now + dt.timedelta(hours=1)).isoformat(),
-                                   end_at=(now + dt.timedelta(hours=2)).isoformat())
+    mailing = await create_mailing(
+        client,
+        audience_id=audience["id"],
+        start_at=(now + dt.timedelta(hours=1)).isoformat(),
+        end_at=(now + dt.timedelta(hours=2)).isoformat(),
+    )
     existing = await client.get(f"{MAILINGS}/{mailing['id']}/preview")
     assert existing.json()["clients"] == 5
 
