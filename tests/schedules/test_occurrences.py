@@ -90,7 +90,8 @@ async def test_after_downtime_a_recent_occurrence_still_runs_and_older_ones_are_
     # Planned the way the API plans a mailing it creates: a planning job for it is queued.
     queued = await db.scalar(
         text(
-            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'delivery:plan_mailing' AND args->>'mailing_id' = :id"
+            "SELECT count(*) FROM procrastinate_jobs"
+            " WHERE task_name = 'delivery:plan_mailing' AND args->>'mailing_id' = :id"
         ),
         {"id": str(mailing_id)},
     )
