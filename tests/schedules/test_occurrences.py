@@ -186,7 +186,7 @@ async def test_two_worker_processes_never_create_one_occurrence_twice(
     # A day of hourly occurrences each: 4 x 24 mailings, for both workers to race on.
     workers = [start_worker(SCHEDULE_LEAD_S=str(24 * 3600 - 60), WORKER_CONCURRENCY="4") for _ in range(2)]
     for worker in workers:
-        await worker.ready()
+        await worker.ready(timeout_s=120)
     for _ in range(16):
         await job_queue.configure_task(OCCURRENCE_TASK).defer_async(timestamp=0)
 
@@ -230,7 +230,7 @@ async def test_each_occurrence_of_an_audience_gets_who_matched_at_its_planning(
     early = await add_clients(client, 2, tag="vip")
     audience = (await client.post("/api/v1/audiences", json={"name": "VIP", "filter": {"tags": ["vip"]}})).json()
     worker = start_worker()
-    await worker.ready()
+    await worker.ready(timeout_s=120)
     now = (await database_now(db)).replace(microsecond=0)
     # Two occurrences: one begun 90 s ago (planned at once), one 40 s from now (planned then).
     first_at, second_at = now - dt.timedelta(seconds=90), now + dt.timedelta(seconds=40)
