@@ -22,4 +22,5 @@ def test_the_facets_benchmark_runs_and_agrees_with_a_scan(settings: Settings) ->
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "GET /clients/facets" in done.stdout
-    assert "21 tags, 100 operator codes"  # the 20 and the empty tag in done.stdout
+    # The 20 tags and the empty one.
+    assert "21 tags, 100 operator codes" in done.stdout
