@@ -33,14 +33,16 @@ OperatorName = Annotated[
 
 class AudienceCreate(msgspec.Struct, forbid_unknown_fields=True):
     """A named filter that mailings and schedules use instead of their own; who it matches is decided
-    each time a mailing using it is planned. Its name must be unique (409) and not blank (400)."""
+    each time a mailing using it is planned. Its name must be unique (409); a 400 names the field when the
+    name must not be blank."""
 
     name: AudienceName
     filter: MailingFilter = msgspec.field(default_factory=MailingFilter)
 
 
 class AudiencePatch(msgspec.Struct, forbid_unknown_fields=True):
-    """The fields to change; mailings and schedules using it see the change at their next planning."""
+    """The fields to change; mailings and schedules using it see the change at their next planning. The name
+    must be unique (409), and a 400 names it when the name must not be blank."""
 
     name: AudienceName | msgspec.UnsetType = msgspec.UNSET
     filter: MailingFilter | msgspec.UnsetType = msgspec.UNSET
@@ -76,6 +78,8 @@ class Facets(msgspec.Struct):
 
 
 class OperatorCodeNaming(msgspec.Struct, forbid_unknown_fields=True):
+    """The name an operator code carries; a 400 names the field when the name must not be blank."""
+
     name: OperatorName
 
 

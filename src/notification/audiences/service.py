@@ -44,27 +44,34 @@ _KEEP_FILTER_OF_FINISHED = text(queries["keep_filter_of_finished"])
 LISTED_USERS = 20
 
 
+def audience_key(audience_id: float | None) -> int | None:
+    """The id as the int it is (a JSON body may write it 12.0)."""
+    return None if audience_id is None else int(audience_id)
+
+
 def is_empty(filter_: MailingFilter) -> bool:
     return not filter_.operator_codes and not filter_.tags
 
 
-async def check_audience_choice(session: Session, audience_id: int | None, filter_: MailingFilter) -> None:
+async def check_audience_choice(session: Session, audience_id: float | None, filter_: MailingFilter) -> None:
     """A mailing or schedule uses a saved audience or its own filter, never both; the audience must exist."""
     if audience_id is None:
         return
     if not is_empty(filter_):
-        raise InvalidInput.of("audience_id", "give either audience_id or a filter, not both")
-    if await session.get(Audience, audience_id) is None:
-        raise InvalidInput.of("audience_id", f"audience {audience_id} does not exist")
+        raise InvalidInput.of("audience_id", "excludes a non-empty filter: give either audience_id or a filter")
+    if await session.get(Audience, int(audience_id)) is None:
+        raise InvalidInput.of("audience_id", f"must name an existing audience ({audience_id} does not exist)")
 
 
-async def with_saved_audience(session: Session, audience: PreviewAudience, audience_id: int | None) -> PreviewAudience:
+async def with_saved_audience(
+    session: Session, audience: PreviewAudience, audience_id: float | None
+) -> PreviewAudience:
     """A preview's audience with the saved audience's filter in place of its own, as planning would read it."""
     if audience_id is None:
         return audience
-    saved = await session.get(Audience, audience_id)
+    saved = await session.get(Audience, int(audience_id))
     if saved is None:
-        raise InvalidInput.of("audience_id", f"audience {audience_id} does not exist")
+        raise InvalidInput.of("audience_id", f"must name an existing audience ({audience_id} does not exist)")
     return dataclasses.replace(audience, operator_codes=list(saved.filter_operator_codes), tags=list(saved.filter_tags))
 
 
@@ -126,8 +133,9 @@ class AudienceService(SQLAlchemyAsyncRepositoryService[Audience, AudienceReposit
         audience = await self.get_audience(audience_id, for_change=True)
         before = self.audited(audience)
         if patch.name is not msgspec.UNSET:
-            audience.name = _check_name(patch.name)
-            await self._name_taken(audience.name, other_than=audience_id)
+            # Checked before the change is set: the check's query would flush it first.
+            await self._name_taken(_check_name(patch.name), other_than=audience_id)
+            audience.name = patch.name
         if patch.filter is not msgspec.UNSET:
             for name, value in _filter_columns(patch.filter).items():
                 setattr(audience, name, value)

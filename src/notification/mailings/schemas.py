@@ -31,11 +31,13 @@ MailingText = Annotated[
     ),
 ]
 FILTER_MAX_VALUES = 1000
+# A number, not an int: JSON's 12.0 is the whole number 12, and is taken as that id.
 AudienceId = Annotated[
-    int,
+    float,
     msgspec.Meta(
         ge=1,
-        le=2**63 - 1,
+        le=2**53,
+        multiple_of=1,
         description="A saved audience, resolved when the mailing is planned, instead of `filter`",
     ),
 ]

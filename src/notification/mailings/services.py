@@ -10,7 +10,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, func, select, text
 
-from notification.audiences.service import check_audience_choice, is_empty
+from notification.audiences.service import audience_key, check_audience_choice, is_empty
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import Conflict, InvalidInput, NotFound
@@ -162,7 +162,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
         await check_audience_choice(self.repository.session, data.audience_id, data.filter)
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
-        mailing.audience_id = data.audience_id
+        mailing.audience_id = audience_key(data.audience_id)
         if occurrence is not None:
             mailing.schedule_id, mailing.occurrence_at = occurrence
         mailing = await self.create(mailing, auto_commit=False)
@@ -275,7 +275,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             merged.text, merged.start_at, merged.end_at, merged.filter, merged.send_window
         ).items():
             setattr(mailing, name, value)
-        mailing.audience_id = merged.audience_id
+        mailing.audience_id = audience_key(merged.audience_id)
         if replan:
             mailing.plan_version += 1
         await self.update(mailing, auto_commit=False, auto_refresh=False)

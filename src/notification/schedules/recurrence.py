@@ -47,7 +47,7 @@ def parse_rule(text: str, starts: dt.datetime, zone: ZoneInfo, field: str = "rru
     if body.upper().startswith("RRULE:"):
         body = body[len("RRULE:") :]
     if not body or "\n" in body or "\r" in body or ":" in body:
-        raise InvalidInput.of(field, "must be one RFC 5545 RRULE value, such as FREQ=DAILY;COUNT=7")
+        raise InvalidInput.of(field, "must be one valid RRULE value, such as FREQ=DAILY;COUNT=7")
 
     def local_until(match: re.Match[str]) -> str:
         until = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
@@ -57,12 +57,12 @@ def parse_rule(text: str, starts: dt.datetime, zone: ZoneInfo, field: str = "rru
     try:
         rule = rrulestr(body, dtstart=starts)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput.of(field, f"is not a valid RRULE: {exc}") from None
+        raise InvalidInput.of(field, f"must be one valid RRULE value ({exc})") from None
     if not isinstance(rule, rrule):
-        raise InvalidInput.of(field, "must be one RFC 5545 RRULE value, such as FREQ=DAILY;COUNT=7")
+        raise InvalidInput.of(field, "must be one valid RRULE value, such as FREQ=DAILY;COUNT=7")
     frequency = _FREQUENCY.search(body)
     if frequency is None or frequency.group(1).upper() not in ALLOWED_FREQUENCIES:
-        raise InvalidInput.of(field, "FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY")
+        raise InvalidInput.of(field, "must be one valid RRULE value with FREQ HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY")
     return rule
 
 

@@ -41,11 +41,13 @@ LocalStart = Annotated[
         examples=["2026-12-05T10:00"],
     ),
 ]
+# A number, not an int: JSON's 120.0 is the whole number 120, and must be taken as one.
 DurationMinutes = Annotated[
-    int,
+    float,
     msgspec.Meta(
         ge=1,
         le=DURATION_MAX_MINUTES,
+        multiple_of=1,
         description="How long each occurrence runs: its mailing ends this long after it starts",
         examples=[120],
     ),
@@ -54,9 +56,10 @@ DurationMinutes = Annotated[
 # Stated in the body's description, and named in the 400 that refuses a body breaking one of them.
 SCHEDULE_RULES = (
     "Rules beyond the schema, each refused with a 400 naming the field:"
-    " text must not be blank; starts must be a real date and time;"
+    " text must not be blank; name must not be blank;"
+    " starts must be a real local date and time;"
     " rrule must be one valid RRULE value (no DTSTART: `starts` is the start);"
-    " timezone must be a known IANA name; send_window.end must differ from send_window.start;"
+    " timezone must be a known IANA time zone; send_window.end must differ from send_window.start;"
     " audience_id excludes a non-empty filter, and must name an existing audience."
 )
 

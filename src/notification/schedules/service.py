@@ -29,7 +29,7 @@ from procrastinate import App
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.audiences.service import check_audience_choice, is_empty
+from notification.audiences.service import audience_key, check_audience_choice, is_empty
 from notification.audit.models import AuditAction, AuditEntity, Via
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import InvalidInput, NotFound
@@ -69,7 +69,7 @@ def parse_starts(value: str, field_name: str = "starts") -> dt.datetime:
 
 def zone_of(name: str, field_name: str = "timezone") -> ZoneInfo:
     if not is_known_timezone(name):
-        raise InvalidInput.of(field_name, f"{name!r} is not a known IANA time zone")
+        raise InvalidInput.of(field_name, f"must be a known IANA time zone ({name!r} is not)")
     return ZoneInfo(name)
 
 
@@ -80,9 +80,9 @@ class Recurrence:
     duration: dt.timedelta
 
     @classmethod
-    def of(cls, rule: str, starts: str, timezone: str, duration_minutes: int) -> Recurrence:
+    def of(cls, rule: str, starts: str, timezone: str, duration_minutes: float) -> Recurrence:
         zone = zone_of(timezone)
-        return cls(parse_rule(rule, parse_starts(starts), zone), zone, dt.timedelta(minutes=duration_minutes))
+        return cls(parse_rule(rule, parse_starts(starts), zone), zone, dt.timedelta(minutes=int(duration_minutes)))
 
     @classmethod
     def of_schedule(cls, schedule: Schedule) -> Recurrence:
@@ -115,8 +115,8 @@ def _columns(data: ScheduleCreate) -> dict[str, Any]:
         "rrule": data.rrule.strip(),
         "starts": parse_starts(data.starts),
         "timezone": data.timezone,
-        "duration_s": data.duration_minutes * 60,
-        "audience_id": data.audience_id,
+        "duration_s": int(data.duration_minutes) * 60,
+        "audience_id": audience_key(data.audience_id),
         "filter_operator_codes": sorted(set(data.filter.operator_codes)),
         "filter_tags": sorted(set(data.filter.tags)),
         "send_window_start": parse_local_time(window.start) if window else None,
@@ -168,7 +168,7 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
             rrule=schedule.rrule,
             starts=template.starts,
             timezone=schedule.timezone,
-            duration_minutes=template.duration_minutes,
+            duration_minutes=int(template.duration_minutes),
             filter=template.filter,
             audience_id=schedule.audience_id,
             send_window=template.send_window,
