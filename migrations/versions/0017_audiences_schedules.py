@@ -11,7 +11,7 @@ unique together so that an occurrence is created once however many workers try.
 Existing clients are counted once, under a lock that keeps writers out until the commit.
 
 Revision ID: 0017
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-03
 """
 
@@ -22,7 +22,7 @@ from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
 revision = "0017"
-down_revision = "0011"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

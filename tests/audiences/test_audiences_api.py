@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import MAILINGS, Api, add_clients, assert_problem, count_rows, create_mailing, utc_now
+from tests.api import MAILINGS, Api, add_clients, count_rows, create_mailing, utc_now
+from tests.problems import assert_problem
 
 AUDIENCES = "/api/v1/audiences"
 

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import CLIENTS, Api, add_clients, assert_problem, create_client
+from tests.api import CLIENTS, Api, add_clients, create_client
+from tests.problems import assert_problem
 
 FACETS = "/api/v1/clients/facets"
 CODES = "/api/v1/operator-codes"

@@ -16,8 +16,7 @@ from procrastinate import App
 from notification.config import Settings
 from notification.jobs import create_connector
 from notification.schedules.tasks import create_occurrences_now
-from tests.conftest import API_TOKEN
-from tests.console.conftest import ServedApp
+from tests.api import API_TOKEN
 
 
 @pytest.fixture
@@ -36,11 +35,11 @@ async def _look(settings: Settings) -> None:
 
 
 def test_a_schedule_is_created_from_the_form_and_its_occurrence_opened(
-    page: Any, served: ServedApp, settings: Settings
+    page: Any, served: str, settings: Settings
 ) -> None:
     from playwright.sync_api import expect
 
-    page.goto(f"{served.url}/admin")
+    page.goto(f"{served}/admin")
     assert urlsplit(page.url).path == "/admin/sign-in"
     page.fill("#token", API_TOKEN)
     page.click("button:has-text('Sign in')")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.console_client import SESSION_COOKIE, Console
 
 
 async def _count(db: AsyncSession, table: str) -> int:

@@ -7,7 +7,7 @@ import json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.console.conftest import SESSION_COOKIE, Console, csrf_of
+from tests.console_client import SESSION_COOKIE, Console, csrf_of
 
 CONSOLE_PAGES = [
     "/admin",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api import Api, assert_problem
+from tests.api import Api
+from tests.problems import assert_problem
 
 SCHEDULES = "/api/v1/schedules"
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.console_client import SESSION_COOKIE, Console
 from tests.sso.conftest import ADMIN, audit_rows, authorize, begin, sign_in_through, stored_sessions
 from tests.sso.oidc import IMPOSTOR_KEY, UNPUBLISHED_KEY, FakeOpenIDProvider, Script
 

@@ -14,8 +14,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.audiences.controllers import AudienceId
-from notification.audiences.deps import provide_audience_service
+from notification.audiences.deps import AudienceId, provide_audience_service
 from notification.audiences.schemas import AudienceCreate, AudiencePatch, AudienceRead, Facets
 from notification.audiences.service import AudienceService, facets, name_operator_code, unname_operator_code
 from notification.audit.trail import AuditTrail

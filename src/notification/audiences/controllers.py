@@ -9,7 +9,7 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.audiences.deps import provide_audience_service
+from notification.audiences.deps import AudienceId, provide_audience_service
 from notification.audiences.schemas import (
     AudienceCreate,
     AudiencePatch,
@@ -28,11 +28,10 @@ from notification.audiences.service import (
 from notification.audit.trail import AuditTrail
 from notification.clients.schemas import OPERATOR_CODE_PATTERN
 from notification.errors import problem_responses
-from notification.pagination import Limit, Offset, Page, bigint_parameter
+from notification.pagination import Limit, Offset, Page
 
 logger = structlog.get_logger(__name__)
 
-AudienceId = Annotated[int, bigint_parameter("Audience id")]
 CodeParameter = Annotated[
     str, Parameter(pattern=OPERATOR_CODE_PATTERN, min_length=3, max_length=3, description="3 digits")
 ]

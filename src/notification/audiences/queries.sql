@@ -1,4 +1,5 @@
--- The SQL of audiences, facets and operator code names, one named statement per block.
+-- The SQL of audiences, facets and operator code names, loaded once by queries.py
+-- (notation: notification.lib.sql).
 
 -- name: facets
 -- A few rows per value (one per shard a writer used); values no client holds any more are left out.
@@ -20,5 +21,5 @@ ORDER BY n.code
 -- name: keep_filter_of_finished
 -- A finished mailing keeps the filter it was last planned with, so that a later retry plans the
 -- same clients rather than everyone.
-UPDATE mailings SET audience_id = NULL, filter_operator_codes = :operator_codes, filter_tags = :tags
-WHERE audience_id = :audience_id
+UPDATE mailings SET audience_id = NULL, filter_operator_codes = %(operator_codes)s, filter_tags = %(tags)s
+WHERE audience_id = %(audience_id)s

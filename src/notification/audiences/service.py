@@ -11,11 +11,11 @@ from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.audiences.models import Audience, OperatorCodeName
-from notification.audiences.queries import queries
+from notification.audiences.queries import statements
 from notification.audiences.schemas import (
     AudienceCreate,
     AudiencePatch,
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 
 Session = AsyncSession | async_scoped_session[AsyncSession]
 
-_FACETS = text(queries["facets"])
-_NAMED_CODES_WITHOUT_CLIENTS = text(queries["named_codes_without_clients"])
-_KEEP_FILTER_OF_FINISHED = text(queries["keep_filter_of_finished"])
 # Named in a 409: enough to find them, not a page of ids.
 LISTED_USERS = 20
 
@@ -171,7 +168,7 @@ class AudienceService(SQLAlchemyAsyncRepositoryService[Audience, AudienceReposit
             await self.repository.session.rollback()
             raise Conflict("id", f"audience {audience_id} is in use by {_named(mailing_ids, schedule_ids)}")
         await self.repository.session.execute(
-            _KEEP_FILTER_OF_FINISHED,
+            statements.text("keep_filter_of_finished"),
             {
                 "audience_id": audience_id,
                 "operator_codes": list(audience.filter_operator_codes),
@@ -199,14 +196,14 @@ def _named(mailing_ids: list[int], schedule_ids: list[int]) -> str:
 async def facets(session: Session) -> Facets:
     tags: list[TagFacet] = []
     codes: list[OperatorCodeFacet] = []
-    for kind, value, clients, name in await session.execute(_FACETS):
+    for kind, value, clients, name in await session.execute(statements.text("facets")):
         if kind == "tag":
             tags.append(TagFacet(tag=value, clients=int(clients)))
         else:
             codes.append(OperatorCodeFacet(code=value, name=name, clients=int(clients)))
     codes.extend(
         OperatorCodeFacet(code=code, name=name, clients=0)
-        for code, name in await session.execute(_NAMED_CODES_WITHOUT_CLIENTS)
+        for code, name in await session.execute(statements.text("named_codes_without_clients"))
     )
     codes.sort(key=lambda facet: facet.code)
     return Facets(tags=tags, operator_codes=codes)

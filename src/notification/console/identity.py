@@ -6,7 +6,6 @@ identity: its actor (what an audit line names) and its role (what it may do)."""
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import msgspec
@@ -14,7 +13,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from notification.auth import token_actor
+from notification.auth import Role, token_actor
 from notification.console.sessions import renew_session_id
 from notification.timezones import is_known_timezone
 
@@ -23,11 +22,6 @@ _TIMEZONE = "timezone"
 # The ID token of a single sign-on: the provider asks for it back when the session ends there too.
 _ID_TOKEN = "id_token"  # noqa: S105  (the name of a session key, not a secret)
 DEFAULT_TIMEZONE = "UTC"
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    VIEWER = "viewer"
 
 
 class Identity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -107,7 +101,6 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
 
 __all__ = (
     "Identity",
-    "Role",
     "current_identity",
     "id_token_of",
     "operator_timezone",

@@ -11,13 +11,12 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from notification.reports import queries
-from notification.schedules.queries import queries as schedule_queries
+from notification.reports.queries import statements
+from notification.schedules.queries import statements as schedule_statements
 from notification.stats.queries import StatusCounts
 
 TEXT_HEAD = 60
 TOP_ERROR_KINDS = 5
-SCHEDULES_OF_THE_DAY = schedule_queries["schedules_of_the_day"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +102,13 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
     }
     # One snapshot: the totals, the mailings and the error kinds describe the same moment.
     async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await conn.execute(statements["read_only_snapshot"])
         async with conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(queries.MAILINGS_OF_THE_DAY, params)
+            await cursor.execute(statements["mailings_of_the_day"], params)
             rows = await cursor.fetchall()
-            await cursor.execute(queries.TOP_ERROR_KINDS, params)
+            await cursor.execute(statements["top_error_kinds"], params)
             error_kinds = [(row["kind"], int(row["messages"])) for row in await cursor.fetchall()]
-            await cursor.execute(SCHEDULES_OF_THE_DAY, params)
+            await cursor.execute(schedule_statements["schedules_of_the_day"], params)
             schedule_rows = await cursor.fetchall()
     *mailing_rows, totals = rows
     return DailyReport(

@@ -25,8 +25,7 @@ from notification.console.forms import FieldErrors, decode_as, field_errors
 from notification.console.identity import operator_timezone, require_admin, require_sign_in
 from notification.console.templating import page
 from notification.errors import InvalidInput
-from notification.schedules.controllers import ScheduleId
-from notification.schedules.deps import provide_schedule_service
+from notification.schedules.deps import ScheduleId, provide_schedule_service
 from notification.schedules.models import Schedule
 from notification.schedules.schemas import Occurrence, ScheduleCreate, SchedulePatch
 from notification.schedules.service import NEXT_SHOWN, Recurrence, ScheduleService, template_of, validate_schedule

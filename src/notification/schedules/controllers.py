@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification.audiences.service import check_audience_choice
 from notification.audit.trail import AuditTrail
 from notification.errors import problem_responses
-from notification.pagination import Limit, Offset, Page, bigint_parameter
-from notification.schedules.deps import provide_schedule_service
+from notification.pagination import Limit, Offset, Page
+from notification.schedules.deps import ScheduleId, provide_schedule_service
 from notification.schedules.schemas import (
     PREVIEW_MAX,
     ScheduleCreate,
@@ -28,7 +28,6 @@ from notification.schedules.service import NEXT_SHOWN, ScheduleService, validate
 
 logger = structlog.get_logger(__name__)
 
-ScheduleId = Annotated[int, bigint_parameter("Schedule id")]
 PreviewCount = Annotated[
     int, Parameter(ge=1, le=PREVIEW_MAX, default=NEXT_SHOWN, description="How many occurrences to show")
 ]

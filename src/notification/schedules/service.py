@@ -26,19 +26,18 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from dateutil.rrule import rrule
 from procrastinate import App
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.audiences.service import audience_key, check_audience_choice, is_empty
 from notification.audit.models import AuditAction, AuditEntity, Via
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import InvalidInput, NotFound
-from notification.mailings.controllers import plan_after_commit
 from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate, MailingFilter, SendWindow
-from notification.mailings.services import MailingService, parse_local_time, validate_mailing
+from notification.mailings.services import MailingService, parse_local_time, plan_committed, validate_mailing
 from notification.schedules.models import Schedule
-from notification.schedules.queries import queries
+from notification.schedules.queries import statements
 from notification.schedules.recurrence import next_occurrences, occurrences_between, parse_rule, to_local
 from notification.schedules.schemas import (
     Occurrence,
@@ -56,8 +55,6 @@ logger = structlog.get_logger(__name__)
 
 NEXT_SHOWN = 5
 OCCURRENCES_SHOWN = 100
-_SCHEDULES_TO_LOOK_AT = text(queries["schedules_to_look_at"])
-_COUNTS_OF_SCHEDULE = text(queries["counts_of_schedule"])
 
 
 def parse_starts(value: str, field_name: str = "starts") -> dt.datetime:
@@ -270,7 +267,7 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
     async def stats(self, schedule_id: int) -> ScheduleStats:
         await self.get_schedule(schedule_id)
         session = self.repository.session
-        rows = await session.execute(_COUNTS_OF_SCHEDULE, {"schedule_id": schedule_id})
+        rows = await session.execute(statements.text("counts_of_schedule"), {"schedule_id": schedule_id})
         by_status = {status: int(messages) for status, messages in rows}
         occurrences = await self.occurrence_mailings(schedule_id)
         counts = await counts_of_mailings(session, [m.id for m in occurrences])  # type: ignore[arg-type]
@@ -316,7 +313,7 @@ async def create_due_occurrences(
     report = OccurrenceReport()
     now = dt.datetime.now(dt.UTC)
     horizon = now + lead
-    ids = list(await session.scalars(_SCHEDULES_TO_LOOK_AT, {"horizon": horizon}))
+    ids = list(await session.scalars(statements.text("schedules_to_look_at"), {"horizon": horizon}))
     await session.commit()
     for schedule_id in ids:
         try:
@@ -325,7 +322,7 @@ async def create_due_occurrences(
             await session.rollback()
             continue
         for mailing in made:
-            await plan_after_commit(job_queue, mailing)
+            await plan_committed(job_queue, mailing)
     return report
 
 
@@ -374,7 +371,7 @@ async def _create_occurrences_of(
             send_window=template.send_window,
             audience_id=template.audience_id,
         )
-        mailing = await mailings.create_mailing(data, audit, commit=False, occurrence=(schedule_id, at))
+        mailing = await mailings.add_mailing(data, audit, occurrence=(schedule_id, at))
         made.append(mailing)
         logger.info(
             "schedule occurrence created",

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from notification.config import Settings
-from notification.delivery.tasks import settings_of
-from notification.jobs import MAINTENANCE_QUEUE
+from notification.jobs import MAINTENANCE_QUEUE, settings_of
 from notification.mailings.services import MailingService
 from notification.schedules.service import OccurrenceReport, ScheduleService, create_due_occurrences
 
