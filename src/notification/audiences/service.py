@@ -72,6 +72,15 @@ async def with_saved_audience(
     return dataclasses.replace(audience, operator_codes=list(saved.filter_operator_codes), tags=list(saved.filter_tags))
 
 
+async def planned_filter(session: Session, filter_: MailingFilter, audience_id: float | None) -> MailingFilter:
+    """The filter planning would read now: the saved audience's when there is one (a deleted
+    audience leaves a finished mailing its filter, so a missing one falls back to the mailing's)."""
+    saved = await session.get(Audience, int(audience_id)) if audience_id is not None else None
+    if saved is None:
+        return filter_
+    return MailingFilter(operator_codes=list(saved.filter_operator_codes), tags=list(saved.filter_tags))
+
+
 def _filter_columns(filter_: MailingFilter) -> dict[str, list[str]]:
     # Sorted and deduplicated so that equal filters compare equal.
     return {"filter_operator_codes": sorted(set(filter_.operator_codes)), "filter_tags": sorted(set(filter_.tags))}
