@@ -37,6 +37,11 @@ DOCUMENTED_RULES = (
     "repeats row",
     "must be in the future",
     "is required once the mailing has ended",
+    "must be a real local date and time",
+    "must be one valid RRULE value",
+    "must be a known IANA time zone",
+    "excludes a non-empty filter",
+    "must name an existing audience",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

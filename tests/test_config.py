@@ -48,6 +48,7 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "smtp_url": "",
     "report_retry_base_s": 60.0,
     "report_retry_max_s": 1800.0,
+    "schedule_lead_s": 600.0,
 }
 README = Path(__file__).resolve().parents[1] / "README.md"
 # A row of the settings table: | `NOTIFICATION_X` | default | meaning |

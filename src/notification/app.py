@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.plugins.htmx import HTMXPlugin
 
 from notification.assets import static_files_router
+from notification.audiences.controllers import AudienceController, FacetController, OperatorCodeController
 from notification.audit.controllers import AuditController
 from notification.audit.deps import provide_api_audit_trail
 from notification.auth import SECURITY, openapi_components, require_token
@@ -27,6 +28,7 @@ from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
+from notification.schedules.controllers import ScheduleController
 from notification.stats.controllers import StatsController
 from notification.test_sends.controllers import TestSendController
 
@@ -46,6 +48,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             PreviewController,
             TestSendController,
+            AudienceController,
+            FacetController,
+            OperatorCodeController,
+            ScheduleController,
         ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.

@@ -69,6 +69,8 @@ class Settings:
     """``smtp://user:password@host:587`` (STARTTLS when offered), ``smtps://...:465``; empty = no mail."""
     report_retry_base_s: float = 60.0
     report_retry_max_s: float = 1800.0
+    schedule_lead_s: float = 600.0
+    """How long before its start an occurrence of a schedule becomes a mailing (a worker looks every minute)."""
 
     def __post_init__(self) -> None:
         # The living worker renews its leases every quarter of their length, twice a second at
@@ -85,6 +87,10 @@ class Settings:
             raise ValueError(msg)
         if self.message_retention_days is not None and self.message_retention_days < 1:
             msg = f"{PREFIX}MESSAGE_RETENTION_DAYS must be at least 1 (unset keeps messages forever)"
+            raise ValueError(msg)
+        # Occurrences are looked for once a minute: a shorter lead would create some after their start.
+        if self.schedule_lead_s < 60:
+            msg = f"{PREFIX}SCHEDULE_LEAD_S must be at least 60 (seconds)"
             raise ValueError(msg)
         self._check_report_settings()
         self._check_sign_in_settings()

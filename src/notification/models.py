@@ -1,5 +1,6 @@
 """Every table of the service, imported in one place for alembic and the test fixtures."""
 
+from notification.audiences.models import Audience, ClientFacetCount, OperatorCodeName
 from notification.audit.models import AuditEntry
 from notification.clients.models import Client
 from notification.console.sessions import ConsoleSession
@@ -9,14 +10,17 @@ from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
 from notification.provider.models import ProviderRateBudget
 from notification.reports.models import ReportDelivery
+from notification.schedules.models import Schedule
 from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 from notification.test_sends.models import TestSend
 
 __all__ = (
+    "Audience",
     "AuditEntry",
     "Base",
     "Client",
     "ClientCount",
+    "ClientFacetCount",
     "ConsoleSession",
     "IdempotencyKey",
     "Mailing",
@@ -24,7 +28,9 @@ __all__ = (
     "MessageCount",
     "MessageSendsPerMinute",
     "MessageStatus",
+    "OperatorCodeName",
     "ProviderRateBudget",
     "ReportDelivery",
+    "Schedule",
     "TestSend",
 )

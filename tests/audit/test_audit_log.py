@@ -187,6 +187,107 @@ async def _console_sign_out(s: Session) -> None:
     await s.form("/admin/sign-out")
 
 
+_SCHEDULE = {
+    "name": "Daily",
+    "text": "Deals",
+    "rrule": "FREQ=DAILY;COUNT=7",
+    "starts": "2036-12-05T10:00",
+    "timezone": "Europe/Moscow",
+    "duration_minutes": 60,
+}
+
+
+async def _api_audience(s: Session) -> None:
+    body = {"name": "VIP", "filter": {"tags": ["vip"]}}
+    s.ids["api audience"] = (await s.api_call("POST", "/api/v1/audiences", 201, json=body))["id"]
+
+
+async def _api_patch_audience(s: Session) -> None:
+    await s.api_call("PATCH", f"/api/v1/audiences/{s.ids['api audience']}", 200, json={"name": "Gold"})
+
+
+async def _api_put_audience(s: Session) -> None:
+    await s.api_call("PUT", f"/api/v1/audiences/{s.ids['api audience']}", 200, json={"name": "VIP"})
+
+
+async def _api_delete_audience(s: Session) -> None:
+    await s.api_call("DELETE", f"/api/v1/audiences/{s.ids['api audience']}", 204)
+
+
+async def _api_schedule(s: Session) -> None:
+    s.ids["api schedule"] = (await s.api_call("POST", "/api/v1/schedules", 201, json=_SCHEDULE))["id"]
+
+
+async def _api_patch_schedule(s: Session) -> None:
+    await s.api_call("PATCH", f"/api/v1/schedules/{s.ids['api schedule']}", 200, json={"text": "More deals"})
+
+
+async def _api_put_schedule(s: Session) -> None:
+    await s.api_call("PUT", f"/api/v1/schedules/{s.ids['api schedule']}", 200, json=_SCHEDULE)
+
+
+async def _api_pause_schedule(s: Session) -> None:
+    await s.api_call("POST", f"/api/v1/schedules/{s.ids['api schedule']}/pause", 200)
+
+
+async def _api_resume_schedule(s: Session) -> None:
+    await s.api_call("POST", f"/api/v1/schedules/{s.ids['api schedule']}/resume", 200)
+
+
+async def _api_delete_schedule(s: Session) -> None:
+    await s.api_call("DELETE", f"/api/v1/schedules/{s.ids['api schedule']}", 204)
+
+
+async def _api_name_code(s: Session) -> None:
+    await s.api_call("PUT", "/api/v1/operator-codes/916", 200, json={"name": "MTS"})
+
+
+async def _api_unname_code(s: Session) -> None:
+    await s.api_call("DELETE", "/api/v1/operator-codes/916", 204)
+
+
+async def _console_audience(s: Session) -> None:
+    await s.form("/admin/audiences", {"name": "Console VIP", "tags": "vip"})
+    found = await s.api_call("GET", "/api/v1/audiences", 200)
+    s.ids["console audience"] = next(a["id"] for a in found["items"] if a["name"] == "Console VIP")
+
+
+async def _console_update_audience(s: Session) -> None:
+    await s.form(f"/admin/audiences/{s.ids['console audience']}", {"name": "Console gold", "tags": "gold"})
+
+
+async def _console_delete_audience(s: Session) -> None:
+    await s.form(f"/admin/audiences/{s.ids['console audience']}/delete")
+
+
+async def _console_schedule(s: Session) -> None:
+    form = {**_SCHEDULE, "duration_minutes": "60", "audience_id": ""}
+    answer = await s.console.post("/admin/schedules", form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    s.ids["console schedule"] = int(answer.headers["location"].rsplit("/", 1)[1])
+
+
+async def _console_update_schedule(s: Session) -> None:
+    form = {**_SCHEDULE, "text": "Console deals", "duration_minutes": "30", "audience_id": ""}
+    await s.form(f"/admin/schedules/{s.ids['console schedule']}", form)
+
+
+async def _console_pause_schedule(s: Session) -> None:
+    await s.form(f"/admin/schedules/{s.ids['console schedule']}/pause")
+
+
+async def _console_resume_schedule(s: Session) -> None:
+    await s.form(f"/admin/schedules/{s.ids['console schedule']}/resume")
+
+
+async def _console_delete_schedule(s: Session) -> None:
+    await s.form(f"/admin/schedules/{s.ids['console schedule']}/delete")
+
+
+async def _console_name_code(s: Session) -> None:
+    await s.form("/admin/operator-codes", {"code": "903", "name": "Beeline"})
+
+
 # Each changing route, the request that exercises it and the row it must write (action, entity).
 # A route added without an entry here fails the test below: add the request that exercises it.
 EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str, str]] = {
@@ -215,6 +316,27 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/admin/mailings/{mailing_id:int}/retry"): (_console_retry_mailing, "retry", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}/test"): (_console_test_send, "test send", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}/delete"): (_console_delete_mailing, "delete", "mailing"),
+    ("POST", "/api/v1/audiences"): (_api_audience, "create", "audience"),
+    ("PATCH", "/api/v1/audiences/{audience_id:int}"): (_api_patch_audience, "update", "audience"),
+    ("PUT", "/api/v1/audiences/{audience_id:int}"): (_api_put_audience, "update", "audience"),
+    ("DELETE", "/api/v1/audiences/{audience_id:int}"): (_api_delete_audience, "delete", "audience"),
+    ("POST", "/api/v1/schedules"): (_api_schedule, "create", "schedule"),
+    ("PATCH", "/api/v1/schedules/{schedule_id:int}"): (_api_patch_schedule, "update", "schedule"),
+    ("PUT", "/api/v1/schedules/{schedule_id:int}"): (_api_put_schedule, "update", "schedule"),
+    ("POST", "/api/v1/schedules/{schedule_id:int}/pause"): (_api_pause_schedule, "pause", "schedule"),
+    ("POST", "/api/v1/schedules/{schedule_id:int}/resume"): (_api_resume_schedule, "resume", "schedule"),
+    ("DELETE", "/api/v1/schedules/{schedule_id:int}"): (_api_delete_schedule, "delete", "schedule"),
+    ("PUT", "/api/v1/operator-codes/{code:str}"): (_api_name_code, "create", "operator code"),
+    ("DELETE", "/api/v1/operator-codes/{code:str}"): (_api_unname_code, "delete", "operator code"),
+    ("POST", "/admin/audiences"): (_console_audience, "create", "audience"),
+    ("POST", "/admin/audiences/{audience_id:int}"): (_console_update_audience, "update", "audience"),
+    ("POST", "/admin/audiences/{audience_id:int}/delete"): (_console_delete_audience, "delete", "audience"),
+    ("POST", "/admin/schedules"): (_console_schedule, "create", "schedule"),
+    ("POST", "/admin/schedules/{schedule_id:int}"): (_console_update_schedule, "update", "schedule"),
+    ("POST", "/admin/schedules/{schedule_id:int}/pause"): (_console_pause_schedule, "pause", "schedule"),
+    ("POST", "/admin/schedules/{schedule_id:int}/resume"): (_console_resume_schedule, "resume", "schedule"),
+    ("POST", "/admin/schedules/{schedule_id:int}/delete"): (_console_delete_schedule, "delete", "schedule"),
+    ("POST", "/admin/operator-codes"): (_console_name_code, "create", "operator code"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
 
@@ -223,6 +345,7 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
 # why; they write no audit row.
 CHANGES_NOTHING: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/mailings/preview"): "the audience of a mailing not created: counted, nothing written",
+    ("POST", "/api/v1/schedules/preview"): "the next occurrences of a schedule not created: computed, nothing written",
     ("POST", "/admin/mailings/preview"): "the console's form of the same preview: nothing written",
     ("POST", "/admin/mailings/measure"): "the text's encoding and parts as it is typed: nothing written",
 }

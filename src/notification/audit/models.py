@@ -32,11 +32,17 @@ class AuditEntity(enum.StrEnum):
     MAILING = "mailing"
     SESSION = "session"
     """A console session: sign-ins, sign-outs and refusals."""
+    AUDIENCE = "audience"
+    SCHEDULE = "schedule"
+    OPERATOR_CODE = "operator code"
+    """The name of an operator code; the entity id is the code as a number."""
 
 
 class Via(enum.StrEnum):
     API = "api"
     CONSOLE = "console"
+    WORKER = "worker"
+    """Changes a worker makes by itself, such as the mailings of a schedule's occurrences."""
 
 
 class AuditEntry(IdentityPrimaryKey, Base):

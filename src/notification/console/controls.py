@@ -38,7 +38,7 @@ from notification.mailings.services import MailingService, validate_mailing
 from notification.mailings.sms import measure
 from notification.messages.models import MessageStatus
 from notification.observability import bind_ids
-from notification.preview.service import audience_of_mailing, audience_of_request, preview
+from notification.preview.service import planned_audience_of_mailing, planned_audience_of_request, preview
 from notification.stats.queries import mailing_counts
 from notification.test_sends.schemas import TestSendRequest
 from notification.test_sends.services import send_test_message
@@ -232,7 +232,8 @@ class MailingControlsController(Controller):
         self, request: Request[Any, Any, Any], mailings: MailingService, mailing_id: MailingId
     ) -> Template:
         mailing = await mailings.get_mailing(mailing_id)
-        found = await preview(mailings.repository.session, audience_of_mailing(mailing))
+        session = mailings.repository.session
+        found = await preview(session, await planned_audience_of_mailing(session, mailing))
         return page(request, "mailings/_preview.html", preview=found, errors={})
 
     @post("/preview")
@@ -241,9 +242,10 @@ class MailingControlsController(Controller):
         try:
             data = decode_as(mailing_json(_singles(form), _lists(form), operator_timezone(request)), MailingCreate)
             validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
+            audience = await planned_audience_of_request(db_session, data)
         except (msgspec.ValidationError, InvalidInput) as exc:
             return page(request, "mailings/_preview.html", preview=None, errors=field_errors(exc))
-        found = await preview(db_session, audience_of_request(data))
+        found = await preview(db_session, audience)
         return page(request, "mailings/_preview.html", preview=found, errors={})
 
     @post("/measure")

@@ -21,6 +21,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.audiences.service import planned_filter
 from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
@@ -86,7 +87,8 @@ async def _rows(db_session: AsyncSession, clients: ClientService, mailings: list
         mailing_count = counts[mailing.id]
         audience = mailing_count.total
         if not audience:
-            key = (tuple(mailing.filter.operator_codes), tuple(mailing.filter.tags))
+            matching = await planned_filter(db_session, mailing.filter, mailing.audience_id)
+            key = (tuple(matching.operator_codes), tuple(matching.tags))
             if key not in audiences:
                 audiences[key] = await clients.count_matching(*key)
             audience = audiences[key]
@@ -270,12 +272,12 @@ class MailingConsoleController(Controller):
     ) -> dict[str, Any]:
         mailing = _read(mailings, await mailings.get_mailing(mailing_id))
         counts = await mailing_counts(db_session, mailing_id)
+        matching = await planned_filter(db_session, mailing.filter, mailing.audience_id)
         return {
             "mailing": mailing,
             "counts": counts,
             "shares": status_shares(counts.by_status, counts.total),
-            "audience": counts.total
-            or await clients.count_matching(mailing.filter.operator_codes, mailing.filter.tags),
+            "audience": counts.total or await clients.count_matching(matching.operator_codes, matching.tags),
             "timings": await mailing_timings(db_session, mailing_id),
             # Read from the pending messages themselves: only a mailing with a window has any to read.
             "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),

@@ -16,6 +16,7 @@ from litestar.middleware.csrf import CSRFMiddleware
 from litestar.plugins import InitPluginProtocol
 from litestar.static_files import create_static_files_router
 
+from notification.audiences.console import AudienceConsoleController, OperatorCodeConsoleController
 from notification.config import Settings
 from notification.console.audit import AuditConsoleController, provide_console_audit_trail
 from notification.console.auth import SignInController, UnknownPageController
@@ -30,6 +31,7 @@ from notification.console.sessions import CONSOLE_PATH, session_middleware
 from notification.console.sso import SingleSignOnController
 from notification.console.templating import DEV_MAILBOX_STATE, template_config
 from notification.reports.mailbox import dev_mail_dir
+from notification.schedules.console import ScheduleConsoleController
 from notification.sso.access import AccessRules
 from notification.sso.provider import OpenIDProvider
 
@@ -86,6 +88,9 @@ class ConsolePlugin(InitPluginProtocol):
                 MailingConsoleController,
                 MailingControlsController,
                 ClientConsoleController,
+                AudienceConsoleController,
+                OperatorCodeConsoleController,
+                ScheduleConsoleController,
                 AuditConsoleController,
                 DevReportsController,
                 UnknownPageController,

@@ -11,9 +11,13 @@
 -- NO KEY UPDATE: planning changes none of the mailing's keys, and a stronger lock would also
 -- hold off the foreign-key check of a batch adding its mailing's first counter row of a kind
 -- while that batch holds messages planning waits for (a deadlock).
-SELECT id, start_at, end_at, filter_operator_codes, filter_tags, send_window_start, send_window_end,
-       plan_version, planned_version, paused_at, now() AS now
-FROM mailings WHERE id = %(mailing_id)s FOR NO KEY UPDATE
+-- A mailing using a saved audience takes the audience's filter as it is now: who matches then.
+SELECT g.id, g.start_at, g.end_at,
+       coalesce(a.filter_operator_codes, g.filter_operator_codes) AS filter_operator_codes,
+       coalesce(a.filter_tags, g.filter_tags) AS filter_tags,
+       g.send_window_start, g.send_window_end, g.plan_version, g.planned_version, g.paused_at, now() AS now
+FROM mailings g LEFT JOIN audiences a ON a.id = g.audience_id
+WHERE g.id = %(mailing_id)s FOR NO KEY UPDATE OF g
 
 -- name: pending_zones_of_mailing
 SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id

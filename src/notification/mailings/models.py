@@ -5,7 +5,23 @@ import enum
 from typing import TYPE_CHECKING
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import ARRAY, CheckConstraint, Integer, String, Text, Time, and_, case, column, exists, func, table
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    and_,
+    case,
+    column,
+    exists,
+    func,
+    table,
+)
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from notification.db import Entity
@@ -27,6 +43,12 @@ class Mailing(Entity):
             " AND (send_window_start IS NULL OR send_window_start <> send_window_end)",
             name="send_window_complete",
         ),
+        CheckConstraint(
+            "audience_id IS NULL OR (filter_operator_codes = '{}' AND filter_tags = '{}')",
+            name="audience_or_filter",
+        ),
+        # Each occurrence of a schedule is one mailing, however many workers create occurrences.
+        UniqueConstraint("schedule_id", "occurrence_at", name="uq_mailings_schedule_occurrence"),
     )
 
     text: Mapped[str] = mapped_column(Text)
@@ -50,6 +72,16 @@ class Mailing(Entity):
     # statistics and the provider rate limit.
     encoding: Mapped[str] = mapped_column(String(8))
     parts: Mapped[int] = mapped_column(Integer)
+    # A saved audience instead of the filter above, resolved when the mailing is planned. A finished
+    # mailing does not hold its audience: deleting the audience forgets the link.
+    audience_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("audiences.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # The schedule whose occurrence this mailing is; the mailing stays when the schedule goes.
+    schedule_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("schedules.id", ondelete="SET NULL"), nullable=True
+    )
+    occurrence_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     if TYPE_CHECKING:
         status: str  # a column_property, defined below the class
 

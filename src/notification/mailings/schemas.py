@@ -31,6 +31,16 @@ MailingText = Annotated[
     ),
 ]
 FILTER_MAX_VALUES = 1000
+# A number, not an int: JSON's 12.0 is the whole number 12, and is taken as that id.
+AudienceId = Annotated[
+    float,
+    msgspec.Meta(
+        ge=1,
+        le=2**53,
+        multiple_of=1,
+        description="A saved audience, resolved when the mailing is planned, instead of `filter`",
+    ),
+]
 
 # Stated in the body's description, and named in the 400 that refuses a body breaking one of them.
 CROSS_FIELD_RULES = (
@@ -38,7 +48,8 @@ CROSS_FIELD_RULES = (
     " end_at must be after start_at;"
     " text must not be blank;"
     " send_window.end must differ from send_window.start;"
-    " start_at and end_at must fall between 0001-01-01 and 9999-12-31 in UTC."
+    " start_at and end_at must fall between 0001-01-01 and 9999-12-31 in UTC;"
+    " audience_id excludes a non-empty filter, and must name an existing audience."
 )
 
 
@@ -64,6 +75,7 @@ class MailingCreate(msgspec.Struct, forbid_unknown_fields=True):
     end_at: EndAt
     filter: MailingFilter = msgspec.field(default_factory=MailingFilter)
     send_window: SendWindow | None = None
+    audience_id: AudienceId | None = None
 
 
 class MailingPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,6 +87,7 @@ class MailingPatch(msgspec.Struct, forbid_unknown_fields=True):
     end_at: EndAt | msgspec.UnsetType = msgspec.UNSET
     filter: MailingFilter | msgspec.UnsetType = msgspec.UNSET
     send_window: SendWindow | msgspec.UnsetType | None = msgspec.UNSET
+    audience_id: AudienceId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class MailingRead(msgspec.Struct):
@@ -90,6 +103,9 @@ class MailingRead(msgspec.Struct):
     paused_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    audience_id: int | None = None
+    schedule_id: Annotated[int | None, msgspec.Meta(description="The schedule this mailing is an occurrence of")] = None
+    occurrence_at: dt.datetime | None = None
 
 
 # The rules are written once; a docstring cannot be formatted, so they are appended here.

@@ -12,6 +12,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from procrastinate import App
 from sqlalchemy import ColumnElement, func, select
 
+from notification.audiences.service import audience_key, check_audience_choice, is_empty
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import Conflict, InvalidInput, NotFound
@@ -35,7 +36,7 @@ logger = structlog.get_logger(__name__)
 DERIVED_FROM_TEXT = frozenset({"encoding", "parts"})
 
 # Fields whose change alters who receives the mailing or when; text is read at send time instead.
-PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window"})
+PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window", "audience_id"})
 
 
 class MailingRepository(SQLAlchemyAsyncRepository[Mailing]):
@@ -93,7 +94,7 @@ def _status_column() -> ColumnElement[str]:
     return cast("ColumnElement[str]", Mailing.status)
 
 
-async def _plan(job_queue: App, mailing: Mailing) -> None:
+async def plan_committed(job_queue: App, mailing: Mailing) -> None:
     """Enqueue planning once the mailing is committed; if this fails, the reconciler plans it."""
     try:
         await schedule_planning(job_queue, mailing.id, mailing.plan_version, mailing.start_at)
@@ -154,7 +155,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         a job queue (a caller outside the app), the reconciler plans it within a minute."""
         await self.repository.session.commit()
         if job_queue is not None and mailing is not None:
-            await _plan(job_queue, mailing)
+            await plan_committed(job_queue, mailing)
 
     async def create_mailing(
         self,
@@ -164,14 +165,28 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         idempotent: IdempotentCreate | None = None,
     ) -> Mailing:
         """A create under an ``Idempotency-Key`` keeps its answer with the key, in the same commit."""
-        validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
-        mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
-        mailing = await self.create(mailing, auto_commit=False)
-        mailing = await self.get_mailing(mailing.id)
-        await audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
+        mailing = await self.add_mailing(data, audit)
         if idempotent is not None:
             await idempotent.remember_created(self.to_schema(mailing, schema_type=MailingRead))
         await self._commit(job_queue, mailing)
+        return mailing
+
+    async def add_mailing(
+        self, data: MailingCreate, audit: AuditTrail, occurrence: tuple[int, dt.datetime] | None = None
+    ) -> Mailing:
+        """The mailing and its audit record, written but not committed: the part of a create that a
+        service whose one commit holds more (a schedule's occurrences and its mark) shares; that
+        service commits, then enqueues planning with :func:`plan_committed`. ``occurrence`` is the
+        (schedule id, occurrence time) the mailing is made for."""
+        validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
+        await check_audience_choice(self.repository.session, data.audience_id, data.filter)
+        mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
+        mailing.audience_id = audience_key(data.audience_id)
+        if occurrence is not None:
+            mailing.schedule_id, mailing.occurrence_at = occurrence
+        mailing = await self.create(mailing, auto_commit=False)
+        mailing = await self.get_mailing(mailing.id)
+        await audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
         return mailing
 
     async def pause_mailing(self, mailing_id: int, audit: AuditTrail) -> Mailing:
@@ -263,8 +278,14 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         current = self.to_schema(mailing, schema_type=MailingRead)
         before = snapshot(current)
         changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+        # Choosing an audience drops the mailing's own filter, and choosing a filter drops the audience.
+        if changes.get("audience_id") is not None and "filter" not in changes:
+            changes["filter"] = MailingFilter()
+        elif "filter" in changes and not is_empty(changes["filter"]) and "audience_id" not in changes:
+            changes["audience_id"] = None
         merged = msgspec.structs.replace(current, **changes)
         validate_mailing(merged.text, merged.start_at, merged.end_at, merged.send_window)
+        await check_audience_choice(self.repository.session, merged.audience_id, merged.filter)
         changed = sorted(name for name in PLANNING_FIELDS if getattr(current, name) != getattr(merged, name))
         replan = bool(changed)
         if replan and mailing.messages_purged_at is not None:
@@ -274,6 +295,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             merged.text, merged.start_at, merged.end_at, merged.filter, merged.send_window
         ).items():
             setattr(mailing, name, value)
+        mailing.audience_id = audience_key(merged.audience_id)
         if replan:
             mailing.plan_version += 1
         await self.update(mailing, auto_commit=False, auto_refresh=False)
@@ -292,6 +314,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             end_at=data.end_at,
             filter=data.filter,
             send_window=data.send_window,
+            audience_id=data.audience_id,
         )
         return await self.patch_mailing(mailing_id, patch, audit, job_queue)
 

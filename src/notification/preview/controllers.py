@@ -9,7 +9,12 @@ from notification.errors import problem_responses
 from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.schemas import MailingCreate
 from notification.mailings.services import MailingService, validate_mailing
-from notification.preview.service import AudiencePreview, audience_of_mailing, audience_of_request, preview
+from notification.preview.service import (
+    AudiencePreview,
+    planned_audience_of_mailing,
+    planned_audience_of_request,
+    preview,
+)
 
 
 class PreviewController(Controller):
@@ -30,7 +35,7 @@ class PreviewController(Controller):
     )
     async def preview_new(self, db_session: AsyncSession, data: MailingCreate) -> AudiencePreview:
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
-        return await preview(db_session, audience_of_request(data))
+        return await preview(db_session, await planned_audience_of_request(db_session, data))
 
     @get(
         "/{mailing_id:int}/preview",
@@ -39,4 +44,5 @@ class PreviewController(Controller):
     )
     async def preview_existing(self, mailings: MailingService, mailing_id: MailingId) -> AudiencePreview:
         mailing = await mailings.get_mailing(mailing_id)
-        return await preview(mailings.repository.session, audience_of_mailing(mailing))
+        session = mailings.repository.session
+        return await preview(session, await planned_audience_of_mailing(session, mailing))

@@ -15,6 +15,7 @@ import msgspec
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
+from notification.audiences.service import check_audience_choice, with_saved_audience
 from notification.clients.models import Client
 from notification.clients.queries import audience_conditions
 from notification.mailings.models import Mailing
@@ -24,6 +25,8 @@ from notification.mailings.sms import measure
 from notification.send_window import is_open, next_opening
 
 TOP = 20
+
+Session = AsyncSession | async_scoped_session[AsyncSession]
 
 
 class OperatorCodeShare(msgspec.Struct):
@@ -127,6 +130,17 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         text=TextCost(encoding=sms.encoding.value, units=sms.units, parts=sms.parts),
         parts_total=total * sms.parts,
     )
+
+
+async def planned_audience_of_request(session: Session, data: MailingCreate) -> Audience:
+    """The request's audience as planning would read it: a saved audience's filter in place of its own."""
+    await check_audience_choice(session, data.audience_id, data.filter)
+    return await with_saved_audience(session, audience_of_request(data), data.audience_id)
+
+
+async def planned_audience_of_mailing(session: Session, mailing: Mailing) -> Audience:
+    """The mailing's audience as its next planning would read it: who its saved audience matches now."""
+    return await with_saved_audience(session, audience_of_mailing(mailing), mailing.audience_id)
 
 
 def audience_of_request(data: MailingCreate) -> Audience:

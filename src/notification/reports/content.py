@@ -4,7 +4,7 @@ one consistent snapshot of the database."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from notification.reports.queries import statements
+from notification.schedules.queries import statements as schedule_statements
 from notification.stats.queries import StatusCounts
 
 TEXT_HEAD = 60
@@ -39,6 +40,16 @@ class DayMailing:
 
 
 @dataclass(frozen=True, slots=True)
+class DaySchedule:
+    schedule_id: int
+    name: str
+    occurrences_that_day: int
+    occurrences: int
+    by_status: StatusCounts
+    """The sum over all its occurrences, at the time of the report."""
+
+
+@dataclass(frozen=True, slots=True)
 class DailyReport:
     day: dt.date
     timezone: str
@@ -52,6 +63,8 @@ class DailyReport:
     """Totals over the day's mailings."""
     error_kinds: list[tuple[str, int]]
     """The most frequent kinds of last error among the day's undelivered messages, most frequent first."""
+    schedules: list[DaySchedule] = field(default_factory=list)
+    """Schedules with an occurrence active that day."""
 
     @property
     def delivery_rate(self) -> float | None:
@@ -95,6 +108,8 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
             rows = await cursor.fetchall()
             await cursor.execute(statements["top_error_kinds"], params)
             error_kinds = [(row["kind"], int(row["messages"])) for row in await cursor.fetchall()]
+            await cursor.execute(schedule_statements["schedules_of_the_day"], params)
+            schedule_rows = await cursor.fetchall()
     *mailing_rows, totals = rows
     return DailyReport(
         day=day,
@@ -120,6 +135,16 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
         sent_that_day=int(totals["sent_that_day"]),
         by_status=_counts(totals),
         error_kinds=error_kinds,
+        schedules=[
+            DaySchedule(
+                schedule_id=row["schedule_id"],
+                name=row["name"],
+                occurrences_that_day=int(row["occurrences_that_day"]),
+                occurrences=int(row["occurrences"]),
+                by_status=_counts(row),
+            )
+            for row in schedule_rows
+        ],
     )
 
 

@@ -105,6 +105,16 @@ def render_text(report: DailyReport) -> str:
         )
     if not report.ended_unsent:
         lines.append("  none")
+    lines += ["", "Schedules active that day (messages: the sum of all their occurrences)"]
+    for sc in report.schedules:
+        counts = sc.by_status
+        lines.append(
+            f"  #{sc.schedule_id} {sc.name}: {sc.occurrences_that_day} occurrence(s) that day, {sc.occurrences} in all;"
+            f" sent {counts.sent}, pending {counts.pending}, failed {counts.failed}, expired {counts.expired},"
+            f" cancelled {counts.cancelled}"
+        )
+    if not report.schedules:
+        lines.append("  none")
     return "\n".join(lines) + "\n"
 
 
