@@ -29,7 +29,7 @@ from tests.workers import WorkerProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-API_TOKEN = "test-token"
+API_TOKEN = "test-token-0123456789abcdef0123456789"
 
 
 def _reachable(url: str) -> bool:

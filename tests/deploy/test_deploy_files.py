@@ -103,7 +103,7 @@ _CONTROLLED_PREFIXES = (
 )
 
 SENTINELS = {
-    "NOTIFICATION_API_TOKENS": "sentinel-api-token-1,sentinel-api-token-2",
+    "NOTIFICATION_API_TOKENS": "sentinel-api-token-1-0123456789abcdef,sentinel-api-token-2-0123456789abcdef",
     "NOTIFICATION_PROVIDER_TOKEN": "sentinel-provider-token",
     "POSTGRES_PASSWORD": "sentinel-postgres-password",
 }
@@ -276,7 +276,7 @@ def test_compose_file_has_no_literal_secret() -> None:
 
 
 def test_compose_provider_defaults_and_override(compose_bin: Path, empty_env_file: Path) -> None:
-    only_tokens = {"NOTIFICATION_API_TOKENS": "t"}
+    only_tokens = {"NOTIFICATION_API_TOKENS": "t" * 32}
     defaults = _compose_config(compose_bin, empty_env_file, only_tokens)["services"]
     env = defaults["worker"]["environment"]
     assert env["NOTIFICATION_PROVIDER_URL"] == "http://fake-provider:9090/v1"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.conftest import API_TOKEN
 from tests.console.conftest import SESSION_COOKIE, Console
 from tests.sso.conftest import ADMIN, audit_rows, authorize, begin, sign_in_through, stored_sessions
 from tests.sso.oidc import IMPOSTOR_KEY, UNPUBLISHED_KEY, FakeOpenIDProvider, Script
@@ -283,7 +284,7 @@ async def test_token_sign_in_is_off_once_an_issuer_is_set(anonymous: Console, db
     assert 'id="token"' not in page.text
 
     anonymous.csrf = csrf_of_page(page.text)
-    refused = await anonymous.post("/admin/sign-in", {"token": "test-token"})
+    refused = await anonymous.post("/admin/sign-in", {"token": API_TOKEN})
 
     assert refused.status_code == 403
     assert "turned off" in refused.text
