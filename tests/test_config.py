@@ -145,7 +145,9 @@ def test_secrets_stay_out_of_the_repr() -> None:
     assert "s3cret-token" not in repr(settings)
 
 
-@pytest.mark.parametrize("tokens", ["short-token", "CHANGE_ME", "CHANGE_ME_CHANGE_ME_CHANGE_ME_CHANGE_ME", f"{'a' * 40},short"])
+@pytest.mark.parametrize(
+    "tokens", ["short-token", "CHANGE_ME", "CHANGE_ME_CHANGE_ME_CHANGE_ME_CHANGE_ME", f"{'a' * 40},short"]
+)
 def test_a_short_or_placeholder_token_stops_the_start_with_a_clear_message(tokens: str) -> None:
     with pytest.raises(ValueError, match="NOTIFICATION_API_TOKENS: every token must be at least 32 random characters"):
         load_settings({"NOTIFICATION_API_TOKENS": tokens})

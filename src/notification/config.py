@@ -130,7 +130,11 @@ class Settings:
     def _check_transport(self) -> None:
         # The provider gets phones and texts, the issuer vouches for who signs in: neither over
         # plain HTTP across a network, unless said so out loud.
-        named = [("PROVIDER_URL", self.provider_url), ("OIDC_ISSUER", self.oidc_issuer), ("PUBLIC_URL", self.public_url)]
+        named = [
+            ("PROVIDER_URL", self.provider_url),
+            ("OIDC_ISSUER", self.oidc_issuer),
+            ("PUBLIC_URL", self.public_url),
+        ]
         for name, url in named:
             if not url:
                 continue
