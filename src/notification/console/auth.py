@@ -125,7 +125,7 @@ class SignInController(Controller):
             logger.warning("console sign-in refused", reason=refusal)
             return sign_in_page(request, console_settings, next_page, refusal, HTTP_400_BAD_REQUEST)
         identity = token_identity(token)
-        sign_in(request, identity, data.get("timezone", ""))
+        sign_in(request, identity, data.get("timezone", ""), token=token)
         await record_sign_in(db_session, identity)
         logger.info("console sign-in", actor=identity.actor, method=identity.method)
         return Redirect(next_page, status_code=HTTP_303_SEE_OTHER)
