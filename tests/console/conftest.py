@@ -51,9 +51,13 @@ class Console:
     async def sign_in(self, token: str = API_TOKEN, timezone: str = "Europe/Moscow") -> Any:
         page = await self.client.get("/admin/sign-in")
         self.csrf = csrf_of(page.text)
-        return await self.client.post(
+        signed_in = await self.client.post(
             "/admin/sign-in", data={"_csrf_token": self.csrf, "token": token, "timezone": timezone}
         )
+        # A signed-in session accepts only tokens minted for it: the page signing in led to has one.
+        if found := re.search(r'"x-csrftoken": "([^"]+)"', signed_in.text):
+            self.csrf = found.group(1)
+        return signed_in
 
     async def get(self, path: str, **kwargs: Any) -> Any:
         return await self.client.get(path, **kwargs)

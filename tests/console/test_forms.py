@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html as html_text
+import json
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -258,12 +259,14 @@ async def test_a_bad_query_parameter_is_a_400_page(console: Console) -> None:
 
 async def test_a_viewer_sees_but_cannot_change(console: Console, db: AsyncSession) -> None:
     session_id = console.client.cookies.get(SESSION_COOKIE)
+    stored = (
+        await db.execute(text("SELECT data FROM console_sessions WHERE session_id = :id"), {"id": session_id})
+    ).scalar_one()
+    # The same session (its sign-in time, credential and CSRF key) with a viewer's identity.
+    data = {**json.loads(stored), "identity": {"actor": "ann@example.com", "role": "viewer", "method": "token"}}
     await db.execute(
         text("UPDATE console_sessions SET data = :data WHERE session_id = :id"),
-        {
-            "id": session_id,
-            "data": b'{"identity":{"actor":"ann@example.com","role":"viewer","method":"oidc"},"timezone":"UTC"}',
-        },
+        {"id": session_id, "data": json.dumps(data).encode()},
     )
     await db.commit()
     listing = await console.get("/admin/mailings")

@@ -18,6 +18,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from notification.auth import token_actor
+from notification.console.csrf import CSRF_KEY, new_csrf_key
 from notification.console.sessions import renew_session_id
 from notification.timezones import is_known_timezone
 
@@ -74,6 +75,7 @@ def sign_in(
         _IDENTITY: msgspec.to_builtins(identity),
         _TIMEZONE: timezone if is_known_timezone(timezone) else DEFAULT_TIMEZONE,
         _SIGNED_IN_AT: time.time(),
+        CSRF_KEY: new_csrf_key(),
     }
     if id_token is not None:
         session[_ID_TOKEN] = id_token

@@ -12,7 +12,6 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.plugins import InitPluginProtocol
 from litestar.static_files import create_static_files_router
 
@@ -20,6 +19,7 @@ from notification.config import Settings
 from notification.console.audit import AuditConsoleController, provide_console_audit_trail
 from notification.console.auth import SignInController, UnknownPageController
 from notification.console.clients import ClientConsoleController
+from notification.console.csrf import SessionBoundCSRFMiddleware
 from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
 from notification.console.headers import console_headers, console_headers_sending_forms_to
@@ -91,7 +91,7 @@ class ConsolePlugin(InitPluginProtocol):
             middleware=[
                 console_headers_sending_forms_to(sso_provider.origins) if sso_provider else console_headers,
                 session_middleware(self.alchemy, settings.session_ttl_s),
-                DefineMiddleware(CSRFMiddleware, config=csrf),
+                DefineMiddleware(SessionBoundCSRFMiddleware, config=csrf, public_url=settings.public_url),
             ],
             dependencies={
                 "console_settings": Provide(provide_settings, sync_to_thread=False),
