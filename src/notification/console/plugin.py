@@ -47,6 +47,9 @@ class ConsolePlugin(InitPluginProtocol):
             else None
         )
         self.access_rules = AccessRules(settings.admin_emails, settings.viewer_emails)
+        # Signs CSRF tokens and the pending sign-in cookie. A random one is enough for one process;
+        # several behind one address must share one.
+        self.secret = settings.console_secret or secrets.token_hex(32)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.template_config = template_config()
@@ -57,8 +60,7 @@ class ConsolePlugin(InitPluginProtocol):
     def router(self) -> Router:
         settings = self.settings
         csrf = CSRFConfig(
-            # A random secret is enough for one process; several behind one address must share one.
-            secret=settings.console_secret or secrets.token_hex(32),
+            secret=self.secret,
             cookie_name=CSRF_COOKIE,
             cookie_path=CONSOLE_PATH,
             cookie_httponly=True,
@@ -68,13 +70,16 @@ class ConsolePlugin(InitPluginProtocol):
         def provide_settings() -> Settings:
             return settings
 
-        sso_provider, access_rules = self.sso_provider, self.access_rules
+        sso_provider, access_rules, secret = self.sso_provider, self.access_rules, self.secret
 
         def provide_sso_provider() -> OpenIDProvider | None:
             return sso_provider
 
         def provide_access_rules() -> AccessRules:
             return access_rules
+
+        def provide_signing_secret() -> str:
+            return secret
 
         return Router(
             CONSOLE_PATH,
@@ -97,6 +102,7 @@ class ConsolePlugin(InitPluginProtocol):
                 "console_settings": Provide(provide_settings, sync_to_thread=False),
                 "sso_provider": Provide(provide_sso_provider, sync_to_thread=False),
                 "access_rules": Provide(provide_access_rules, sync_to_thread=False),
+                "signing_secret": Provide(provide_signing_secret, sync_to_thread=False),
                 "audit": Provide(provide_console_audit_trail, sync_to_thread=False),
             },
             exception_handlers=exception_handlers,
