@@ -137,7 +137,10 @@ class ProviderClient:
             async with asyncio.timeout(timeout_s):
                 async with session.post(
                     # A redirect would carry the phone and text to a host nobody configured.
-                    f"{self._base_url}/send/{message_id}", data=body, headers=self._headers, allow_redirects=False
+                    f"{self._base_url}/send/{message_id}",
+                    data=body,
+                    headers=self._headers,
+                    allow_redirects=False,
                 ) as response:
                     content = await response.read()
         except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
