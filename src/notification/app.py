@@ -27,6 +27,8 @@ from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
+from notification.security.throttle import STATE_KEY as THROTTLE_STATE_KEY
+from notification.security.throttle import SignInThrottle
 from notification.stats.controllers import StatsController
 from notification.test_sends.controllers import TestSendController
 
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[prometheus_config().middleware, bind_path_ids],
         exception_handlers=exception_handlers,
         lifespan=[job_queue_lifespan(settings)],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, THROTTLE_STATE_KEY: SignInThrottle(database, settings)}),
         openapi_config=openapi_config(openapi_components()),
         logging_config=None,
     )

@@ -9,6 +9,7 @@ from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
 from notification.provider.models import ProviderRateBudget
 from notification.reports.models import ReportDelivery
+from notification.security.models import SignInFailures
 from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 from notification.test_sends.models import TestSend
 
@@ -26,5 +27,6 @@ __all__ = (
     "MessageStatus",
     "ProviderRateBudget",
     "ReportDelivery",
+    "SignInFailures",
     "TestSend",
 )
