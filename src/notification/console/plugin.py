@@ -24,6 +24,7 @@ from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
 from notification.console.headers import console_headers, console_headers_sending_forms_to
 from notification.console.mailings import MailingConsoleController
+from notification.console.query import refuse_unstorable_query
 from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
 from notification.console.sso import SingleSignOnController
@@ -106,6 +107,7 @@ class ConsolePlugin(InitPluginProtocol):
                 "audit": Provide(provide_console_audit_trail, sync_to_thread=False),
             },
             exception_handlers=exception_handlers,
+            guards=[refuse_unstorable_query],
             include_in_schema=False,
         )
 

@@ -38,6 +38,7 @@ _PENDING_PURPOSE = "sso-pending"
 _PENDING_PATH = "/admin/sign-in"
 # Sign-ins under way in one browser at once (several tabs); the oldest gives way.
 MAX_PENDING = 5
+MAX_EMAIL_LENGTH = 320
 _STATUS = {
     Failure.DENIED: HTTP_403_FORBIDDEN,
     Failure.STATE: HTTP_400_BAD_REQUEST,
@@ -159,13 +160,18 @@ class SingleSignOnController(Controller):
         refusal = None
         if not email:
             refusal = "The identity provider did not say which email address you signed in with."
+        elif len(email) > MAX_EMAIL_LENGTH:
+            # No address is this long (RFC 5321), and the audit log holds none longer.
+            refusal = "The identity provider gave an email address longer than any address can be."
+            email = ""
         elif not vouched.email_verified:
             refusal = f"The identity provider has not verified {email}: verify it there, then sign in again."
         role = access_rules.role_of(email) if refusal is None else None
         if refusal is None and role is None:
             refusal = f"{email} has no access to this console. Ask an administrator to add it."
         if refusal is not None or role is None:
-            await record_refusal(db_session, email or f"oidc:{vouched.subject}", "oidc", refusal or "")
+            actor = email or f"oidc:{vouched.subject}"[:MAX_EMAIL_LENGTH]
+            await record_refusal(db_session, actor, "oidc", refusal or "")
             logger.warning("console sign-in refused", actor=email, method="oidc", reason=refusal)
             return failure_page(request, "No access", refusal or "", HTTP_403_FORBIDDEN)
 
