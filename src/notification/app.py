@@ -27,6 +27,7 @@ from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
+from notification.security.headers import security_headers
 from notification.security.throttle import STATE_KEY as THROTTLE_STATE_KEY
 from notification.security.throttle import SignInThrottle
 from notification.stats.controllers import StatsController
@@ -76,5 +77,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outside Litestar's own layers, so that unknown paths and early errors get a request id and an
     # access line too.
-    app.asgi_handler = RequestContext(app.asgi_handler)
+    app.asgi_handler = RequestContext(security_headers(app.asgi_handler, https_only=settings.secure_cookies))
     return app

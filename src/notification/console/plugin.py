@@ -95,7 +95,9 @@ class ConsolePlugin(InitPluginProtocol):
                 UnknownPageController,
             ],
             middleware=[
-                console_headers_sending_forms_to(sso_provider.origins) if sso_provider else console_headers,
+                console_headers_sending_forms_to(
+                    sso_provider.origins if sso_provider else None, secure_cookies=settings.secure_cookies
+                ),
                 session_middleware(self.alchemy, settings.session_ttl_s),
                 DefineMiddleware(SessionBoundCSRFMiddleware, config=csrf, public_url=settings.public_url),
             ],
