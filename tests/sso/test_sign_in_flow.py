@@ -255,6 +255,15 @@ async def test_discovery_that_is_not_openid_connect_says_so(
     assert await stored_sessions(db) == []
 
 
+async def test_a_failed_discovery_is_remembered_for_a_while(anonymous: Console, oidc: FakeOpenIDProvider) -> None:
+    oidc.script = Script(discovery="html")
+    for _ in range(5):
+        answer = await anonymous.get("/admin/sign-in/sso", follow_redirects=False)
+        assert answer.status_code == 502
+    # Anonymous starts do not each wait on a provider that just failed.
+    assert oidc.discovery_requests == 1
+
+
 async def test_sign_out_ends_the_session_at_the_provider_too(
     anonymous: Console, oidc: FakeOpenIDProvider, db: AsyncSession
 ) -> None:
