@@ -4,6 +4,7 @@ and only where that mailbox exists."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -76,12 +77,15 @@ async def test_the_page_is_empty_before_any_report_and_absent_without_the_mailbo
 
 async def test_viewers_do_not_see_the_reports(console: Console, settings: Settings, db: AsyncSession) -> None:
     dev_mail_dir(settings).mkdir()
+    session_id = console.client.cookies.get(SESSION_COOKIE)
+    stored = (
+        await db.execute(text("SELECT data FROM console_sessions WHERE session_id = :id"), {"id": session_id})
+    ).scalar_one()
+    # The same session (its sign-in time, credential and CSRF key) with a viewer's identity.
+    data = {**json.loads(stored), "identity": {"actor": "ann@example.com", "role": "viewer", "method": "token"}}
     await db.execute(
         text("UPDATE console_sessions SET data = :data WHERE session_id = :id"),
-        {
-            "id": console.client.cookies.get(SESSION_COOKIE),
-            "data": b'{"identity":{"actor":"ann@example.com","role":"viewer","method":"oidc"},"timezone":"UTC"}',
-        },
+        {"id": session_id, "data": json.dumps(data).encode()},
     )
     await db.commit()
 
