@@ -40,7 +40,7 @@ def throwaway_database(server_url: str | None) -> Iterator[Settings]:
             with psycopg.connect(LOCAL_SERVER, connect_timeout=2):
                 server_url = LOCAL_SERVER
         except psycopg.Error:
-            from notification.embedded_db import start_embedded_postgres
+            from notification.dev.embedded_db import start_embedded_postgres
 
             embedded = start_embedded_postgres(PROJECT_ROOT / ".notification" / "bench-postgres", keep_data=False)
             server_url = embedded.get_uri()
@@ -76,7 +76,12 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-def wait_http(url: str, timeout_s: float = 30.0) -> None:
+# Generous: on a busy two-core machine a benchmark's four or five processes start at once, and
+# each spends seconds importing before it listens. Only a process that never comes up waits it out.
+STARTUP_TIMEOUT_S = 120.0
+
+
+def wait_http(url: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):

@@ -1,6 +1,7 @@
 """End-to-end delivery benchmark: N clients, one mailing, the fake provider with a given latency.
 
     uv run python bench/delivery.py --clients 100000 --latency-ms 50
+    uv run python bench/delivery.py --clients 100000 --workers 2    # two worker processes
 
 Reports the fan-out time (API request to every message planned and every send job deferred),
 messages/s from the API request to the last message final, and the worker's peak RSS.
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--provider-concurrency", type=int, default=200)
     parser.add_argument("--worker-concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     parser.add_argument("--log-level", default="WARNING", help="the services' log level (INFO logs every send)")
     parser.add_argument("--database-url", default=None, help="server to create the throwaway database on")
     parser.add_argument("--timeout-s", type=float, default=600)
@@ -61,6 +63,8 @@ def main() -> None:
         help="turn the message counting triggers off, to compare their cost side by side",
     )
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
 
     logs = Path(tempfile.mkdtemp(prefix="notification-bench-"))
     with throwaway_database(args.database_url) as settings:
@@ -98,13 +102,18 @@ def main() -> None:
             env,
             logs / "api.log",
         )
-        worker = start(
-            [python(), "-m", "procrastinate", "--app=notification.worker.app", "worker"], env, logs / "worker.log"
-        )
+        workers = {
+            "worker" if args.workers == 1 else f"worker {n}": start(
+                [python(), "-m", "procrastinate", "--app=notification.worker.app", "worker"],
+                env,
+                logs / ("worker.log" if args.workers == 1 else f"worker-{n}.log"),
+            )
+            for n in range(1, args.workers + 1)
+        }
         try:
             wait_http(f"http://127.0.0.1:{provider_port}/_fake/received")
             wait_http(f"http://127.0.0.1:{api_port}/health")
-            services = {"worker": worker, "provider": provider, "API": api}
+            services = {**workers, "provider": provider, "API": api}
             cpu_before = {name: cpu_seconds(p.pid) for name, p in services.items()}
             busy_before = machine_busy_seconds()
             now = dt.datetime.now(dt.UTC)
@@ -138,13 +147,14 @@ def main() -> None:
                 busy = machine_busy_seconds() - busy_before
                 cpu = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in services.items()}
                 sent = conn.execute(SENT, params).fetchone()[0]  # type: ignore[index]
-            rss = peak_rss_mb(worker.pid)
+            rss = [peak_rss_mb(worker.pid) for worker in workers.values()]
             received = httpx.get(f"http://127.0.0.1:{provider_port}/_fake/received", timeout=30).json()
         finally:
-            for process in (worker, api, provider):
+            for process in (*workers.values(), api, provider):
                 stop(process)
 
     print(f"clients                 {args.clients}")
+    print(f"worker processes        {args.workers}")
     print(f"message counters        {'off' if args.without_counters else 'on'}")
     print(f"provider latency        {args.latency_ms:.0f} ms")
     print(f"fan-out (plan + defer)  {fan_out_s:.2f} s")
@@ -152,12 +162,13 @@ def main() -> None:
     print(f"messages/s              {args.clients / elapsed:,.0f}")
     print(f"sent                    {sent}")
     print(f"provider requests       {received['total_requests']} (accepted {received['total_accepted']})")
-    print(f"worker peak RSS         {rss:.0f} MB")
+    print(f"worker peak RSS         {', '.join(f'{mb:.0f}' for mb in rss)} MB")
     # Every part shares the same two cores, so CPU time spent anywhere is throughput lost: these
     # vary far less from run to run than the wall clock does.
     rest = busy - sum(cpu.values())
+    of_workers = ", ".join(f"{name} {cpu[name]:.1f}" for name in workers)
     print(
-        f"CPU seconds             {busy:.1f} in all: worker {cpu['worker']:.1f}, provider {cpu['provider']:.1f},"
+        f"CPU seconds             {busy:.1f} in all: {of_workers}, provider {cpu['provider']:.1f},"
         f" API {cpu['API']:.1f}, the rest (PostgreSQL mostly) {rest:.1f}"
     )
     print(f"logs                    {logs}")

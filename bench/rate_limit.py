@@ -32,8 +32,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import AUTH_HEADERS, free_port, python, service_env, start, stop, throwaway_database, wait_http
 
+from notification.dev.fake_provider import Arrival
 from notification.mailings.sms import measure
-from notification.provider.fake import Arrival
 
 SEED_CLIENTS = """
 INSERT INTO clients (phone, operator_code, tag, timezone)

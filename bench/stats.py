@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import TextClause, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -247,47 +247,34 @@ async def _with_async_connection(
 # -- EXPLAIN ---------------------------------------------------------------------------------------
 
 
-def _psycopg_sql(sql: str) -> str:
-    return sql.replace(":mailing_id", "%(mailing_id)s")
-
-
 def _compiled(statement: Any) -> str:
     return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
-def _stats_queries() -> dict[str, str]:
-    """The SQL of ``notification.stats.queries`` the endpoints run, by name: whatever the module holds today
-    (the console's sends-per-minute series aside)."""
-    return {
-        name: value.text
-        for name, value in vars(queries).items()
-        if isinstance(value, TextClause) and ":since" not in value.text
-    }
-
-
 def all_stats_sql() -> dict[str, str]:
-    """The statements behind ``GET /mailings/stats``: those of the stats queries without a mailing id."""
-    return {name: sql for name, sql in _stats_queries().items() if ":mailing_id" not in sql}
+    """The statement behind ``GET /mailings/stats``, as psycopg runs it."""
+    return {"all_mailing_counts": queries.statements["all_mailing_counts"]}
 
 
 def endpoint_sql(mailing_id: int, limit: int) -> dict[str, str]:
     """The statements behind ``GET /mailings/{id}/stats`` (the mailing lookup by primary key aside):
-    the stats queries taking a mailing id, and the page of messages as advanced-alchemy builds it (its
-    total comes from the counts)."""
+    the counts, timings and window waits of the mailing, and the page of messages as advanced-alchemy
+    builds it (its total comes from the counts)."""
     page = select(Message).where(Message.mailing_id == mailing_id).order_by(Message.id.asc()).limit(limit).offset(0)
-    return {
-        **{name: _psycopg_sql(sql) for name, sql in _stats_queries().items() if ":mailing_id" in sql},
-        "page rows": _compiled(page),
-    }
+    named = ("mailing_counts", "mailing_timings", "mailing_window_waits")
+    return {**{name: queries.statements[name] for name in named}, "page rows": _compiled(page)}
 
 
 def metrics_sql() -> dict[str, str]:
     """The statements of a ``/metrics`` scrape's snapshot."""
-    found: dict[str, str] = {}
-    for name in ("_MESSAGES", "_MAILINGS", "_CLIENTS", "_ERRORS", "_QUEUE", "_OLDEST_DUE"):
-        value = getattr(metrics, name)
-        found[name] = value if isinstance(value, str) else _compiled(value)
-    return found
+    return {
+        "messages": metrics.statements["messages"],
+        "mailings": _compiled(metrics._MAILINGS),
+        "clients": metrics.statements["clients"],
+        "error kinds": queries.statements["counted_error_kinds"],
+        "queue": metrics.statements["queue"],
+        "oldest due": metrics.statements["oldest_due"],
+    }
 
 
 # Nodes that only pass rows along; the tree printed leaves them out (their children stay).

@@ -1,5 +1,5 @@
-"""What the tests that drive the API share: request bodies, creating through the API, the problem-details
-check, and counting rows beside it."""
+"""What the tests that drive the API share: the client type and token, request bodies, creating through
+the API, counting rows beside it and the database's clock. The problem-details check is tests/problems.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import psycopg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.factories import ClientCreateFactory
 
 Api = AsyncTestClient[Litestar]
+API_TOKEN = "test-token-0123456789abcdef0123456789"
 
 CLIENTS = "/api/v1/clients"
 MAILINGS = "/api/v1/mailings"
@@ -26,18 +28,6 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def assert_problem(response: httpx.Response, status: int, *fields: str) -> dict[str, Any]:
-    """An RFC 9457 answer with this status whose ``errors`` name exactly ``fields``, in order."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    if fields:
-        assert [error["field"] for error in body["errors"]] == list(fields), body
-    return body
-
-
 def client_body(**overrides: Any) -> dict[str, Any]:
     """A valid new client, made up by the factory; fields left to their defaults are omitted."""
     body = {k: v for k, v in msgspec.to_builtins(ClientCreateFactory.build()).items() if v is not None}
@@ -45,7 +35,7 @@ def client_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def create_client(api: Api, **overrides: Any) -> dict[str, Any]:
+async def create_client(api: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
     response = await api.post(CLIENTS, json=client_body(**overrides))
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -60,7 +50,7 @@ async def add_clients(api: Api, count: int, **fields: Any) -> list[dict[str, Any
     return created
 
 
-async def create_mailing(api: Api, **fields: Any) -> dict[str, Any]:
+async def create_mailing(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
     """A mailing due now (begun a minute ago, ending in an hour) unless ``fields`` say otherwise."""
     now = utc_now()
     body = {
@@ -90,9 +80,14 @@ async def count_rows(db: AsyncSession, table: str) -> int:
     return int(total or 0)
 
 
-async def database_now(db: AsyncSession) -> dt.datetime:
-    """The database's clock, the one every deadline of the service is measured on."""
-    now = await db.scalar(text("SELECT now()"))
-    await db.rollback()
+async def database_now(db: AsyncSession | str) -> dt.datetime:
+    """The database's clock, the one every deadline of the service is measured on; through a
+    session, or on a connection of its own to the database ``db`` names."""
+    if isinstance(db, str):
+        async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+            now = (await (await conn.execute("SELECT now()")).fetchone() or [None])[0]
+    else:
+        now = await db.scalar(text("SELECT now()"))
+        await db.rollback()
     assert isinstance(now, dt.datetime)
     return now

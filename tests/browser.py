@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -46,11 +47,14 @@ def launched_chromium() -> Iterator[Browser]:
 
 
 @contextmanager
-def local_page(browser: Browser, base_url: str, also_reach: Sequence[str] = ()) -> Iterator[Page]:
+def local_page(
+    browser: Browser, base_url: str, also_reach: Sequence[str] = (), **context_options: Any
+) -> Iterator[Page]:
     """A page of a fresh context that reaches ``base_url``'s host only: a request anywhere else is
     refused, and the test fails when the page closes, naming each such request. ``also_reach``
     names other local services the browser is sent to (a local OpenID provider): their pages are
-    not ours, so what they load from elsewhere is refused without failing the test."""
+    not ours, so what they load from elsewhere is refused without failing the test.
+    ``context_options`` go to the browser context (viewport, time zone, locale...)."""
     app_host = urlsplit(base_url).netloc
     allowed = {app_host, *(urlsplit(url).netloc for url in also_reach)}
     elsewhere: list[str] = []
@@ -66,7 +70,7 @@ def local_page(browser: Browser, base_url: str, also_reach: Sequence[str] = ()) 
         elsewhere.append(f"{route.request.method} {url}")
         route.abort()
 
-    context = browser.new_context(base_url=base_url)
+    context = browser.new_context(base_url=base_url, **context_options)
     context.route("**/*", only_local)
     try:
         yield context.new_page()

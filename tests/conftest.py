@@ -21,15 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification.app import create_app
 from notification.config import Settings, load_settings
+from notification.dev.fake_provider import RunningFakeProvider, serve_fake_provider
 from notification.migrate import upgrade_database
-from notification.provider.fake import RunningFakeProvider, serve_fake_provider
+from tests.api import API_TOKEN
 from tests.browser import launched_chromium, local_page
+from tests.console_client import Console
 from tests.servers import serve_in_thread
 from tests.workers import WorkerProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-API_TOKEN = "test-token-0123456789abcdef0123456789"
 
 
 def _reachable(url: str) -> bool:
@@ -54,7 +55,7 @@ def pg_server_url() -> Iterator[str]:
     if _reachable(LOCAL_SERVER):
         yield LOCAL_SERVER
         return
-    from notification.embedded_db import start_embedded_postgres
+    from notification.dev.embedded_db import start_embedded_postgres
 
     server = start_embedded_postgres(PROJECT_ROOT / ".notification" / "test-postgres", keep_data=False)
     try:
@@ -123,11 +124,27 @@ def live_server(app: Litestar) -> Iterator[str]:
         yield base_url
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless (skips without it, fails under CI)."""
+    """Debian's Chromium, headless (skips without it, fails under CI); one per test module, each
+    test's page in a fresh context of its own."""
     with launched_chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+async def anonymous(app: Litestar) -> AsyncIterator[Console]:
+    """The console's HTTP client, not signed in."""
+    async with AsyncTestClient(app=app) as client:
+        yield Console(client)
+
+
+@pytest.fixture
+async def console(anonymous: Console) -> Console:
+    """The console's HTTP client, signed in with the API token."""
+    response = await anonymous.sign_in()
+    assert response.status_code == 200, response.text
+    return anonymous
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.provider.fake import Arrival, RunningFakeProvider
+from notification.dev.fake_provider import Arrival, RunningFakeProvider
 
 
 def _root(fake: RunningFakeProvider | str) -> str:

@@ -1,5 +1,6 @@
 """The real app behind a real HTTP server on a free local port, for tests that need what an
-in-process client cannot give: requests that truly run at once, or a browser."""
+in-process client cannot give: requests that truly run at once, or a browser; and a free port for
+any server a test starts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ import uvicorn
 from litestar import Litestar
 
 STARTUP_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, for a process the test starts (it may race, very rarely)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -17,9 +17,8 @@ from notification.app import API_PREFIX, create_app
 from notification.auth import token_accepted
 from notification.config import Settings, load_settings
 from notification.logging import configure_logging
+from tests.api import Api
 from tests.conftest import API_TOKEN
-
-Api = AsyncTestClient[Litestar]
 
 _PATH_PARAM = re.compile(r"\{[^}:]+(:[^}]+)?\}")
 _WITH_BODY = {"POST", "PUT", "PATCH"}

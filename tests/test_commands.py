@@ -20,7 +20,7 @@ from notification.cli import fake_provider, serve
 from notification.config import PREFIX, Settings, get_settings
 from tests.api import client_body
 from tests.provider_record import arrivals
-from tests.workers import free_port
+from tests.servers import free_port
 
 TOKEN = "command-test-token-0123456789abcdef"
 

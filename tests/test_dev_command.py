@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,19 +19,14 @@ import httpx
 import psycopg
 import pytest
 
-from notification.embedded_db import SERVER_USER, EmbeddedPostgres, EmbeddedPostgresError, server_binaries
+from notification.dev.embedded_db import SERVER_USER, EmbeddedPostgres, EmbeddedPostgresError, server_binaries
+from tests.servers import free_port
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 INITDB_TRANSCRIPT = "Success. You can now start the database server"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification.app import create_app
 from notification.config import Settings
 from notification.logging import configure_logging
-from tests.api import CLIENTS, MESSAGES, assert_problem
+from tests.api import CLIENTS, MESSAGES
 from tests.conftest import API_TOKEN
+from tests.problems import assert_problem
 
 GENERIC_500 = {
     "type": "about:blank",

@@ -12,15 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.api import Api, count_rows, create_client, create_mailing
 from tests.conftest import API_TOKEN
 from tests.problems import assert_problem
-
-Api = AsyncTestClient[Litestar] | httpx.AsyncClient
 
 CLIENTS = "/api/v1/clients"
 MAILINGS = "/api/v1/mailings"
@@ -36,24 +32,6 @@ def mailing_body(**overrides: Any) -> dict[str, Any]:
         "end_at": (now + dt.timedelta(days=31)).isoformat(),
     }
     return body | overrides
-
-
-async def create_mailing(api: Api) -> int:
-    response = await api.post(MAILINGS, json=mailing_body())
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
-
-
-async def create_client(api: Api, phone: str = "79161234567") -> int:
-    response = await api.post(CLIENTS, json={"phone": phone, "timezone": "Europe/Moscow"})
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
-
-
-async def count_rows(db: AsyncSession, table: str) -> int:
-    total = await db.scalar(text(f"SELECT count(*) FROM {table}"))
-    await db.rollback()
-    return int(total or 0)
 
 
 # --- ids past the bigint range ------------------------------------------------------------------------------------
@@ -99,7 +77,7 @@ async def test_the_largest_bigint_is_an_id_that_simply_does_not_exist(client: Ap
 
 async def test_a_nul_in_a_mailing_text_is_refused_naming_it(client: Api, db: AsyncSession) -> None:
     assert_problem(await client.post(MAILINGS, json=mailing_body(text="Sale\u0000!")), 400, "text")
-    mailing_id = await create_mailing(client)
+    mailing_id = (await create_mailing(client, **mailing_body()))["id"]
     assert_problem(await client.patch(f"{MAILINGS}/{mailing_id}", json={"text": "\u0000"}), 400, "text")
     assert_problem(await client.put(f"{MAILINGS}/{mailing_id}", json=mailing_body(text="a\u0000")), 400, "text")
 
@@ -121,7 +99,7 @@ async def test_a_nul_in_a_client_tag_is_refused_naming_it(client: Api, db: Async
     assert_problem(
         await client.post(f"{CLIENTS}/bulk", json=[good, good | {"phone": "79161234569"}, row]), 400, "[2].tag"
     )
-    client_id = await create_client(client)
+    client_id = (await create_client(client, phone="79161234567", timezone="Europe/Moscow", tag=""))["id"]
     assert_problem(await client.patch(f"{CLIENTS}/{client_id}", json={"tag": "\u0000"}), 400, "tag")
     assert_problem(await client.get(CLIENTS, params={"tag": "a\u0000"}), 400, "tag")
 
@@ -139,7 +117,7 @@ async def test_an_instant_outside_the_utc_calendar_is_refused_naming_it(
     for field in ("start_at", "end_at"):
         problem = assert_problem(await client.post(MAILINGS, json=mailing_body(**{field: instant})), 400, field)
         assert "between 0001-01-01 and 9999-12-31 in UTC" in problem["errors"][0]["message"]
-    mailing_id = await create_mailing(client)
+    mailing_id = (await create_mailing(client, **mailing_body()))["id"]
     assert_problem(await client.patch(f"{MAILINGS}/{mailing_id}", json={"start_at": instant}), 400, "start_at")
 
     assert await count_rows(db, "mailings") == 1
@@ -190,7 +168,7 @@ async def http(live_server: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def race(make: Any, first: Any, second: Any) -> tuple[Counter[int], Counter[int]]:
-    """Runs ``first`` and ``second`` on fresh rows at once, PAIRS_PER_ROUND rows at a time, each
+    """Runs ``first`` and ``second`` on fresh rows (``make`` creates one) at once, PAIRS_PER_ROUND rows at a time, each
     pair in either order and a little apart, so that the interleavings of their statements vary."""
     rng = random.Random(15)
     firsts: Counter[int] = Counter()
@@ -202,7 +180,7 @@ async def race(make: Any, first: Any, second: Any) -> tuple[Counter[int], Counte
         return response
 
     for _ in range(ROUNDS):
-        ids = [await make() for _ in range(PAIRS_PER_ROUND)]
+        ids = [(await make())["id"] for _ in range(PAIRS_PER_ROUND)]
         answers = await asyncio.gather(
             *(after(rng.uniform(0, 0.005), call, ident) for ident in ids for call in (first, second))
         )
@@ -215,7 +193,7 @@ async def test_a_mailing_patched_while_deleted_is_updated_or_not_found(
     http: httpx.AsyncClient, db: AsyncSession
 ) -> None:
     patched, deleted = await race(
-        lambda: create_mailing(http),
+        lambda: create_mailing(http, **mailing_body()),
         lambda ident: http.patch(f"{MAILINGS}/{ident}", json={"text": "changed", "filter": {"tags": ["vip"]}}),
         lambda ident: http.delete(f"{MAILINGS}/{ident}"),
     )
@@ -235,7 +213,9 @@ async def test_a_mailings_stats_read_while_it_is_deleted_are_whole_or_not_found(
             assert body["messages"]["total"] == body["total"] == sum(body["by_status"].values())
         return response
 
-    read, deleted = await race(lambda: create_mailing(http), stats, lambda ident: http.delete(f"{MAILINGS}/{ident}"))
+    read, deleted = await race(
+        lambda: create_mailing(http, **mailing_body()), stats, lambda ident: http.delete(f"{MAILINGS}/{ident}")
+    )
 
     assert set(read) <= {200, 404}, read
     assert deleted == Counter({204: ROUNDS * PAIRS_PER_ROUND}), deleted
@@ -246,7 +226,7 @@ async def test_a_client_patched_while_deleted_is_updated_or_not_found(
 ) -> None:
     phones = iter(range(79_100_000_000, 79_200_000_000))
     patched, deleted = await race(
-        lambda: create_client(http, str(next(phones))),
+        lambda: create_client(http, phone=str(next(phones)), timezone="Europe/Moscow"),
         lambda ident: http.patch(f"{CLIENTS}/{ident}", json={"tag": "moved", "timezone": "Asia/Tokyo"}),
         lambda ident: http.delete(f"{CLIENTS}/{ident}"),
     )

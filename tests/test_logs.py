@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -19,8 +20,8 @@ from psycopg import sql
 from sqlalchemy import make_url
 
 from notification.config import Settings
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.logging import configure_logging, mask_secrets
-from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_client, utc_now
 from tests.conftest import API_TOKEN
 from tests.waiting import wait_for
@@ -281,3 +282,29 @@ def test_masking_covers_library_loggers_and_exceptions(settings: Settings) -> No
     lines = parse(output.splitlines())
     assert lines[-1]["authorization"] == "***"
     assert "ValueError" in lines[-1]["exception"]
+
+
+def _procrastinate_line(level: int, message: str, **extra: Any) -> None:
+    logging.getLogger("procrastinate.worker").log(level, message, extra=extra)
+
+
+@pytest.mark.parametrize("log_level", ["INFO", "DEBUG"])
+def test_periodic_job_chatter_goes_to_debug_and_the_rest_stays(settings: Settings, log_level: str) -> None:
+    stream = io.StringIO()
+    configure_logging(replace(settings, log_level=log_level, log_json=True), stream=stream)
+    periodic = {"task_name": "fold_counters", "task_kwargs": {"timestamp": 1_790_000_000}}
+    sending = {"task_name": "send_messages", "task_kwargs": {"mailing_id": 1, "plan_version": 1}}
+    _procrastinate_line(logging.INFO, "Starting job fold_counters[1]", action="start_job", job=periodic)
+    _procrastinate_line(logging.INFO, "Periodic job deferred", action="periodic_task_deferred", job=periodic)
+    _procrastinate_line(logging.INFO, "Starting job send_messages[2]", action="start_job", job=sending)
+    _procrastinate_line(
+        logging.ERROR, "Job fold_counters[3] ended with status: Error", action="job_error", job=periodic
+    )
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    shown = [(line["event"], line["level"]) for line in lines if line.get("logger", "").startswith("procrastinate")]
+    chatter = [("Starting job fold_counters[1]", "debug"), ("Periodic job deferred", "debug")]
+    assert shown == [
+        *(chatter if log_level == "DEBUG" else []),
+        ("Starting job send_messages[2]", "info"),
+        ("Job fold_counters[3] ended with status: Error", "error"),
+    ]

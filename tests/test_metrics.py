@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.app import create_app
 from notification.config import Settings
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from tests.api import MESSAGES, Api, add_clients, create_mailing, utc_now
+from tests.servers import free_port
 from tests.waiting import wait_for
-from tests.workers import WorkerProcess, free_port
+from tests.workers import WorkerProcess
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -99,10 +100,15 @@ async def test_a_delivered_mailing_shows_in_the_metrics(
 
     # Provider latencies live in the worker: five answered 200, and a latency sample each.
     provider = await scrape_worker(worker)
-    assert value(provider, "notification_provider_request_seconds_count", outcome="sent") == 5
-    assert value(provider, "notification_provider_request_seconds_sum", outcome="sent") > 0
-    assert value(provider, "notification_provider_requests_total", outcome="sent", kind="ok") == 5
-    assert value(provider, "notification_provider_requests_total", outcome="transient", kind="http_5xx") >= 3
+    assert value(provider, "notification_provider_request_seconds_count", provider="default", outcome="sent") == 5
+    assert value(provider, "notification_provider_request_seconds_sum", provider="default", outcome="sent") > 0
+    assert value(provider, "notification_provider_requests_total", provider="default", outcome="sent", kind="ok") == 5
+    assert (
+        value(
+            provider, "notification_provider_requests_total", provider="default", outcome="transient", kind="http_5xx"
+        )
+        >= 3
+    )
 
     assert value(samples, "notification_metrics_database_up") == 1
     assert value(samples, "notification_messages", status="sent") == 5

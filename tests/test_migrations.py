@@ -9,7 +9,7 @@ from advanced_alchemy.alembic.commands import AlembicCommands
 from advanced_alchemy.base import metadata_registry
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, make_url
+from sqlalchemy import create_engine, inspect, make_url, text
 
 import notification.models  # noqa: F401  (registers every table)
 from notification.config import Settings
@@ -54,3 +54,23 @@ def test_every_revision_downgrades_and_upgrades_again(settings: Settings) -> Non
     commands.upgrade(revision="head")
     assert {"clients", "mailings", "messages", "procrastinate_jobs"} <= _tables(settings)
     assert _differences(settings) == []
+
+
+def test_the_single_rate_budget_row_becomes_the_default_provider_s(settings: Settings) -> None:
+    """Revision 0012 keys the budget by provider: the one row of before, hold and all, is the default's."""
+    commands = AlembicCommands(sqlalchemy_config=sqlalchemy_config(replace(settings)))
+    commands.downgrade(revision="0011")
+    engine = create_engine(_sync_url(settings))
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE provider_rate_budget SET tokens = -7, blocked_until = now() + interval '1 hour'")
+            )
+        commands.upgrade(revision="head")
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT provider, tokens, blocked_until > now() FROM provider_rate_budget")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in found] == [("default", -7.0, True)]

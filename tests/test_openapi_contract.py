@@ -11,12 +11,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
+from tests.api import Api
 from tests.conftest import API_TOKEN
-
-Api = AsyncTestClient[Litestar]
 
 PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetails"}
 METHODS = {"get", "post", "put", "patch", "delete"}

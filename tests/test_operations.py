@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import psycopg
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.app import create_app
 from notification.config import Settings
-
-Api = AsyncTestClient[Litestar]
+from tests.api import Api
 
 # Port 1 is never a PostgreSQL server: the connection is refused at once instead of timing out.
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/nope"

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification.app import create_app
 from notification.config import Settings
 from tests.conftest import API_TOKEN
-from tests.console.conftest import Console
+from tests.console_client import Console
 
 WRONG = "wrong-token-0123456789abcdef0123456789"
 ALLOWED = 5

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,13 +28,6 @@ FAST_DELIVERY = {
 
 
 WORKER_COMMAND = ("-m", "procrastinate", "--app=notification.worker.app", "worker")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now, for a process the test starts (it may race, very rarely)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class WorkerProcess:

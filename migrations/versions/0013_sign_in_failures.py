@@ -2,7 +2,7 @@
 tokens and refused console sign-ins are slowed once an address passes its allowance.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ from advanced_alchemy.types import DateTimeUTC
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,9 +1,12 @@
 """Bearer-token access to ``/api/v1``: tokens from ``NOTIFICATION_API_TOKENS``, compared in constant time.
+No token configured means every call is refused (fail closed).
 
-No token configured means every call is refused (fail closed)."""
+Also the roles a person may hold, which the console enforces and single sign-on assigns: here, so
+that neither side imports the other."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -30,6 +33,11 @@ SECURITY: list[SecurityRequirement] = [{SECURITY_SCHEME_NAME: []}]
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="notification"'}
 
 logger = structlog.get_logger(__name__)
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    VIEWER = "viewer"
 
 
 def openapi_components() -> Components:
@@ -92,4 +100,4 @@ def require_token(accepted_tokens: Sequence[str]) -> Guard:
     return guard
 
 
-__all__ = ("SECURITY", "bearer_token", "openapi_components", "require_token", "token_accepted", "token_actor")
+__all__ = ("SECURITY", "Role", "bearer_token", "openapi_components", "require_token", "token_accepted", "token_actor")

@@ -21,9 +21,9 @@ from notification.reports.cli import report_group
 from notification.stats.cli import stats
 
 if TYPE_CHECKING:
-    from notification.embedded_db import EmbeddedPostgres
-    from notification.reports.dev_mail import SmtpServer
-    from notification.sso.dev import DevProvider
+    from notification.dev.embedded_db import EmbeddedPostgres
+    from notification.dev.mail_server import SmtpServer
+    from notification.dev.openid_provider import DevProvider
 
 
 @click.command(name="serve", help="Serve the API against NOTIFICATION_DATABASE_URL (production).")
@@ -63,7 +63,7 @@ def dev(host: str, port: int, provider_port: int, smtp_port: int, oidc_port: int
 
     Ctrl-C or SIGTERM stops all of it; if this process is killed outright, its children stop by
     themselves (Linux) and the next run stops whatever server the killed one left on its data."""
-    from notification.embedded_db import EmbeddedPostgresError
+    from notification.dev.embedded_db import EmbeddedPostgresError
 
     # SIGTERM takes the way Ctrl-C takes, through the cleanup below: uvicorn re-raises the signal it
     # caught once it has shut down, and Python's default for SIGTERM would end the process on the spot.
@@ -96,9 +96,9 @@ class _DevRun:
     def start(self, host: str, port: int, provider_port: int, smtp_port: int, oidc_port: int) -> None:
         import uvicorn
 
+        from notification.dev.mail_server import dev_mail_banner, start_dev_mail
+        from notification.dev.openid_provider import dev_provider_banner, start_dev_provider
         from notification.migrate import upgrade_database
-        from notification.reports.dev_mail import dev_mail_banner, start_dev_mail
-        from notification.sso.dev import dev_provider_banner, start_dev_provider
 
         settings = get_settings()
         if not settings.database_url:
@@ -165,7 +165,7 @@ class _DevRun:
         uvicorn.run("notification.app:create_app", factory=True, host=host, port=port, log_config=None)
 
     def _spawn(self, command: list[str]) -> None:
-        from notification.embedded_db import die_with_parent
+        from notification.dev.embedded_db import die_with_parent
 
         self.children.append(
             subprocess.Popen(  # noqa: S603  (our own entry points)
@@ -200,7 +200,7 @@ class _DevRun:
 
 
 def _start_database(data_dir: Path) -> EmbeddedPostgres:
-    from notification.embedded_db import EmbeddedPostgres
+    from notification.dev.embedded_db import EmbeddedPostgres
 
     database = EmbeddedPostgres(data_dir)
     click.echo(f"starting PostgreSQL in {database.pgdata} (its log: {database.log_path}) ...", err=True)
@@ -239,7 +239,7 @@ def fake_provider(
     down: bool,
     seed: int | None,
 ) -> None:
-    from notification.provider.fake import FakeProviderOptions, run_fake_provider
+    from notification.dev.fake_provider import FakeProviderOptions, run_fake_provider
 
     try:
         options = FakeProviderOptions(

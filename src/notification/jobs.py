@@ -1,31 +1,41 @@
-"""The job queue as the API sees it: a procrastinate app of its own, opened with the Litestar app,
-that enqueues the engine's tasks by name. The names, queues and locks are decided here; the
-tasks themselves live in ``notification.delivery.tasks``, which the API never imports."""
+"""The job plumbing every domain shares: the names, queues and locks of every job, the one way
+planning is deferred, the connector, and what a task takes from its context (settings, pool).
+
+The API holds a procrastinate app of its own, opened with the Litestar app, that enqueues the
+engine's tasks by name: the tasks themselves live in each domain's ``tasks`` module
+(``notification.delivery.tasks`` among them), which the API never imports."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
 
 from litestar import Litestar
 from litestar.datastructures import State
-from procrastinate import App, PsycopgConnector
+from procrastinate import App, JobContext, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings
 
-# The worker registers the delivery blueprint under this namespace: a task's full name is
-# "delivery:<name>".
+# The worker registers each domain's blueprint under its namespace: a task's full name is
+# "<namespace>:<name>", e.g. "delivery:plan_mailing".
 DELIVERY_NAMESPACE = "delivery"
+REPORTS_NAMESPACE = "reports"
+STATS_NAMESPACE = "stats"
+IDEMPOTENCY_NAMESPACE = "idempotency"
 PLAN_TASK = f"{DELIVERY_NAMESPACE}:plan_mailing"
 SEND_TASK = f"{DELIVERY_NAMESPACE}:send_messages"
 PLAN_QUEUE = "planning"
 SEND_QUEUE = "sending"
 MAINTENANCE_QUEUE = "maintenance"
+REPORT_QUEUE = "reports"
 PLAN_LOCK_PREFIX = "mailing-"
+
+_Value = TypeVar("_Value")
 
 
 def plan_lock(mailing_id: int) -> str:
@@ -38,15 +48,43 @@ def plan_queueing_lock(mailing_id: int, plan_version: int) -> str:
     return f"plan-mailing-{mailing_id}-v{plan_version}"
 
 
-async def schedule_planning(job_queue: App, mailing_id: int, plan_version: int, start_at: dt.datetime) -> None:
-    """Enqueue the planning of this version at start_at; a twin already waiting is enough."""
-    with contextlib.suppress(AlreadyEnqueued):
+async def schedule_planning(
+    job_queue: App, mailing_id: int, plan_version: int, start_at: dt.datetime | None = None
+) -> bool:
+    """Enqueue the planning of this version at start_at (now without it); a twin already waiting is
+    enough, and then nothing is enqueued (False). The API's app and the worker's both defer it
+    here: by name, so the API needs none of the engine's code."""
+    try:
         await job_queue.configure_task(
             PLAN_TASK,
             schedule_at=start_at,
             lock=plan_lock(mailing_id),
             queueing_lock=plan_queueing_lock(mailing_id, plan_version),
         ).defer_async(mailing_id=mailing_id, plan_version=plan_version)
+    except AlreadyEnqueued:
+        return False
+    return True
+
+
+def context_value(context: JobContext, key: str, kind: type[_Value]) -> _Value:
+    """What the worker put in its tasks' ``additional_context`` under ``key``."""
+    value = context.additional_context.get(key)
+    if not isinstance(value, kind):
+        msg = f"the worker was started without its {key} ({kind.__name__}) in additional_context"
+        raise TypeError(msg)
+    return value
+
+
+def settings_of(context: JobContext) -> Settings:
+    return context_value(context, "settings", Settings)
+
+
+def pool_of(context: JobContext) -> AsyncConnectionPool:
+    connector = context.app.connector
+    if not isinstance(connector, PsycopgConnector):
+        msg = "the job queue must use procrastinate's PsycopgConnector"
+        raise TypeError(msg)
+    return connector.pool
 
 
 def create_connector(settings: Settings, max_size: int, min_size: int = 1) -> PsycopgConnector:

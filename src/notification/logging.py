@@ -87,6 +87,30 @@ def mask_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutab
     return event_dict
 
 
+class PeriodicChatter(logging.Filter):
+    """procrastinate's INFO lines about periodic jobs (deferred, started, succeeded: a dozen a
+    minute when idle) go down to DEBUG, so that requests, mailings and errors stay in view; their
+    failures keep their level. A periodic job is the one whose arguments carry the ``timestamp``
+    procrastinate gives every periodic task and no other task of ours takes."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not record.name.startswith("procrastinate"):
+            return True
+        job = getattr(record, "job", None)
+        arguments = job.get("task_kwargs") if isinstance(job, Mapping) else None
+        periodic = getattr(record, "action", None) == "periodic_task_deferred" or (
+            isinstance(arguments, Mapping) and "timestamp" in arguments
+        )
+        if not periodic:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return self.level <= logging.DEBUG
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     shared: list[structlog.types.Processor] = [
@@ -117,6 +141,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(PeriodicChatter(level))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

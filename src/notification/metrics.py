@@ -18,11 +18,13 @@ from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import ColumnElement, func, literal_column, select, text
+from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from notification.lib.sql import load
 from notification.mailings.models import Mailing, MailingStatus
 from notification.messages.models import ErrorKind, MessageStatus
+from notification.stats.queries import counted_error_kinds
 
 PREFIX = "notification"
 MAILING_STATUSES = tuple(s.value for s in MailingStatus)
@@ -36,30 +38,12 @@ def prometheus_config() -> PrometheusConfig:
     return PrometheusConfig(app_name=PREFIX, prefix=f"{PREFIX}_http", group_path=True)
 
 
-# Message figures come from the counters (migration 0010): a few rows per mailing, whatever the
-# size of ``messages``. They include the messages retention has deleted since.
-_MESSAGES = """
-SELECT status, sum(messages)::bigint AS n, sum(attempts)::bigint AS attempts
-FROM message_counts GROUP BY status
-"""
+statements = load(__package__, "metrics.sql")
+
 # The status rule is the model's own column expression: written once, in mailings/models.py.
 _MAILINGS = select(cast("ColumnElement[str]", Mailing.status).label("status"), func.count().label("n")).group_by(
     literal_column("1")
 )
-_CLIENTS = "SELECT coalesce(sum(clients), 0)::bigint FROM client_counts"
-_ERRORS = """
-SELECT error_kind AS kind, sum(messages)::bigint AS n FROM message_counts WHERE error_kind <> '' GROUP BY error_kind
-"""
-_QUEUE = "SELECT queue_name, status::text AS status, count(*) AS n FROM procrastinate_jobs GROUP BY 1, 2"
-# A job is due once its scheduled_at has passed; one deferred without a time is due since it was deferred.
-_OLDEST_DUE = """
-SELECT coalesce(extract(epoch FROM now() - min(coalesce(
-         j.scheduled_at,
-         (SELECT min(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND e.type = 'deferred')
-       ))), 0) AS age_s
-FROM procrastinate_jobs j
-WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-"""
 
 
 @dataclass
@@ -76,20 +60,20 @@ class DomainSnapshot:
 
 async def read_queue(conn: AsyncConnection | AsyncSession) -> tuple[dict[tuple[str, str], int], float]:
     """Jobs by (queue, status), and the age in seconds of the oldest due job still waiting."""
-    jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(text(_QUEUE))}
-    return jobs, max(0.0, float((await conn.execute(text(_OLDEST_DUE))).scalar_one()))
+    jobs = {(row.queue_name, row.status): int(row.n) for row in await conn.execute(statements.text("queue"))}
+    return jobs, max(0.0, float((await conn.execute(statements.text("oldest_due"))).scalar_one()))
 
 
 async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
     snapshot = DomainSnapshot()
     try:
         async with engine.connect() as conn:
-            for row in await conn.execute(text(_MESSAGES)):
+            for row in await conn.execute(statements.text("messages")):
                 snapshot.messages[row.status] = int(row.n)
                 snapshot.attempts += int(row.attempts)
             snapshot.mailings = {row.status: int(row.n) for row in await conn.execute(_MAILINGS)}
-            snapshot.clients = int((await conn.execute(text(_CLIENTS))).scalar_one())
-            snapshot.errors = {row.kind: int(row.n) for row in await conn.execute(text(_ERRORS))}
+            snapshot.clients = int((await conn.execute(statements.text("clients"))).scalar_one())
+            snapshot.errors = await counted_error_kinds(conn)
             snapshot.queue_jobs, snapshot.oldest_due_s = await read_queue(conn)
     except Exception:  # a scrape during an outage still serves the HTTP metrics
         logger.warning("metrics: database unreachable", exc_info=True)

@@ -1,6 +1,6 @@
 """The procrastinate app of the worker: ``procrastinate --app=notification.worker.app worker``.
 
-Importing it builds nothing that talks to the outside: the provider client, the sender tasks and
+Importing it builds nothing that talks to the outside: the providers, the sender tasks and
 the metrics server exist only while a worker runs (``run_worker_async``), and are closed when it
 stops. A worker that loses its database (the listener's connection breaks, procrastinate stops
 the worker) waits for it, reopens its pool and runs again; only a signal ends it.
@@ -22,10 +22,16 @@ from notification.config import Settings, get_settings
 from notification.delivery.sending import Delivery
 from notification.delivery.tasks import blueprint as delivery_tasks
 from notification.idempotency.tasks import blueprint as idempotency_tasks
-from notification.jobs import DELIVERY_NAMESPACE, create_connector
+from notification.jobs import (
+    DELIVERY_NAMESPACE,
+    IDEMPOTENCY_NAMESPACE,
+    REPORTS_NAMESPACE,
+    STATS_NAMESPACE,
+    create_connector,
+)
 from notification.logging import configure_logging
-from notification.provider.client import ProviderClient
 from notification.provider.metrics import serve_worker_metrics
+from notification.provider.registry import ProviderRegistry
 from notification.reports.tasks import daily_report_tasks
 from notification.stats.tasks import blueprint as stats_tasks
 
@@ -70,7 +76,9 @@ class WorkerApp(App):
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, request_stop)
         metrics_server = serve_worker_metrics(settings.worker_metrics_port)
-        delivery = Delivery(settings, ProviderClient(settings))
+        providers = ProviderRegistry.from_settings(settings)
+        await providers.open()
+        delivery = Delivery(settings, providers)
         delivery.start()
         context = {"settings": settings, "delivery": delivery}
         try:
@@ -130,9 +138,9 @@ def _create_app(settings: Settings) -> WorkerApp:
         worker_defaults=worker_options(settings),
     )
     job_queue.add_tasks_from(delivery_tasks, namespace=DELIVERY_NAMESPACE)
-    job_queue.add_tasks_from(daily_report_tasks(settings), namespace="reports")
-    job_queue.add_tasks_from(stats_tasks, namespace="stats")
-    job_queue.add_tasks_from(idempotency_tasks, namespace="idempotency")
+    job_queue.add_tasks_from(daily_report_tasks(settings), namespace=REPORTS_NAMESPACE)
+    job_queue.add_tasks_from(stats_tasks, namespace=STATS_NAMESPACE)
+    job_queue.add_tasks_from(idempotency_tasks, namespace=IDEMPOTENCY_NAMESPACE)
     return job_queue
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from notification.config import Settings
-from tests.console.conftest import anonymous  # noqa: F401  (the console's fixture, shared)
 from tests.sso.conftest import ADMIN, VIEWER_DOMAIN, oidc, sso_settings  # noqa: F401  (oidc: the shared fixture)
 from tests.sso.oidc import FakeOpenIDProvider
 

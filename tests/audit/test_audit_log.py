@@ -9,27 +9,20 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Litestar
 from litestar.routes import HTTPRoute
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.api import Api
 from tests.conftest import API_TOKEN
-from tests.console.conftest import Console, csrf_of
+from tests.console_client import Console, csrf_of, local_input, mailing_form
 from tests.sso.conftest import ADMIN, audit_rows, sign_in_through
 from tests.sso.oidc import FakeOpenIDProvider, Script
 
 TOKEN_ACTOR = f"api-token:{hashlib.sha256(API_TOKEN.encode()).hexdigest()[:4]}"
-MOSCOW = ZoneInfo("Europe/Moscow")
 CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-Api = AsyncTestClient[Litestar]
-
-
-def _local(moment: dt.datetime) -> str:
-    return moment.astimezone(MOSCOW).strftime("%Y-%m-%dT%H:%M")
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -39,11 +32,6 @@ def _iso(moment: dt.datetime) -> str:
 def _mailing_body(text: str = "Winter sale") -> dict[str, Any]:
     start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(hours=1)
     return {"text": text, "start_at": _iso(start), "end_at": _iso(start + dt.timedelta(hours=1))}
-
-
-def _mailing_form(text: str = "Spring sale") -> dict[str, Any]:
-    start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(hours=2)
-    return {"text": text, "start_at": _local(start), "end_at": _local(start + dt.timedelta(hours=1))}
 
 
 def changing_routes(app: Litestar) -> set[tuple[str, str]]:
@@ -163,13 +151,32 @@ async def _console_import(s: Session) -> None:
 
 
 async def _console_mailing(s: Session) -> None:
-    answer = await s.console.post("/admin/mailings", _mailing_form(), follow_redirects=False)
+    answer = await s.console.post("/admin/mailings", mailing_form(text="Spring sale"), follow_redirects=False)
     assert answer.status_code == 303, answer.text
     s.ids["console mailing"] = int(answer.headers["location"].rsplit("/", 1)[1])
 
 
 async def _console_update_mailing(s: Session) -> None:
-    await s.form(f"/admin/mailings/{s.ids['console mailing']}", _mailing_form("Spring sale, extended"))
+    await s.form(f"/admin/mailings/{s.ids['console mailing']}", mailing_form(text="Spring sale, extended"))
+
+
+async def _console_pause_mailing(s: Session) -> None:
+    await s.form(f"/admin/mailings/{s.ids['console mailing']}/pause")
+
+
+async def _console_resume_mailing(s: Session) -> None:
+    await s.form(f"/admin/mailings/{s.ids['console mailing']}/resume")
+
+
+async def _console_retry_mailing(s: Session) -> None:
+    await s.form(f"/admin/mailings/{s.ids['console mailing']}/retry", {"statuses": ["failed", "expired"]})
+
+
+async def _console_test_send(s: Session) -> None:
+    # As the API's: no provider listens, the answer says so, and the attempt is recorded all the same.
+    answer = await s.console.post(f"/admin/mailings/{s.ids['console mailing']}/test", {"phone": "79160000009"})
+    assert answer.status_code == 200, answer.text
+    assert "Not sent to 79160000009" in answer.text
 
 
 async def _console_delete_mailing(s: Session) -> None:
@@ -203,6 +210,10 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/admin/clients/import"): (_console_import, "import", "client"),
     ("POST", "/admin/mailings"): (_console_mailing, "create", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}"): (_console_update_mailing, "update", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/pause"): (_console_pause_mailing, "pause", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/resume"): (_console_resume_mailing, "resume", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/retry"): (_console_retry_mailing, "retry", "mailing"),
+    ("POST", "/admin/mailings/{mailing_id:int}/test"): (_console_test_send, "test send", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}/delete"): (_console_delete_mailing, "delete", "mailing"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
@@ -212,6 +223,8 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
 # why; they write no audit row.
 CHANGES_NOTHING: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/mailings/preview"): "the audience of a mailing not created: counted, nothing written",
+    ("POST", "/admin/mailings/preview"): "the console's form of the same preview: nothing written",
+    ("POST", "/admin/mailings/measure"): "the text's encoding and parts as it is typed: nothing written",
 }
 
 
@@ -261,10 +274,14 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
     start = dt.datetime.fromisoformat(mailing["start_at"])
     refused = await anonymous.post(
         f"/admin/mailings/{mailing['id']}",
-        {"text": "Winter sale!", "start_at": _local(start), "end_at": _local(start - dt.timedelta(hours=1))},
+        {"text": "Winter sale!", "start_at": local_input(start), "end_at": local_input(start - dt.timedelta(hours=1))},
     )
     assert refused.status_code == 400
-    changed = {"text": "Winter sale!", "start_at": _local(start), "end_at": _local(start + dt.timedelta(hours=1))}
+    changed = {
+        "text": "Winter sale!",
+        "start_at": local_input(start),
+        "end_at": local_input(start + dt.timedelta(hours=1)),
+    }
     await s.form(f"/admin/mailings/{mailing['id']}", changed)
     await s.form(f"/admin/clients/{first['id']}/delete")
     await s.form("/admin/sign-out")

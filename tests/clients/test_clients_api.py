@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import CLIENTS, Api, assert_problem, client_body, count_rows, create_client
+from tests.api import CLIENTS, Api, client_body, count_rows, create_client
 from tests.factories import MailingFactory
+from tests.problems import assert_problem
 
 BULK = f"{CLIENTS}/bulk"
 MAX_BULK_ROWS = 10_000
@@ -247,6 +248,32 @@ async def test_delete_cancels_pending_messages_and_keeps_sent_ones(client: Api, 
         sent_id: ("sent", None),
         bystander_id: ("pending", bystander["id"]),
     }
+
+
+async def test_a_client_deletion_cancels_as_a_re_plan_does(client: Api, db: AsyncSession) -> None:
+    """Lease released, error kind and reason written: a cancellation looks the same whoever makes it."""
+    doomed = await create_client(client)
+    mailing = MailingFactory.build()
+    db.add(mailing)
+    await db.flush()
+    message_id = await db.scalar(
+        text(
+            "INSERT INTO messages (mailing_id, client_id, status, due_at, leased_until, last_error, error_kind)"
+            " VALUES (:m, :c, 'pending', now(), now() + interval '1 minute', 'HTTP 503', 'http_5xx') RETURNING id"
+        ),
+        {"m": mailing.id, "c": doomed["id"]},
+    )
+    await db.commit()
+
+    assert (await client.delete(f"{CLIENTS}/{doomed['id']}")).status_code == 204
+
+    row = (
+        await db.execute(
+            text("SELECT status, error_kind, last_error, leased_until FROM messages WHERE id = :id"), {"id": message_id}
+        )
+    ).one()
+    await db.rollback()
+    assert tuple(row) == ("cancelled", "cancelled", "client deleted", None)
 
 
 # --- not found -------------------------------------------------------------------------------------------------

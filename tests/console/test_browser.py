@@ -4,15 +4,17 @@ journey against a real worker and the fake provider, and nothing fetched from an
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import Browser, Page
 
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
+from tests.browser import local_page
 from tests.conftest import API_TOKEN
-from tests.console.conftest import ServedApp
 
 IMPORTED = 29
 # Operator code 916 and tag vip: the mailing's audience among the imported clients and the one added by hand.
@@ -29,15 +31,16 @@ def _expected_audience() -> int:
 
 
 @pytest.fixture
-def page(browser: Any) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Moscow", locale="en-US")
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
+def page(browser: Browser, served: str) -> Iterator[Page]:
+    """A page on the served console as an operator in Moscow sees it, reaching no other host."""
+    options = {"viewport": {"width": 1280, "height": 900}, "timezone_id": "Europe/Moscow", "locale": "en-US"}
+    with local_page(browser, served, **options) as opened:
+        opened.set_default_timeout(15_000)
+        yield opened
 
 
-def _sign_in(page: Any, served: ServedApp) -> None:
-    page.goto(f"{served.url}/admin")
+def _sign_in(page: Any, served: str) -> None:
+    page.goto(f"{served}/admin")
     assert urlsplit(page.url).path == "/admin/sign-in"
     page.fill("#token", API_TOKEN)
     page.click("button:has-text('Sign in')")
@@ -51,7 +54,7 @@ def _shot(page: Any, screenshots: Path | None, name: str) -> None:
 
 
 def test_an_operator_adds_clients_and_runs_a_mailing_to_the_end(
-    page: Any, served: ServedApp, provider: RunningFakeProvider, screenshots: Path | None
+    page: Any, served: str, provider: RunningFakeProvider, screenshots: Path | None
 ) -> None:
     from playwright.sync_api import expect
 
@@ -119,7 +122,7 @@ def test_an_operator_adds_clients_and_runs_a_mailing_to_the_end(
     _shot(page, screenshots, "dashboard")
 
     # Deleting asks first, and says what it does.
-    page.goto(f"{served.url}/admin/mailings/{mailing_id}")
+    page.goto(f"{served}/admin/mailings/{mailing_id}")
     page.click("a:has-text('Delete')")
     expect(page.locator("#consequence")).to_contain_text("Nothing is waiting to be sent.")
     expect(page.locator("#consequence")).to_contain_text(f"its {audience} messages are removed")
@@ -129,7 +132,7 @@ def test_an_operator_adds_clients_and_runs_a_mailing_to_the_end(
     expect(page.locator("#mailing-rows")).to_contain_text("No mailings yet.")
 
 
-def test_no_console_page_loads_anything_from_another_host(page: Any, served: ServedApp) -> None:
+def test_no_console_page_loads_anything_from_another_host(page: Any, served: str) -> None:
     requested: list[str] = []
     problems: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
@@ -138,13 +141,13 @@ def test_no_console_page_loads_anything_from_another_host(page: Any, served: Ser
     page.on("pageerror", lambda error: problems.append(str(error)))
 
     _sign_in(page, served)
-    page.goto(f"{served.url}/admin/clients/new")
+    page.goto(f"{served}/admin/clients/new")
     page.fill("#phone", "79160000000")
     page.fill("#timezone", "UTC")
     page.click("button:has-text('Add client')")
     page.locator(".flash").wait_for()
     client_path = page.locator("a:has-text('change')").first.get_attribute("href")
-    page.goto(f"{served.url}/admin/mailings/new")
+    page.goto(f"{served}/admin/mailings/new")
     page.fill("#text", "Hello")
     page.locator("#audience-count", has_text="1 client match").wait_for()
     page.click("button:has-text('Create mailing')")
@@ -163,10 +166,10 @@ def test_no_console_page_loads_anything_from_another_host(page: Any, served: Ser
         "/admin/mailings/424242",
     ]
     for path in paths:
-        page.goto(f"{served.url}{path}")
+        page.goto(f"{served}{path}")
         page.wait_for_load_state("networkidle")
     assert requested
-    elsewhere = [url for url in requested if not url.startswith(f"{served.url}/") and not url.startswith("data:")]
+    elsewhere = [url for url in requested if not url.startswith(f"{served}/") and not url.startswith("data:")]
     assert elsewhere == []
     # The 404 page is the one refusal expected; no script, style or policy error anywhere.
     assert [p for p in problems if "404" not in p] == []

@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.console.conftest import CSRF_COOKIE, Console, csrf_of
+from tests.console_client import CSRF_COOKIE, Console, csrf_of
 
 CLIENT = {"phone": "79160000001", "timezone": "UTC"}
 

@@ -15,9 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
-from notification.reports.dev_mail import dev_mail_dir
+from notification.reports.mailbox import dev_mail_dir
 from notification.reports.rendering import SUBJECT_PREFIX
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.console_client import SESSION_COOKIE, Console
 
 
 @pytest.fixture

@@ -8,42 +8,21 @@ import html as html_text
 import json
 import re
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.api import count_rows
 from tests.conftest import API_TOKEN
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.console_client import MOSCOW, SESSION_COOKIE, Console, local_input, mailing_form
 
-MOSCOW = ZoneInfo("Europe/Moscow")
 API = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-def _local(moment: dt.datetime) -> str:
-    return moment.astimezone(MOSCOW).strftime("%Y-%m-%dT%H:%M")
-
-
-def _mailing_form(**overrides: Any) -> dict[str, Any]:
-    now = dt.datetime.now(dt.UTC)
-    return {
-        "text": "Winter sale",
-        "start_at": _local(now + dt.timedelta(hours=1)),
-        "end_at": _local(now + dt.timedelta(hours=2)),
-        **overrides,
-    }
 
 
 def _error_beside(html: str, field: str) -> str:
     found = re.search(rf'<div class="error" id="error-{re.escape(field)}">([^<]*)</div>', html)
     assert found, f"no error shown beside {field}"
     return html_text.unescape(found.group(1))
-
-
-async def _count(db: AsyncSession, table: str) -> int:
-    count = int((await db.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
-    await db.commit()
-    return count
 
 
 async def _add_clients(console: Console, *rows: dict[str, str]) -> list[dict[str, Any]]:
@@ -60,7 +39,7 @@ BAD_MAILINGS: list[tuple[dict[str, Any], str, str]] = [
     ({"text": ""}, "text", "Expected str of length >= 1"),
     ({"text": "x" * 1601}, "text", "Expected str of length <= 1600"),
     ({"text": "   "}, "text", "must not be blank"),
-    ({"end_at": _local(dt.datetime.now(dt.UTC))}, "end_at", "must be after start_at"),
+    ({"end_at": local_input(dt.datetime.now(dt.UTC))}, "end_at", "must be after start_at"),
     ({"start_at": ""}, "start_at", "Expected datetime, got null"),
     ({"start_at": "tomorrow"}, "start_at", "Invalid RFC3339 encoded datetime"),
     ({"window_start": "09:00"}, "send_window-end", "Expected str of length >= 5"),
@@ -72,12 +51,12 @@ BAD_MAILINGS: list[tuple[dict[str, Any], str, str]] = [
 
 async def test_a_bad_mailing_is_refused_beside_its_field(console: Console, db: AsyncSession) -> None:
     for overrides, field, message in BAD_MAILINGS:
-        response = await console.post("/admin/mailings", _mailing_form(**overrides))
+        response = await console.post("/admin/mailings", mailing_form(**overrides))
         assert response.status_code == 400, overrides
         assert _error_beside(response.text, field).startswith(message), overrides
         # What was typed is still there to correct.
         assert "Winter sale" in response.text or "text" in overrides, overrides
-    assert await _count(db, "mailings") == 0
+    assert await count_rows(db, "mailings") == 0
 
 
 async def test_the_same_rule_refuses_the_same_mailing_in_the_api(console: Console) -> None:
@@ -85,7 +64,7 @@ async def test_the_same_rule_refuses_the_same_mailing_in_the_api(console: Consol
     body = {"text": "Hi", "start_at": now.isoformat(), "end_at": (now - dt.timedelta(hours=1)).isoformat()}
     api = await console.client.post("/api/v1/mailings", json=body, headers=API)
     page = await console.post(
-        "/admin/mailings", _mailing_form(start_at=_local(now), end_at=_local(now - dt.timedelta(hours=1)))
+        "/admin/mailings", mailing_form(start_at=local_input(now), end_at=local_input(now - dt.timedelta(hours=1)))
     )
     assert api.status_code == page.status_code == 400
     assert api.json()["errors"] == [{"field": "end_at", "message": _error_beside(page.text, "end_at")}]
@@ -101,7 +80,7 @@ async def test_a_mailing_created_through_the_form_is_planned_and_shown(console: 
     audience = await console.get("/admin/mailings/audience", params={"operator_codes": ["916"], "tags": ["vip"]})
     assert "1 client match this filter now" in audience.text
 
-    form = _mailing_form(operator_codes=["916", "903"], tags=["vip"], window_start="09:00", window_end="21:00")
+    form = mailing_form(operator_codes=["916", "903"], tags=["vip"], window_start="09:00", window_end="21:00")
     response = await console.post("/admin/mailings", form, follow_redirects=False)
     assert response.status_code == 303
     mailing_id = int(response.headers["location"].rsplit("/", 1)[1])
@@ -123,28 +102,28 @@ async def test_a_mailing_created_through_the_form_is_planned_and_shown(console: 
 
 
 async def test_changing_a_mailing_validates_and_saves(console: Console, db: AsyncSession) -> None:
-    created = await console.post("/admin/mailings", _mailing_form(), follow_redirects=False)
+    created = await console.post("/admin/mailings", mailing_form(), follow_redirects=False)
     path = created.headers["location"]
     edit = await console.get(f"{path}/edit")
     assert "Winter sale" in edit.text
-    refused = await console.post(path, _mailing_form(text=""))
+    refused = await console.post(path, mailing_form(text=""))
     assert refused.status_code == 400
     assert _error_beside(refused.text, "text").startswith("Expected str of length >= 1")
-    saved = await console.post(path, _mailing_form(text="Summer sale"))
+    saved = await console.post(path, mailing_form(text="Summer sale"))
     assert saved.status_code == 200
     assert "Summer sale" in saved.text
     assert (await db.execute(text("SELECT text FROM mailings"))).scalar_one() == "Summer sale"
 
 
 async def test_deleting_a_mailing_says_what_happens_then_does_it(console: Console, db: AsyncSession) -> None:
-    created = await console.post("/admin/mailings", _mailing_form(), follow_redirects=False)
+    created = await console.post("/admin/mailings", mailing_form(), follow_redirects=False)
     path = created.headers["location"]
     confirm = await console.get(f"{path}/delete")
     assert "It has not started: nothing will be sent." in confirm.text
     done = await console.post(f"{path}/delete")
     assert done.status_code == 200
     assert "deleted." in done.text
-    assert await _count(db, "mailings") == 0
+    assert await count_rows(db, "mailings") == 0
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -168,7 +147,7 @@ async def test_a_bad_client_is_refused_beside_its_field(console: Console, db: As
         response = await console.post("/admin/clients", form)
         assert response.status_code == status, overrides
         assert _error_beside(response.text, field).startswith(message), overrides
-    assert await _count(db, "clients") == 1
+    assert await count_rows(db, "clients") == 1
 
 
 async def test_a_client_is_added_changed_and_deleted(console: Console, db: AsyncSession) -> None:
@@ -195,7 +174,7 @@ async def test_a_client_is_added_changed_and_deleted(console: Console, db: Async
     assert "No message is waiting for this client." in confirm.text
     deleted = await console.post(f"/admin/clients/{taken[0]['id']}/delete")
     assert "Client 79030000002 deleted." in deleted.text
-    assert await _count(db, "clients") == 1
+    assert await count_rows(db, "clients") == 1
 
 
 async def test_a_bad_search_is_refused_beside_its_field(console: Console) -> None:
@@ -214,15 +193,15 @@ async def test_a_form_without_the_right_csrf_token_is_refused(console: Console, 
         response = await console.post("/admin/clients", data)
         assert response.status_code == 403, token
         assert "The form was not accepted" in response.text
-    assert await _count(db, "clients") == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_an_htmx_request_without_the_csrf_header_is_refused(console: Console, db: AsyncSession) -> None:
     response = await console.client.post(
-        "/admin/mailings", data=_mailing_form(), headers={"HX-Request": "true", "X-CSRFToken": "nope"}
+        "/admin/mailings", data=mailing_form(), headers={"HX-Request": "true", "X-CSRFToken": "nope"}
     )
     assert response.status_code == 403
-    assert await _count(db, "mailings") == 0
+    assert await count_rows(db, "mailings") == 0
 
 
 UNKNOWN_IDS = [
@@ -243,7 +222,7 @@ async def test_an_unknown_id_is_a_404_page(console: Console) -> None:
         if method == "get":
             response = await console.get(path)
         else:
-            response = await console.post(path, _mailing_form() if "mailings" in path else {"phone": "79160000001"})
+            response = await console.post(path, mailing_form() if "mailings" in path else {"phone": "79160000001"})
         assert response.status_code == 404, path
         assert "text/html" in response.headers["content-type"]
         what = "mailing" if "mailings" in path else "client"
@@ -278,7 +257,7 @@ async def test_a_viewer_sees_but_cannot_change(console: Console, db: AsyncSessio
     refused = await console.post("/admin/clients", {"phone": "79160000001", "timezone": "UTC"})
     assert refused.status_code == 403
     assert "Your role may look but not change anything" in refused.text
-    assert await _count(db, "clients") == 0
+    assert await count_rows(db, "clients") == 0
 
 
 async def test_console_responses_forbid_other_hosts_and_framing(console: Console) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.conftest import Console
+from tests.console_client import Console
 
 PAST_BIGINT = str(2**63)
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import API_TOKEN
-from tests.console.conftest import Console
+from tests.console_client import Console
 
 COLUMNS = ("phone", "timezone", "tag", "operator_code")
 HEADER = ",".join(COLUMNS) + "\n"

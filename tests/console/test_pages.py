@@ -8,11 +8,15 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.config import Settings
+from notification.messages.state import state
+from notification.stats.retention import purge_expired_messages
 from tests.conftest import API_TOKEN
-from tests.console.conftest import Console
+from tests.console_client import Console
 
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -194,6 +198,37 @@ async def test_a_mailing_page_shows_progress_and_pages_through_its_messages(cons
     assert final.startswith('<section class="panel" id="progress"')
     assert 'id="mailing-status">finished<' in final
     assert "hx-trigger" not in final.split(">", 1)[0]
+
+
+async def test_the_console_and_the_api_list_as_many_messages_once_retention_has_deleted_some(
+    console: Console, db: AsyncSession, settings: Settings
+) -> None:
+    clients = await _clients(console, 130)
+    now = _now()
+    mailing_id = await _mailing(db, now - dt.timedelta(days=41), now - dt.timedelta(days=40))
+    rows = [
+        {"client_id": c, "status": "sent" if i < 10 else "failed", "sent_at": now if i < 10 else None}
+        for i, c in enumerate(clients)
+    ]
+    await _messages(db, mailing_id, rows)
+    async with await psycopg.AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+        # Marked, then stopped after one batch of 20: the counters keep 10 sent and 120 failed.
+        report = await purge_expired_messages(conn, retention_days=30, budget_s=0)
+        assert (report.mailings_marked, report.messages_deleted) == (1, 0)
+        batch = {"mailing_id": mailing_id, "after": 0, "batch": 20}
+        deleted = await (await conn.execute(state["purge_batch"], batch)).fetchone()
+        assert deleted is not None
+        assert deleted[0] == 20
+        by_status = "SELECT status, count(*) FROM messages WHERE mailing_id = %s GROUP BY 1"
+        left = dict(await (await conn.execute(by_status, [mailing_id])).fetchall())
+    assert left == {"failed": 110}
+
+    for status in (None, "failed"):
+        query = f"?status={status}" if status else ""
+        api = (await console.client.get(f"/api/v1/mailings/{mailing_id}/stats{query}", headers=API)).json()
+        page = _section((await console.get(f"/admin/mailings/{mailing_id}{query}")).text, "messages")
+        assert (api["messages"]["total"], api["by_status"]["failed"]) == (110, 120), status
+        assert "page 1 of 3 · 110 messages" in page, status
 
 
 async def test_the_mailing_list_filters_by_status_and_shows_the_audience(console: Console, db: AsyncSession) -> None:

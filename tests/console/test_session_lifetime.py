@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.app import create_app
 from notification.config import Settings
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.console_client import SESSION_COOKIE, Console
 from tests.waiting import wait_for
 
 OTHER_TOKEN = "another-token-0123456789abcdef0123456789"

@@ -7,8 +7,8 @@ import json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import API_TOKEN
-from tests.console.conftest import SESSION_COOKIE, Console, csrf_of
+from tests.api import API_TOKEN
+from tests.console_client import SESSION_COOKIE, Console, csrf_of
 
 CONSOLE_PAGES = [
     "/admin",

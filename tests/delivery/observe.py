@@ -14,10 +14,10 @@ from psycopg import AsyncConnection
 
 from notification.config import Settings
 from notification.delivery.sending import Delivery
+from notification.dev.fake_provider import Arrival, Received
 from notification.mailings.sms import measure
 from notification.messages.models import MessageStatus
-from notification.provider.client import ProviderClient
-from notification.provider.fake import Arrival, Received
+from notification.provider.registry import ProviderRegistry
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -119,7 +119,7 @@ async def engine_in_process(settings: Settings, provider_url: str) -> AsyncItera
     """The worker's delivery engine in the test's own process (its senders, watcher and provider client),
     with a connection of its own: a test calls ``send_batch`` itself and reads the report."""
     provider_settings = replace(settings, provider_url=provider_url)
-    delivery = Delivery(provider_settings, ProviderClient(provider_settings))
+    delivery = Delivery(provider_settings, ProviderRegistry.from_settings(provider_settings))
     delivery.start()
     try:
         async with await AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:

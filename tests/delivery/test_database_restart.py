@@ -24,10 +24,10 @@ from litestar.testing import AsyncTestClient
 
 from notification.app import create_app
 from notification.config import Settings, load_settings
-from notification.delivery.sending import DATABASE_UNREACHABLE, WATCHER_APPLICATION_NAME
-from notification.embedded_db import start_embedded_postgres
+from notification.delivery.watcher import DATABASE_UNREACHABLE, WATCHER_APPLICATION_NAME
+from notification.dev.embedded_db import start_embedded_postgres
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.migrate import upgrade_database
-from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.conftest import API_TOKEN, PROJECT_ROOT
 from tests.delivery.observe import counts, duplicate_bound, insert_clients, log_contains, message_ids, resent, rows

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notification.provider.fake import FakeProviderOptions, RunningFakeProvider, serve_fake_provider
+from notification.dev.fake_provider import FakeProviderOptions, RunningFakeProvider, serve_fake_provider
 from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
 from tests.factories import MailingFactory
 from tests.provider_record import accepted_counts, arrivals, message_ids_of

@@ -13,9 +13,9 @@ from procrastinate import App
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
+from notification.dev.fake_provider import Arrival, RunningFakeProvider
 from notification.jobs import SEND_TASK, create_connector
-from notification.provider.fake import Arrival, RunningFakeProvider
-from tests.api import Api, add_clients, create_mailing
+from tests.api import Api, add_clients, create_mailing, database_now
 from tests.delivery.observe import add_mailing, add_pending_messages, insert_clients, jobs_left, rows, wait_for_log
 from tests.sent_log import record_sends, sends_recorded
 from tests.waiting import wait_for
@@ -86,11 +86,11 @@ async def test_a_lease_running_out_mid_request_never_records_a_second_send(
     await worker.ready()
     await _defer_batch(settings, mailing_id, ids)
     await wait_for(lambda: _arrived(fake_provider), lambda n: n == 10, timeout_s=30)
-    claimed_at = await _database_now(conninfo)
+    claimed_at = await database_now(conninfo)
 
     # While the worker renews its leases (every 0.5 s here), a twin deferred after the first lease would
     # have run out claims nothing.
-    await wait_for(lambda: _database_now(conninfo), lambda now: now > claimed_at + LEASE, timeout_s=10)
+    await wait_for(lambda: database_now(conninfo), lambda now: now > claimed_at + LEASE, timeout_s=10)
     assert await _live_leases(conninfo, ids) == 10
     await _defer_batch(settings, mailing_id, ids)
     await wait_for_log(worker, '"claimed": 0', timeout_s=10)
@@ -126,12 +126,6 @@ async def test_a_lease_running_out_mid_request_never_records_a_second_send(
         assert sent_at < second[message_id].answered_at
     log = "\n".join(worker.log_lines())
     assert log.count('"event": "batch done"') >= 3
-
-
-async def _database_now(conninfo: str) -> dt.datetime:
-    found = await rows(conninfo, "SELECT now()")
-    now: dt.datetime = found[0][0]
-    return now
 
 
 async def _arrived(fake_provider: RunningFakeProvider) -> int:

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 
 from notification.config import Settings
-from notification.delivery.sending import DEADLINE_PASSED, END_MARGIN_S
-from notification.provider.fake import RunningFakeProvider
-from tests.api import Api, create_mailing
+from notification.delivery.policy import DEADLINE_PASSED, END_MARGIN_S
+from notification.dev.fake_provider import RunningFakeProvider
+from tests.api import Api, create_mailing, database_now
 from tests.delivery.observe import (
     add_mailing,
     add_pending_messages,
@@ -29,12 +29,6 @@ from tests.workers import WorkerProcess
 SEND_TASK = "delivery:send_messages"
 BEFORE_THE_REQUEST = "end_at passed before the request"
 MAILING_LIFE_S = 5.0
-
-
-async def _database_now(db: str) -> dt.datetime:
-    found = await rows(db, "SELECT now()")
-    now: dt.datetime = found[0][0]
-    return now
 
 
 async def _statuses(db: str, mailing_id: int) -> dict[int, tuple[str, dt.datetime | None, str | None, str | None]]:
@@ -57,7 +51,7 @@ async def test_a_mailing_ending_mid_batch_with_a_slow_and_hanging_provider_sends
     fake_provider.set_options(latency_ms=300, latency_jitter_ms=400, hang_rate=0.05, hang_s=8, seed=17)
     worker = start_worker(PROVIDER_CONCURRENCY="40", SEND_BATCH_SIZE="200", PROVIDER_TIMEOUT_S="30")
     await worker.ready()
-    end_at = await _database_now(db) + dt.timedelta(seconds=MAILING_LIFE_S)
+    end_at = await database_now(db) + dt.timedelta(seconds=MAILING_LIFE_S)
     mailing = await create_mailing(client, end_at=end_at.isoformat())
 
     # Everything is settled soon after end_at: the held requests were given up at the end, not after 30 s.
@@ -179,14 +173,14 @@ async def test_a_worker_down_across_end_at_leaves_nothing_to_send_after_it(
     fake_provider.set_options(latency_ms=1000)
     first = start_worker(PROVIDER_CONCURRENCY="20", SEND_BATCH_SIZE="50")
     await first.ready()
-    end_at = await _database_now(db) + dt.timedelta(seconds=MAILING_LIFE_S)
+    end_at = await database_now(db) + dt.timedelta(seconds=MAILING_LIFE_S)
     mailing = await create_mailing(client, end_at=end_at.isoformat())
     await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 20, timeout_s=MAILING_LIFE_S)
     first.kill()
     killed = await counts(db, mailing["id"])
     assert killed["pending"] > 0, "the kill must leave messages to send"
 
-    await wait_for(lambda: _database_now(db), lambda now: now > end_at, timeout_s=MAILING_LIFE_S + 5)
+    await wait_for(lambda: database_now(db), lambda now: now > end_at, timeout_s=MAILING_LIFE_S + 5)
     assert await counts(db, mailing["id"]) == killed, "nothing settles them while no worker runs"
     fake_provider.set_options(latency_ms=0)
     second = start_worker()

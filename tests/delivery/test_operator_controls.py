@@ -16,9 +16,9 @@ from notification.audit.models import Via
 from notification.audit.trail import AuditTrail
 from notification.config import Settings
 from notification.delivery.queries import queries
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.mailings.schemas import RetryRequest
 from notification.mailings.services import MailingService
-from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
 from tests.delivery.observe import (
     add_mailing,

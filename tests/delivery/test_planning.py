@@ -14,9 +14,9 @@ from psycopg import AsyncConnection
 from notification.config import Settings
 from notification.delivery.planning import PlanReport, plan_mailing
 from notification.delivery.queries import queries
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.jobs import PLAN_TASK, SEND_TASK
 from notification.messages.models import MessageStatus
-from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.delivery.observe import (
     backends_waiting_for_a_lock,

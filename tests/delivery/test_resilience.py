@@ -14,8 +14,8 @@ from litestar import Litestar
 
 from notification.config import Settings
 from notification.delivery.breaker import CircuitBreaker
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.jobs import schedule_planning
-from notification.provider.fake import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.delivery.observe import (
     arrivals_of,

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from notification.config import Settings, load_settings
-from notification.delivery.sending import retry_delay_s
+from notification.delivery.policy import retry_delay_s
 
 SAMPLES = 300
 DEFAULTS = load_settings({})

@@ -15,10 +15,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
-from notification.delivery.sending import ClaimedMessage, Delivery, FollowUp, WindowClosed
+from notification.delivery.breaker import CircuitBreaker
+from notification.delivery.claim import ClaimedMessage, FollowUp
+from notification.delivery.policy import WindowClosed
+from notification.delivery.senders import Lane, send_one
+from notification.delivery.sending import Delivery
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.jobs import create_connector
-from notification.provider.client import ProviderClient
-from notification.provider.fake import RunningFakeProvider
+from notification.provider.rate_limit import RateBudget
+from notification.provider.registry import ProviderRegistry
 from notification.send_window import next_opening
 from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
 from tests.provider_record import arrivals
@@ -162,7 +167,7 @@ async def test_claim_sends_only_inside_the_window_and_moves_the_rest_to_their_op
     await db.commit()
 
     provider_settings = replace(settings, provider_url=fake_provider.base_url)
-    delivery = Delivery(provider_settings, ProviderClient(provider_settings))
+    delivery = Delivery(provider_settings, ProviderRegistry.from_settings(provider_settings))
     all_ids = [i for zone_ids in ids.values() for i in zone_ids]
     connector = create_connector(settings, max_size=2)
     await connector.open_async()
@@ -203,7 +208,8 @@ async def test_last_check_before_the_request_reschedules_instead_of_sending(sett
         async def send(self, *args: object) -> None:
             raise AssertionError("the provider must not be called outside the window")
 
-    delivery = Delivery(settings, NoProvider())  # type: ignore[arg-type]
+    budget = RateBudget("nowhere", None, settings.psycopg_conninfo)
+    lane = Lane("nowhere", NoProvider(), CircuitBreaker(capacity=1), budget)  # type: ignore[arg-type]
     now = utc_now()
     closed = (
         dt.time.fromisoformat(_hhmm(now + dt.timedelta(hours=1), "Europe/Berlin")),
@@ -211,11 +217,13 @@ async def test_last_check_before_the_request_reschedules_instead_of_sending(sett
     )
     message = ClaimedMessage(1, 1, "79000000000", 1, "Europe/Berlin")
     log = structlog.get_logger()
-    batch = SimpleNamespace(end_at=now + dt.timedelta(hours=3), window=closed, log=log, stopped=None, text="hi")
-    result = await delivery._send_one(message, batch)  # type: ignore[arg-type]
+    batch = SimpleNamespace(
+        end_at=now + dt.timedelta(hours=3), window=closed, log=log, lane=lane, parts=1, text="hi", may_send=bool
+    )
+    result = await send_one(message, batch)  # type: ignore[arg-type]
     assert isinstance(result, WindowClosed)
     assert result.opens_at == next_opening(*closed, ZoneInfo("Europe/Berlin"), now)
     batch.end_at = now + dt.timedelta(minutes=30)
-    too_late = await delivery._send_one(message, batch)  # type: ignore[arg-type]
+    too_late = await send_one(message, batch)  # type: ignore[arg-type]
     assert isinstance(too_late, WindowClosed)
     assert too_late.opens_at is None

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from notification.config import Settings
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.delivery.observe import arrivals_of, counts, insert_clients, jobs_left, message_ids, rows
 from tests.waiting import wait_for

@@ -11,21 +11,15 @@ import sys
 from pathlib import Path
 
 from notification.config import PREFIX, Settings
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from tests.api import Api, create_mailing
 from tests.delivery.observe import counts, insert_clients, wait_for_log
+from tests.servers import free_port
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
 # What asyncio and the interpreter say, in debug mode, about what a process left open or unfinished.
 LEFTOVERS = ("unclosed", "Task was destroyed but it is pending", "Exception ignored", "was never awaited")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _port_is_free(port: int) -> bool:
@@ -76,7 +70,7 @@ async def test_worker_stopped_by_sigterm_exits_0_leaving_no_task_session_connect
 ) -> None:
     db = settings.psycopg_conninfo
     await insert_clients(db, 20)
-    port = _free_port()
+    port = free_port()
     worker = WorkerProcess(
         settings,
         fake_provider.base_url,
@@ -111,7 +105,7 @@ _IMPORT_CHECK = """
 import gc, json, os, threading
 import notification.worker
 import aiohttp
-from notification.provider.client import ProviderClient
+from notification.provider.http import HttpProvider
 gc.unfreeze()  # the module freezes what importing built: bring it back into view
 def target(fd):
     try:
@@ -123,13 +117,13 @@ print(json.dumps({
     "sockets": len(sockets),
     "threads": [t.name for t in threading.enumerate()],
     "sessions": sum(isinstance(o, aiohttp.ClientSession) for o in gc.get_objects()),
-    "provider_clients": sum(isinstance(o, ProviderClient) for o in gc.get_objects()),
+    "provider_clients": sum(isinstance(o, HttpProvider) for o in gc.get_objects()),
 }))
 """
 
 
 def test_importing_the_worker_module_binds_no_socket_and_builds_no_provider_client(settings: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
     env |= {f"{PREFIX}DATABASE_URL": settings.psycopg_conninfo, f"{PREFIX}WORKER_METRICS_PORT": str(port)}
     done = subprocess.run(

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import MAILINGS, Api, assert_problem, count_rows, create_mailing
+from tests.api import MAILINGS, Api, count_rows, create_mailing
+from tests.problems import assert_problem
 
 MISSING_ID = 987_654
 TEXT_MAX_LENGTH = 1600

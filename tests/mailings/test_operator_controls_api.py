@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import MAILINGS, Api, add_clients, assert_problem
+from tests.api import MAILINGS, Api, add_clients
 from tests.mailings.test_mailings_api import MISSING_ID, create, later
+from tests.problems import assert_problem
 
 
 async def _due_mailing(client: Api, **overrides: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import MESSAGES, Api, assert_problem
+from tests.api import MESSAGES, Api
 from tests.factories import ClientFactory, MailingFactory
+from tests.problems import assert_problem
 
 # (mailing, client, status) of each message, by index into the mailings and clients arranged below.
 ARRANGED = [

@@ -14,8 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.send_window import is_open, next_opening
-from tests.api import MAILINGS, Api, assert_problem
+from tests.api import MAILINGS, Api
 from tests.mailings.test_mailings_api import MISSING_ID, create
+from tests.problems import assert_problem
 
 PREVIEW = f"{MAILINGS}/preview"
 # 06:00 UTC on a winter day: 09:00 in Moscow and 16:00 in Vladivostok (inside 09:00-18:00), 07:00 in

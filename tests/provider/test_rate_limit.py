@@ -40,7 +40,7 @@ async def _spend(budget: RateBudget, parts: int, until: float, spent: list[float
 @pytest.mark.parametrize("parts", [1, 3])
 async def test_two_processes_together_keep_to_the_rate(settings: Settings, parts: int) -> None:
     rate = 120.0
-    budgets = [RateBudget(rate, settings.psycopg_conninfo) for _ in range(2)]
+    budgets = [RateBudget("default", rate, settings.psycopg_conninfo) for _ in range(2)]
     spent: list[list[float]] = [[], []]
     started = time.monotonic()
     until = started + 3
@@ -65,8 +65,8 @@ async def test_two_processes_together_keep_to_the_rate(settings: Settings, parts
 
 
 async def test_a_hold_written_by_one_process_holds_the_other(settings: Settings) -> None:
-    writer = RateBudget(None, settings.psycopg_conninfo)
-    reader = RateBudget(None, settings.psycopg_conninfo)
+    writer = RateBudget("default", None, settings.psycopg_conninfo)
+    reader = RateBudget("default", None, settings.psycopg_conninfo)
     try:
         await writer.hold_everyone(1.0)
         await reader.refresh_hold()
@@ -81,7 +81,7 @@ async def test_a_hold_written_by_one_process_holds_the_other(settings: Settings)
 
 
 async def test_without_a_limit_admitting_never_touches_the_database() -> None:
-    budget = RateBudget(None, "postgresql://nobody@127.0.0.1:1/nothing")
+    budget = RateBudget("default", None, "postgresql://nobody@127.0.0.1:1/nothing")
     started = time.monotonic()
     for _ in range(10_000):
         await budget.admit(5)

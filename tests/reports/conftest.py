@@ -21,8 +21,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings
+from notification.dev.mail_server import SmtpServer
 from notification.mailings.sms import measure
-from notification.reports.dev_mail import SmtpServer
 
 RECIPIENT = "operators@example.org"
 SENDER = "reports@example.org"

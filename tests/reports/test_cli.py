@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from notification.config import PREFIX, Settings, get_settings
+from notification.dev.mail_server import SmtpServer, dev_mail_banner, start_dev_mail
 from notification.reports.cli import report_group
-from notification.reports.dev_mail import SmtpServer, dev_mail_banner, recent_dev_reports, start_dev_mail
+from notification.reports.mailbox import recent_dev_reports
 from tests.conftest import PROJECT_ROOT
 from tests.reports.conftest import RECIPIENT, SENDER, RecordingHandler
 

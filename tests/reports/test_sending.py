@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import io
 import json
-import socket
 import ssl
 from dataclasses import replace
 from pathlib import Path
@@ -21,11 +20,12 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings, load_settings
+from notification.dev.mail_server import SmtpServer
 from notification.logging import configure_logging
-from notification.reports.dev_mail import SmtpServer
 from notification.reports.sending import Outcome, due_report_day, send_due_report, send_report
 from notification.reports.smtp import SmtpFailure
 from tests.reports.conftest import RECIPIENT, RecordingHandler
+from tests.servers import free_port
 
 PASSWORD = "pa55-W0RD-never-shown"
 USER = "reporter"
@@ -71,13 +71,6 @@ def log() -> io.StringIO:
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _delivery(conn: psycopg.AsyncConnection[Any], day: dt.date) -> dict[str, Any] | None:
@@ -231,7 +224,7 @@ async def test_no_recipients_means_no_report(
 async def test_a_server_down_then_back_gets_the_report_on_a_later_attempt(
     mail: RecordingHandler, report_settings: Settings, pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = replace(report_settings, smtp_url=f"smtp://127.0.0.1:{port}", report_cron="30 5 * * *")
     reported = D - dt.timedelta(days=1)
     first = _local(D, "05:31")
@@ -302,7 +295,7 @@ async def test_a_temporary_refusal_is_retried_and_a_permanent_one_is_not(
 async def test_a_report_still_pending_when_its_day_ends_is_recorded_missed(
     report_settings: Settings, pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any], mail: RecordingHandler
 ) -> None:
-    settings = replace(report_settings, smtp_url=f"smtp://127.0.0.1:{_free_port()}", report_cron="30 5 * * *")
+    settings = replace(report_settings, smtp_url=f"smtp://127.0.0.1:{free_port()}", report_cron="30 5 * * *")
     assert await send_due_report(pool, settings, _local(D, "23:50")) is Outcome.RETRYING
     assert await send_due_report(pool, settings, _local(D + dt.timedelta(days=1), "00:10")) is Outcome.NOT_DUE
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from notification.config import Settings
-from notification.reports.dev_mail import SmtpServer
+from notification.dev.mail_server import SmtpServer
 from tests.reports.conftest import RECIPIENT, RecordingHandler
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings, load_settings
 from tests.conftest import API_TOKEN
-from tests.console.conftest import Console, anonymous  # noqa: F401  (the console's fixture, shared)
+from tests.console_client import Console
 from tests.sso.oidc import CLIENT_ID, CLIENT_SECRET, FakeOpenIDProvider, running_provider
 from tests.test_dev_command import data_dir, dev_runs  # noqa: F401  (the dev command's fixtures, shared)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from notification.auth import Role
 from notification.config import load_settings
-from notification.console.identity import Role
 from notification.sso.access import AccessRules
 
 RULES = AccessRules(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.console.conftest import Console
+from tests.console_client import Console
 from tests.sso.conftest import authorize, begin
 
 PENDING_COOKIE = "notification_sso"

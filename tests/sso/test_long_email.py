@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.console.conftest import Console
+from tests.console_client import Console
 from tests.sso.conftest import audit_rows, sign_in_through, stored_sessions
 from tests.sso.oidc import FakeOpenIDProvider, Script
 

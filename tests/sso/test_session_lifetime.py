@@ -9,7 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from notification.app import create_app
 from notification.config import Settings
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.console_client import SESSION_COOKIE, Console
 from tests.sso.conftest import ADMIN, sign_in_through
 
 

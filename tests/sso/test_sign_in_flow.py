@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.conftest import API_TOKEN
-from tests.console.conftest import SESSION_COOKIE, Console
+from tests.api import API_TOKEN
+from tests.console_client import SESSION_COOKIE, Console
 from tests.sso.conftest import ADMIN, audit_rows, authorize, begin, sign_in_through, stored_sessions
 from tests.sso.oidc import IMPOSTOR_KEY, UNPUBLISHED_KEY, FakeOpenIDProvider, Script
 

@@ -9,15 +9,12 @@ import subprocess
 import sys
 
 import psycopg
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import PREFIX, Settings
 from notification.stats.queries import MinuteSends, sends_per_minute
-
-Api = AsyncTestClient[Litestar]
+from tests.api import Api
 
 _ARRANGE = """
 WITH c AS (

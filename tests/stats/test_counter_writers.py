@@ -13,18 +13,15 @@ import msgspec
 import psycopg
 from advanced_alchemy.alembic.commands import AlembicCommands
 from alembic.script import ScriptDirectory
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from notification.config import Settings
 from notification.db import MIGRATIONS_DIR, sqlalchemy_config
-from notification.provider.fake import RunningFakeProvider
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.stats.counters import fold_counters, verify_counters
+from tests.api import Api
 from tests.factories import ClientCreateFactory
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
-
-Api = AsyncTestClient[Litestar]
 
 _SEED_WITH_MAILING = """
 WITH c AS (

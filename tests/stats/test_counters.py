@@ -19,22 +19,20 @@ from typing import Any
 
 import msgspec
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from procrastinate import PsycopgConnector
 
 from notification.config import Settings
 from notification.delivery import planning
 from notification.delivery.queries import queries
 from notification.delivery.sending import Delivery
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.jobs import create_connector
-from notification.provider.client import ProviderClient
-from notification.provider.fake import RunningFakeProvider
+from notification.provider.registry import ProviderRegistry
 from notification.stats.counters import fold_counters, verify_counters
 from notification.stats.retention import purge_expired_messages
+from tests.api import Api
 from tests.factories import ClientCreateFactory
 
-Api = AsyncTestClient[Litestar]
 TAGS = ("a", "b", "c")
 STATUSES = ("pending", "sent", "failed", "expired", "cancelled")
 
@@ -280,7 +278,7 @@ async def world_parts(
     fast = replace(settings, provider_url=fake_provider.base_url, retry_base_s=0.02, retry_max_s=0.1)
     connector = create_connector(fast, max_size=8)
     await connector.open_async()
-    delivery = Delivery(fast, ProviderClient(fast))
+    delivery = Delivery(fast, ProviderRegistry.from_settings(fast))
     delivery.start()
     try:
         yield connector, delivery

@@ -8,15 +8,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from notification.config import Settings, load_settings
 from notification.stats.counters import rebuild_counters, verify_counters
 from notification.stats.retention import purge_expired_messages
 from notification.worker import app as worker_app
-
-Api = AsyncTestClient[Litestar]
+from tests.api import Api
 
 # Mailings ended 40 days ago (twice), 10 days ago, one still running, and one ended 40 days ago with a
 # message still pending (a worker was down all along): each with a mix of statuses.

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.api import Api
 from tests.factories import ClientFactory, MailingFactory
 
-Api = AsyncTestClient[Litestar]
 ZEROS = {"pending": 0, "sent": 0, "failed": 0, "expired": 0, "cancelled": 0}
 
 

@@ -11,7 +11,7 @@ from litestar.params import Body, Parameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from notification.audit.trail import AuditTrail
-from notification.clients.deps import provide_client_service
+from notification.clients.deps import ClientId, provide_client_service
 from notification.clients.schemas import (
     OPERATOR_CODE_PATTERN,
     TAG_MAX_LENGTH,
@@ -24,15 +24,13 @@ from notification.db import WITHOUT_NUL
 from notification.errors import problem_responses
 from notification.idempotency.store import IdempotencyKeyHeader, IdempotentCreate
 from notification.observability import bind_ids
-from notification.pagination import Limit, Offset, Page, bigint_parameter
+from notification.pagination import Limit, Offset, Page
 
 MAX_BULK_ROWS = 10_000
 # A bulk import logs the ids it created when there are this many or fewer, else their range.
 LOGGED_BULK_IDS = 1_000
 
 logger = structlog.get_logger(__name__)
-
-ClientId = Annotated[int, bigint_parameter("Client id")]
 
 
 class ClientController(Controller):
@@ -70,14 +68,13 @@ class ClientController(Controller):
         ],
         idempotency_key: IdempotencyKeyHeader,
     ) -> Response[list[ClientRead]]:
-        # Committed with the clients and their audit row by the session's handler when the answer
-        # is a success; a replay creates nothing, so it records nothing either.
+        # A replay creates nothing, so it records nothing either.
         idempotent = IdempotentCreate(clients.repository.session, "POST /clients/bulk", idempotency_key)
         if (previous := await idempotent.previous_answer(data, list[ClientRead])) is not None:
             logger.info("clients import replayed", idempotency_key=idempotency_key, count=len(previous.content))
             return previous
-        created = list(clients.to_schema(await clients.create_clients(data, audit), schema_type=ClientRead).items)
-        await idempotent.remember(HTTP_201_CREATED, created)
+        rows = await clients.create_clients(data, audit, idempotent)
+        created = list(clients.to_schema(rows, schema_type=ClientRead).items)
         ids = [c.id for c in created]
         if len(ids) <= LOGGED_BULK_IDS:
             logger.info("clients created", count=len(ids), client_ids=ids)

@@ -8,7 +8,7 @@ from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select, text, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
@@ -16,9 +16,11 @@ from sqlalchemy.types import String
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.clients.models import Client
+from notification.clients.queries import audience_conditions, statements
 from notification.clients.schemas import ClientCreate, ClientPatch, ClientRead, ClientSearch
 from notification.errors import Conflict, InvalidInput, NotFound
-from notification.messages.models import Message, MessageStatus
+from notification.idempotency.store import IdempotentCreate
+from notification.messages.state import state
 from notification.timezones import is_known_timezone
 
 
@@ -37,22 +39,21 @@ PresentColumn = Literal["operator_code", "tag", "timezone"]
 def client_conditions(
     *,
     phone_prefix: str | None = None,
-    operator_codes: Sequence[str] = (),
-    tags: Sequence[str] = (),
+    operator_code: str | None = None,
+    tag: str | None = None,
     timezone: str | None = None,
 ) -> list[ColumnElement[bool]]:
-    """Who a search or a mailing's filter selects; an empty list filters nothing (a mailing with both
-    lists empty reaches everyone)."""
+    """Who a search selects; no field given filters nothing."""
     conditions: list[ColumnElement[bool]] = []
     if phone_prefix:
         # Every phone has exactly 11 digits, so the prefix is a range of the phone's unique index,
         # whatever the database's collation (LIKE 'p%' would need a text_pattern_ops index).
         padding = PHONE_LENGTH - len(phone_prefix)
         conditions.append(Client.phone.between(phone_prefix + "0" * padding, phone_prefix + "9" * padding))
-    if operator_codes:
-        conditions.append(Client.operator_code.in_(list(operator_codes)))
-    if tags:
-        conditions.append(Client.tag.in_(list(tags)))
+    if operator_code is not None:
+        conditions.append(Client.operator_code == operator_code)
+    if tag is not None:
+        conditions.append(Client.tag == tag)
     if timezone is not None:
         conditions.append(Client.timezone == timezone)
     return conditions
@@ -60,10 +61,7 @@ def client_conditions(
 
 def _search_conditions(search: ClientSearch) -> list[ColumnElement[bool]]:
     return client_conditions(
-        phone_prefix=search.phone_prefix,
-        operator_codes=[search.operator_code] if search.operator_code is not None else [],
-        tags=[search.tag] if search.tag is not None else [],
-        timezone=search.timezone,
+        phone_prefix=search.phone_prefix, operator_code=search.operator_code, tag=search.tag, timezone=search.timezone
     )
 
 
@@ -120,19 +118,8 @@ def search_count_statement(search: ClientSearch, cap: int) -> Select[int]:
     return select(func.count()).select_from(matching)
 
 
-# The distinct values of an indexed column, one index probe each (a loose index scan): the
-# directory may hold a million clients and a few dozen operator codes.
-_PRESENT_VALUES_TEMPLATE = """
-WITH RECURSIVE present(value) AS (
-    (SELECT {column} FROM clients ORDER BY {column} LIMIT 1)
-    UNION ALL
-    SELECT (SELECT c.{column} FROM clients c WHERE c.{column} > present.value ORDER BY c.{column} LIMIT 1)
-    FROM present WHERE present.value IS NOT NULL
-)
-SELECT value FROM present WHERE value IS NOT NULL LIMIT :limit
-"""
 _PRESENT_VALUES = {
-    column: text(_PRESENT_VALUES_TEMPLATE.format(column=column)) for column in ("operator_code", "tag", "timezone")
+    column: statements.text("present_values", column=column) for column in ("operator_code", "tag", "timezone")
 }
 
 
@@ -142,6 +129,9 @@ def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> No
 
 
 class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
+    """Every change commits here, its audit record with it: the API and the console only call
+    these methods."""
+
     repository_type = ClientRepository
     # A window-function count says 0 for a page past the end; totals must count every row.
     count_with_window_function = False
@@ -181,9 +171,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
 
     async def count_matching(self, operator_codes: Sequence[str], tags: Sequence[str]) -> int:
         """The audience of a mailing filter, counted set-based."""
-        statement = (
-            select(func.count()).select_from(Client).where(*client_conditions(operator_codes=operator_codes, tags=tags))
-        )
+        statement = select(func.count()).select_from(Client).where(*audience_conditions(operator_codes, tags))
         return int((await self.repository.session.execute(statement)).scalar_one())
 
     async def present_values(self, column: PresentColumn, limit: int = 500) -> list[str]:
@@ -197,10 +185,14 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     async def create_client(self, data: ClientCreate, audit: AuditTrail) -> Client:
         client = (await self._insert_clients([data], field_prefix=""))[0]
         await audit.created(AuditEntity.CLIENT, client.id, self.audited(client))
+        await self.repository.session.commit()
         return client
 
-    async def create_clients(self, rows: Sequence[ClientCreate], audit: AuditTrail) -> list[Client]:
-        """An import: every row or none, recorded as one change."""
+    async def create_clients(
+        self, rows: Sequence[ClientCreate], audit: AuditTrail, idempotent: IdempotentCreate | None = None
+    ) -> list[Client]:
+        """An import: every row or none, recorded as one change; under an ``Idempotency-Key`` its
+        answer is kept with the key, in the same commit."""
         created = await self._insert_clients(rows)
         await audit.record(
             AuditAction.IMPORT,
@@ -208,6 +200,9 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             None,
             {"count": (None, len(created)), "first_id": (None, created[0].id), "last_id": (None, created[-1].id)},
         )
+        if idempotent is not None:
+            await idempotent.remember_created(list(self.to_schema(created, schema_type=ClientRead).items))
+        await self.repository.session.commit()
         return created
 
     async def _insert_clients(self, rows: Sequence[ClientCreate], field_prefix: str = "[{i}].") -> list[Client]:
@@ -229,9 +224,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             "timezone": [r.timezone for r in rows],
         }
         source = select(*(literal_column(f"unnest_rows.{name}", String) for name in columns)).select_from(
-            text(
-                "unnest(:phone, :operator_code, :tag, :timezone) AS unnest_rows(phone, operator_code, tag, timezone)"
-            ).bindparams(*(bindparam(name, type_=ARRAY(String)) for name in columns))
+            statements.text("imported_rows").bindparams(*(bindparam(name, type_=ARRAY(String)) for name in columns))
         )
         inserted = (
             insert(Client)
@@ -268,6 +261,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         except IntegrityError:
             raise Conflict("phone", f"a client with phone {phone} already exists") from None
         await audit.updated(AuditEntity.CLIENT, client_id, before, self.audited(client))
+        await self.repository.session.commit()
         return client
 
     async def replace_client(self, client_id: int, data: ClientCreate, audit: AuditTrail) -> Client:
@@ -282,18 +276,11 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     async def delete_client(self, client_id: int, audit: AuditTrail) -> None:
         client = await self.get_client(client_id, for_change=True)
         await audit.deleted(AuditEntity.CLIENT, client_id, self.audited(client))
-        # Its pending messages are cancelled; sent history stays, detached, in the statistics.
-        # Its messages are locked in id order first, the order every writer of messages uses.
-        session = self.repository.session
-        await session.execute(
-            select(Message.id).where(Message.client_id == client_id).order_by(Message.id).with_for_update()
-        )
-        await session.execute(
-            update(Message)
-            .where(Message.client_id == client_id, Message.status == MessageStatus.PENDING)
-            .values(status=MessageStatus.CANCELLED)
-        )
+        # Its pending messages are cancelled as any cancellation is; sent history stays, detached,
+        # in the statistics.
+        await self.repository.session.execute(state.text("cancel_of_client"), {"client_id": client_id})
         await self.delete(client_id, auto_commit=False)
+        await self.repository.session.commit()
 
 
 __all__ = ("ClientRepository", "ClientService")

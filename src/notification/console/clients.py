@@ -16,11 +16,9 @@ from litestar.params import Parameter
 from litestar.plugins.flash import flash
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.audit.trail import AuditTrail
-from notification.clients.controllers import ClientId
-from notification.clients.deps import provide_client_service
+from notification.clients.deps import ClientId, provide_client_service
 from notification.clients.schemas import ClientCreate, ClientSearch
 from notification.clients.services import ClientService, search_key
 from notification.console.forms import (
@@ -141,7 +139,7 @@ class ClientConsoleController(Controller):
 
     @post("/", guards=[require_admin])
     async def create(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService, audit: AuditTrail
+        self, request: Request[Any, Any, Any], clients: ClientService, audit: AuditTrail
     ) -> Template | Redirect:
         values = await _client_values(request)
         try:
@@ -149,7 +147,6 @@ class ClientConsoleController(Controller):
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             code = HTTP_409_CONFLICT if isinstance(exc, Conflict) else HTTP_400_BAD_REQUEST
             return await self._form(request, values, field_errors(exc), status_code=code)
-        await db_session.commit()
         bind_ids(client_id=client.id)
         logger.info("client created", via="console", phone=client.phone, operator_code=client.operator_code)
         flash(request, f"Client {client.phone} added.", "success")
@@ -170,7 +167,6 @@ class ClientConsoleController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
-        db_session: AsyncSession,
         clients: ClientService,
         audit: AuditTrail,
         client_id: ClientId,
@@ -182,7 +178,6 @@ class ClientConsoleController(Controller):
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             code = HTTP_409_CONFLICT if isinstance(exc, Conflict) else HTTP_400_BAD_REQUEST
             return await self._form(request, values, field_errors(exc), client_id=client_id, status_code=code)
-        await db_session.commit()
         logger.info("client updated", via="console", replaced=True, phone=client.phone)
         flash(request, f"Client {client.phone} saved.", "success")
         return Redirect(f"/admin/clients?phone_prefix={client.phone}", status_code=HTTP_303_SEE_OTHER)
@@ -199,7 +194,6 @@ class ClientConsoleController(Controller):
     async def delete(
         self,
         request: Request[Any, Any, Any],
-        db_session: AsyncSession,
         clients: ClientService,
         audit: AuditTrail,
         client_id: ClientId,
@@ -207,7 +201,6 @@ class ClientConsoleController(Controller):
         client = await clients.get_client(client_id)
         phone = client.phone
         await clients.delete_client(client_id, audit)
-        await db_session.commit()
         logger.info("client deleted", via="console")
         flash(request, f"Client {phone} deleted.", "success")
         return Redirect("/admin/clients", status_code=HTTP_303_SEE_OTHER)
@@ -233,7 +226,7 @@ class ClientConsoleController(Controller):
 
     @post("/import", guards=[require_admin], request_max_body_size=MAX_UPLOAD_BYTES)
     async def import_csv(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, clients: ClientService, audit: AuditTrail
+        self, request: Request[Any, Any, Any], clients: ClientService, audit: AuditTrail
     ) -> Template | Redirect:
         upload = (await request.form()).get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
@@ -247,7 +240,6 @@ class ClientConsoleController(Controller):
             created = await clients.create_clients(parsed.clients, audit)
         except (InvalidInput, Conflict) as exc:
             return self._import_page(request, parsed.problems_of(exc), HTTP_400_BAD_REQUEST)
-        await db_session.commit()
         seconds = time.perf_counter() - started
         logger.info(
             "clients imported",

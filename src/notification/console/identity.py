@@ -6,7 +6,6 @@ identity: its actor (what an audit line names) and its role (what it may do)."""
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import time
@@ -17,9 +16,10 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from notification.auth import token_actor
+from notification.auth import Role, token_actor
 from notification.console.csrf import CSRF_KEY, new_csrf_key
 from notification.console.sessions import renew_session_id
+from notification.sso.access import AccessRules
 from notification.timezones import is_known_timezone
 
 if TYPE_CHECKING:
@@ -35,11 +35,6 @@ _SIGNED_IN_AT = "signed_in_at"
 # every request, so removing a token from the settings ends its sessions too.
 _CREDENTIAL = "credential"
 DEFAULT_TIMEZONE = "UTC"
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    VIEWER = "viewer"
 
 
 class Identity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -133,8 +128,6 @@ def _still_valid(session: dict[str, Any], identity: Identity, settings: Settings
             matched |= hmac.compare_digest(digest, candidate)
         return identity if matched else None
     if identity.method == "oidc":
-        from notification.sso.access import AccessRules  # sso.access imports Role from here
-
         role = AccessRules(settings.admin_emails, settings.viewer_emails).role_of(identity.actor)
         if role is None or not settings.oidc_issuer:
             return None
@@ -163,7 +156,6 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
 
 __all__ = (
     "Identity",
-    "Role",
     "current_identity",
     "id_token_of",
     "operator_timezone",

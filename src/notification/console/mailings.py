@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 import structlog
@@ -29,8 +30,7 @@ from notification.console.identity import operator_timezone, require_admin, requ
 from notification.console.templating import page, refreshing
 from notification.errors import InvalidInput
 from notification.jobs import provide_job_queue
-from notification.mailings.controllers import MailingId, plan_after_commit
-from notification.mailings.deps import provide_mailing_service
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.models import TEXT_MAX_LENGTH, Mailing, MailingStatus
 from notification.mailings.schemas import MailingCreate, MailingRead
 from notification.mailings.services import MailingService
@@ -40,7 +40,9 @@ from notification.messages.services import MessageService
 from notification.observability import bind_ids
 from notification.stats.queries import (
     MailingCounts,
+    WindowWaits,
     counts_of_mailings,
+    listed_total,
     mailing_counts,
     mailing_error_kinds,
     mailing_timings,
@@ -197,14 +199,13 @@ class MailingConsoleController(Controller):
         if not isinstance(data, MailingCreate):
             return await self._form(request, clients, values, data, status_code=HTTP_400_BAD_REQUEST)
         try:
-            mailing = await mailings.create_mailing(data, audit)
+            mailing = await mailings.create_mailing(data, audit, job_queue)
         except InvalidInput as exc:
             return await self._form(request, clients, values, field_errors(exc), status_code=HTTP_400_BAD_REQUEST)
         bind_ids(mailing_id=mailing.id)
         logger.info(
             "mailing created", via="console", start_at=mailing.start_at.isoformat(), end_at=mailing.end_at.isoformat()
         )
-        await plan_after_commit(job_queue, mailing)
         flash(request, f"Mailing {mailing.id} created.", "success")
         return Redirect(f"/admin/mailings/{mailing.id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -253,14 +254,12 @@ class MailingConsoleController(Controller):
                 request, clients, values, data, mailing_id=mailing_id, status_code=HTTP_400_BAD_REQUEST
             )
         try:
-            mailing, replan = await mailings.replace_mailing(mailing_id, data, audit)
+            _, replan = await mailings.replace_mailing(mailing_id, data, audit, job_queue)
         except InvalidInput as exc:
             return await self._form(
                 request, clients, values, field_errors(exc), mailing_id=mailing_id, status_code=HTTP_400_BAD_REQUEST
             )
         logger.info("mailing updated", via="console", replanned=replan, replaced=True)
-        if replan:
-            await plan_after_commit(job_queue, mailing)
         flash(request, f"Mailing {mailing_id} saved.", "success")
         return Redirect(f"/admin/mailings/{mailing_id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -278,7 +277,8 @@ class MailingConsoleController(Controller):
             "audience": counts.total
             or await clients.count_matching(mailing.filter.operator_codes, mailing.filter.tags),
             "timings": await mailing_timings(db_session, mailing_id),
-            "waits": await mailing_window_waits(db_session, mailing_id),
+            # Read from the pending messages themselves: only a mailing with a window has any to read.
+            "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),
             "error_kinds": sorted((await mailing_error_kinds(db_session, mailing_id)).items()),
             "live": mailing.status != MailingStatus.FINISHED,
             "refresh_s": PROGRESS_REFRESH_S,
@@ -297,18 +297,21 @@ class MailingConsoleController(Controller):
         page_number: PageNumber = 1,
     ) -> Template:
         context = await self._progress_context(db_session, mailings, clients, mailing_id)
-        if refreshing(request, PROGRESS_TARGET):
-            return page(request, "mailings/_progress.html", **context)
         counts: MailingCounts = context["counts"]
         found = await messages.page_of_mailing(
             mailing_id, LimitOffset(MESSAGES_PAGE_SIZE, (page_number - 1) * MESSAGES_PAGE_SIZE), status
         )
         client_ids = [m.client_id for m in found if m.client_id is not None]
         phones = {c.id: c.phone for c in await clients.list(CollectionFilter("id", client_ids))} if client_ids else {}
-        listed = counts.total if status is None else getattr(counts.by_status, status.value)
+        purged = context["timings"].messages_purged_at is not None
+        listed = await listed_total(messages, counts, status, purged=purged)
+        # The list refreshes with the progress, on the status and page the operator is looking at.
+        query = {"status": status.value} if status is not None else {}
+        query |= {"page": str(page_number)} if page_number > 1 else {}
         return page(
             request,
-            "mailings/page.html",
+            "mailings/_live.html" if refreshing(request, PROGRESS_TARGET) else "mailings/page.html",
+            live_url=f"/admin/mailings/{mailing_id}" + (f"?{urlencode(query)}" if query else ""),
             **context,
             messages=found,
             phones=phones,

@@ -19,6 +19,7 @@ from notification.config import Settings
 from notification.console.audit import AuditConsoleController, provide_console_audit_trail
 from notification.console.auth import SignInController, UnknownPageController
 from notification.console.clients import ClientConsoleController
+from notification.console.controls import MailingControlsController
 from notification.console.csrf import SessionBoundCSRFMiddleware
 from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
@@ -29,7 +30,7 @@ from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
 from notification.console.sso import SingleSignOnController
 from notification.console.templating import DEV_MAILBOX_STATE, template_config
-from notification.reports.dev_mail import dev_mail_dir
+from notification.reports.mailbox import dev_mail_dir
 from notification.sso.access import AccessRules
 from notification.sso.provider import OpenIDProvider
 
@@ -89,6 +90,7 @@ class ConsolePlugin(InitPluginProtocol):
                 SingleSignOnController,
                 DashboardController,
                 MailingConsoleController,
+                MailingControlsController,
                 ClientConsoleController,
                 AuditConsoleController,
                 DevReportsController,

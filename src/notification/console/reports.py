@@ -13,7 +13,7 @@ from litestar.response import Template
 from notification.config import Settings
 from notification.console.identity import require_admin
 from notification.console.templating import dev_mailbox_shown, page
-from notification.reports.dev_mail import dev_mail_dir, recent_dev_reports
+from notification.reports.mailbox import dev_mail_dir, recent_dev_reports
 
 SHOWN = 10
 

@@ -1,4 +1,4 @@
-"""A circuit breaker in front of the provider, one per worker process.
+"""A circuit breaker in front of a provider, one per provider in each worker process.
 
 Closed, every request may start. After ``threshold`` transient failures in a row (the provider
 down, timing out, answering 5xx or 429) it opens: no request starts for a pause, then a single
@@ -20,7 +20,7 @@ import time
 
 import structlog
 
-from notification.provider.client import Outcome, SendResult
+from notification.provider.base import Outcome, SendResult
 
 logger = structlog.get_logger(__name__)
 

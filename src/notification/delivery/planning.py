@@ -14,6 +14,8 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
+from notification.clients.queries import audience_filter
+from notification.delivery.policy import last_request_start
 from notification.delivery.queries import composed, queries
 from notification.messages.models import MessageStatus
 from notification.send_window import openings_by_zone
@@ -35,16 +37,6 @@ class PlanReport:
     @property
     def batches(self) -> int:
         return sum(len(id_lists) for id_lists in self.send_batches.values())
-
-
-def client_filter(operator_codes: list[str], tags: list[str], alias: str = "c") -> sql.Composable:
-    """The mailing's filter as SQL; an empty list filters nothing, so it adds no condition."""
-    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
-    if operator_codes:
-        conditions.append(sql.SQL("{}.operator_code = ANY(%(operator_codes)s)").format(sql.Identifier(alias)))
-    if tags:
-        conditions.append(sql.SQL("{}.tag = ANY(%(tags)s)").format(sql.Identifier(alias)))
-    return sql.SQL(" AND ").join(conditions)
 
 
 async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int, batch_size: int) -> PlanReport:
@@ -70,11 +62,11 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
         "plan_version": plan_version,
         "batch_size": batch_size,
     }
-    matching = client_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
+    matching = audience_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
     await cur.execute(queries["lock_messages_of_mailing"], params)
-    if now >= mailing["end_at"]:
-        # Planned too late (workers were down): the audience still shows in the statistics,
-        # every message expired, none sent.
+    if now >= last_request_start(mailing["end_at"]):
+        # Planned too late (workers were down), past the last moment a request may start: the
+        # audience still shows in the statistics, every message expired, none sent.
         report.expired = (await cur.execute(queries["expire_pending_of_mailing"], params)).rowcount
         add_expired = composed("add_expired_audience", filter=matching)
         report.expired += (await cur.execute(add_expired, params)).rowcount
@@ -85,7 +77,7 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
             # Autovacuum would refresh the statistics only later: until then the planner
             # still sees the small table it knew, and its per-batch queries turn to
             # sequential scans of the whole table.
-            await cur.execute("ANALYZE messages")
+            await cur.execute(queries["analyze_messages"])
         if mailing["planned_version"] > 0:
             cancel = composed("cancel_unmatched", filter=matching)
             report.cancelled = (await cur.execute(cancel, params)).rowcount
@@ -120,7 +112,12 @@ async def _apply_window(
     )
     if not zones:
         return
-    window_params = {**params, "zones": zones, "openings": openings, "end_at": mailing["end_at"]}
+    window_params = {
+        **params,
+        "zones": zones,
+        "openings": openings,
+        "last_request_start": last_request_start(mailing["end_at"]),
+    }
     changed = await (await cur.execute(_WAIT_FOR_OPENING_OF_MAILING, window_params)).fetchall()
     expired = sum(1 for r in changed if r["status"] == MessageStatus.EXPIRED)
     report.expired += expired

@@ -1,12 +1,11 @@
--- The delivery engine's SQL, one named statement per block, loaded once by queries.py.
+-- The delivery engine's reads and its own writes of mailings, one named statement per block,
+-- loaded once by queries.py together with messages/state.sql, the statements that change a
+-- message's state (claims, answers, expiries, cancellations): a block here may compose those by
+-- name, as `{due_in_batch}` below does.
 --
 -- `{status.pending}` and `{error_kind.deadline}` stand for the quoted values of the
--- MessageStatus and ErrorKind enums; `{name}` of another block in this file is replaced by
--- that block (fragments are written once and composed); any other `{...}` is left for
--- psycopg's sql.SQL.format at run time (the mailing's client filter, a window's scope).
---
--- Every statement that writes several messages locks them in id order first, as the deletion
--- of a mailing or a client does: two writers taking rows in different orders deadlock.
+-- MessageStatus and ErrorKind enums; `{name}` of another block is replaced by that block; any
+-- other `{...}` is left for psycopg's sql.SQL.format at run time.
 
 -- name: lock_mailing_for_planning
 -- NO KEY UPDATE: planning changes none of the mailing's keys, and a stronger lock would also
@@ -16,81 +15,9 @@ SELECT id, start_at, end_at, filter_operator_codes, filter_tags, send_window_sta
        plan_version, planned_version, paused_at, now() AS now
 FROM mailings WHERE id = %(mailing_id)s FOR NO KEY UPDATE
 
--- name: lock_messages_of_mailing
--- Every message the plan may write, locked up front in id order, the order every writer of
--- messages uses. The statements below lock rows in several passes (the clients still matching,
--- then those that no longer do): without this, a batch writing its answers in id order between
--- two passes deadlocks with the plan, and one of them is rolled back.
-SELECT count(*) FROM (
-    SELECT id FROM messages WHERE mailing_id = %(mailing_id)s ORDER BY id FOR UPDATE
-) locked
-
--- name: add_matching_clients
--- A client cancelled by an earlier plan and matching again is planned again; nothing else that
--- already exists is touched, so planning twice never duplicates a message.
-INSERT INTO messages (mailing_id, client_id, due_at)
-SELECT %(mailing_id)s, c.id, %(now)s FROM clients c WHERE {filter}
-ON CONFLICT (mailing_id, client_id) DO UPDATE
-SET status = {status.pending}, due_at = excluded.due_at, last_error = NULL, error_kind = NULL, leased_until = NULL
-WHERE messages.status = {status.cancelled}
-
--- name: cancel_unmatched
-WITH unmatched AS (
-    SELECT m.id FROM messages m
-    WHERE m.mailing_id = %(mailing_id)s AND m.status = {status.pending}
-      AND NOT EXISTS (SELECT 1 FROM clients c WHERE c.id = m.client_id AND {filter})
-    ORDER BY m.id FOR UPDATE
-)
-UPDATE messages m
-SET status = {status.cancelled}, leased_until = NULL,
-    last_error = 'client no longer matches the filter', error_kind = {error_kind.cancelled}
-FROM unmatched
-WHERE m.id = unmatched.id AND m.status = {status.pending}
-
--- name: make_overdue_due_now
--- Messages waiting for a retry keep their later due time; the rest are due from now on.
-WITH overdue AS (
-    SELECT id FROM messages
-    WHERE mailing_id = %(mailing_id)s AND status = {status.pending} AND due_at < %(now)s
-    ORDER BY id FOR UPDATE
-)
-UPDATE messages m SET due_at = %(now)s FROM overdue
-WHERE m.id = overdue.id
-
--- name: reset_window_waits
--- On a re-plan, a message never tried yet (no last_error) that waits in the future can only be
--- waiting for a send window the update may have moved or removed: it is due again, and the
--- window, if any, is applied afresh. Messages waiting for a retry keep their backoff.
-WITH waiting AS (
-    SELECT id FROM messages
-    WHERE mailing_id = %(mailing_id)s AND status = {status.pending} AND due_at > %(now)s AND last_error IS NULL
-    ORDER BY id FOR UPDATE
-)
-UPDATE messages m SET due_at = %(now)s FROM waiting
-WHERE m.id = waiting.id
-
 -- name: pending_zones_of_mailing
 SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id
 WHERE m.mailing_id = %(mailing_id)s AND m.status = {status.pending}
-
--- name: add_expired_audience
--- Planned too late (workers were down): the audience still shows in the statistics, expired.
-INSERT INTO messages (mailing_id, client_id, due_at, status, last_error, error_kind)
-SELECT %(mailing_id)s, c.id, %(now)s, {status.expired}, 'end_at passed before the mailing could start',
-       {error_kind.deadline}
-FROM clients c WHERE {filter}
-ON CONFLICT (mailing_id, client_id) DO NOTHING
-
--- name: expire_pending_of_mailing
-WITH pending AS (
-    SELECT id FROM messages
-    WHERE mailing_id = %(mailing_id)s AND status = {status.pending} ORDER BY id FOR UPDATE
-)
-UPDATE messages m
-SET status = {status.expired}, leased_until = NULL,
-    last_error = 'end_at passed before it could be sent', error_kind = {error_kind.deadline}
-FROM pending
-WHERE m.id = pending.id AND m.status = {status.pending}
 
 -- name: pending_batches
 -- Batches in due order, so that one batch holds messages due at about the same time.
@@ -104,133 +31,20 @@ GROUP BY batch ORDER BY batch
 -- name: mark_planned
 UPDATE mailings SET planned_version = %(plan_version)s, planned_at = now() WHERE id = %(mailing_id)s
 
--- name: wait_for_opening
--- Pending messages in {scope} move to their zone's next opening (parameters `zones` and
--- `openings`, computed once per zone with zoneinfo); one whose opening is at or after end_at
--- expires now instead of waiting for nothing.
-WITH changing AS (
-    SELECT m.id, o.opens_at FROM messages m
-    JOIN clients c ON c.id = m.client_id
-    JOIN unnest(%(zones)s::text[], %(openings)s::timestamptz[]) AS o(timezone, opens_at)
-      ON o.timezone = c.timezone
-    WHERE m.status = {status.pending} AND {scope}
-      AND (o.opens_at >= %(end_at)s OR o.opens_at > m.due_at)
-    ORDER BY m.id FOR UPDATE OF m
-)
-UPDATE messages m
-SET status = CASE WHEN changing.opens_at >= %(end_at)s THEN {status.expired} ELSE m.status END,
-    last_error = CASE WHEN changing.opens_at >= %(end_at)s
-                      THEN 'send window never opens before end_at' ELSE m.last_error END,
-    error_kind = CASE WHEN changing.opens_at >= %(end_at)s
-                      THEN {error_kind.window_never_opens} ELSE m.error_kind END,
-    leased_until = CASE WHEN changing.opens_at >= %(end_at)s THEN NULL ELSE m.leased_until END,
-    due_at = CASE WHEN changing.opens_at >= %(end_at)s THEN m.due_at ELSE changing.opens_at END
-FROM changing
-WHERE m.id = changing.id AND m.status = {status.pending}
-RETURNING m.status
-
 -- name: mailing_for_batch
 SELECT text, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end, now() AS now
 FROM mailings WHERE id = %(mailing_id)s
-
--- name: due_in_batch
--- A message of the batch that a claim may take: pending, due, and not leased by a live twin run.
-m.id = ANY(%(ids)s) AND m.mailing_id = %(mailing_id)s AND m.status = {status.pending}
-AND m.due_at <= now() AND (m.leased_until IS NULL OR m.leased_until <= now())
-
--- name: wall_time
-CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE c.timezone)::time AS t) wall
-
--- name: window_open
--- The client's wall time is inside the window, [start, end) or, when end < start, wrapping past
--- midnight: the rule of send_window.is_open, evaluated by the database for every row at once.
-CASE WHEN %(window_start)s::time < %(window_end)s::time
-    THEN wall.t >= %(window_start)s::time AND wall.t < %(window_end)s::time
-    ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
-END
-
--- name: claim
--- SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
-WITH claimable AS (
-    SELECT m.id FROM messages m
-    WHERE {due_in_batch}
-    FOR UPDATE OF m SKIP LOCKED
-)
-UPDATE messages m
-SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
-FROM claimable, clients c
-WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
-
--- name: claim_in_window
--- A windowed mailing claims only the messages whose client's window is open right now.
-WITH claimable AS (
-    SELECT m.id FROM messages m JOIN clients c ON c.id = m.client_id {wall_time}
-    WHERE {due_in_batch} AND {window_open}
-    FOR UPDATE OF m SKIP LOCKED
-)
-UPDATE messages m
-SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
-FROM claimable, clients c
-WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone
 
 -- name: closed_zones_in_batch
 -- The zones of the batch's due messages left waiting by the window (same transaction, same now()).
 SELECT DISTINCT c.timezone FROM messages m JOIN clients c ON c.id = m.client_id {wall_time}
 WHERE {due_in_batch} AND NOT ({window_open})
 
--- name: record_answers
--- 'sent' wins over a cancellation or expiry that landed while the request was in flight: the
--- provider did accept it. Every other outcome only applies to a message still pending.
--- `sent_at` is when the provider's answer arrived, not when it is written.
-WITH locked AS (SELECT id FROM messages WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE)
-UPDATE messages m
-SET status = r.status,
-    sent_at = CASE WHEN r.status = {status.sent} THEN r.answered_at ELSE m.sent_at END,
-    last_error = CASE WHEN r.unattempted AND r.error IS NULL THEN m.last_error ELSE r.error END,
-    error_kind = CASE WHEN r.unattempted AND r.error IS NULL THEN m.error_kind ELSE r.error_kind END,
-    due_at = coalesce(r.due_at, m.due_at),
-    attempts = CASE WHEN r.unattempted THEN greatest(m.attempts - 1, 0) ELSE m.attempts END,
-    leased_until = NULL
-FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(errors)s::text[], %(error_kinds)s::text[],
-            %(due_ats)s::timestamptz[], %(answered_ats)s::timestamptz[], %(unattempted)s::boolean[])
-     AS r(id, status, error, error_kind, due_at, answered_at, unattempted), locked
-WHERE m.id = r.id AND locked.id = r.id
-  AND (m.status = {status.pending} OR (r.status = {status.sent} AND m.status <> {status.sent}))
-
 -- name: remaining_in_batch
 SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids,
        min(greatest(due_at, coalesce(leased_until, due_at))) AS next_at
 FROM messages
 WHERE id = ANY(%(ids)s) AND status = {status.pending}
-
--- name: expire_in_batch
-WITH locked AS (
-    SELECT id FROM messages WHERE id = ANY(%(ids)s) AND status = {status.pending} ORDER BY id FOR UPDATE
-)
-UPDATE messages m
-SET status = {status.expired}, leased_until = NULL,
-    last_error = coalesce(%(reason)s, m.last_error), error_kind = {error_kind.deadline}
-FROM locked
-WHERE m.id = locked.id AND m.status = {status.pending}
-
--- name: expire_overdue
--- Messages of ended mailings that no batch settled (a worker was down). SKIP LOCKED: rows a
--- batch is writing right now are that batch's to settle, or the next sweep's. A message that
--- had failed before keeps that error; one never tried is expired by the deadline.
-WITH overdue AS (
-    SELECT m.id FROM messages m JOIN mailings g ON g.id = m.mailing_id
-    WHERE g.end_at <= now() AND m.status = {status.pending}
-    ORDER BY m.id
-    FOR UPDATE OF m SKIP LOCKED
-)
-UPDATE messages m
-SET status = {status.expired}, leased_until = NULL,
-    last_error = coalesce(m.last_error, 'end_at passed before it could be sent'),
-    error_kind = coalesce(m.error_kind, {error_kind.deadline})
-FROM overdue
-WHERE m.id = overdue.id
 
 -- name: unplanned_due_mailings
 -- Due mailings whose current plan has not run, and for which no planning job is queued or
@@ -243,14 +57,6 @@ WHERE g.start_at <= now() AND g.end_at > now() AND g.planned_version < g.plan_ve
       WHERE j.lock = %(plan_lock_prefix)s || g.id AND j.status IN ('todo', 'doing')
   )
 
--- name: give_back_unsent
--- Claimed by a batch that stopped before sending them: free again, the claim's attempt undone.
-WITH locked AS (
-    SELECT id FROM messages WHERE id = ANY(%(ids)s) AND status = {status.pending} ORDER BY id FOR UPDATE
-)
-UPDATE messages m SET leased_until = NULL, attempts = greatest(m.attempts - 1, 0)
-FROM locked WHERE m.id = locked.id
-
 -- name: watch_mailings
 SELECT id, plan_version, paused_at, text, parts FROM mailings WHERE id = ANY(%(ids)s)
 
@@ -259,12 +65,13 @@ SELECT id, plan_version, paused_at, text, parts FROM mailings WHERE id = ANY(%(i
 -- cancels them): the batch must not send them.
 SELECT id FROM messages WHERE id = ANY(%(ids)s) AND status <> {status.pending}
 
--- name: renew_leases
--- Only leases still running are renewed: one that ran out may already be a twin batch's.
-WITH locked AS (
-    SELECT id FROM messages
-    WHERE id = ANY(%(ids)s) AND status = {status.pending} AND leased_until > now()
-    ORDER BY id FOR UPDATE SKIP LOCKED
-)
-UPDATE messages m SET leased_until = now() + make_interval(secs => %(lease_s)s)
-FROM locked WHERE m.id = locked.id
+-- name: database_now
+-- The transaction's own now(), the clock the statements of the same transaction compare with.
+SELECT now() AS now
+
+-- name: analyze_messages
+ANALYZE messages
+
+-- name: mailing_has_pending
+-- Whether anything of the mailing is left to send: the (mailing_id, status) index answers it.
+SELECT EXISTS (SELECT 1 FROM messages WHERE mailing_id = %(mailing_id)s AND status = {status.pending})

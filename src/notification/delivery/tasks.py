@@ -8,23 +8,25 @@ so do a batch's last answers and the deferral of its follow-up.
 from __future__ import annotations
 
 import structlog
-from procrastinate import Blueprint, JobContext, PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate import Blueprint, JobContext, RetryStrategy
+from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Status
 from procrastinate.types import JSONValue
 from psycopg_pool import AsyncConnectionPool
 
-from notification.config import Settings
 from notification.delivery import planning
 from notification.delivery.queries import queries
-from notification.delivery.sending import DATABASE_UNREACHABLE, Delivery
+from notification.delivery.sending import Delivery
+from notification.delivery.watcher import DATABASE_UNREACHABLE
 from notification.jobs import (
     MAINTENANCE_QUEUE,
     PLAN_LOCK_PREFIX,
     PLAN_QUEUE,
     SEND_QUEUE,
-    plan_lock,
-    plan_queueing_lock,
+    context_value,
+    pool_of,
+    schedule_planning,
+    settings_of,
 )
 
 logger = structlog.get_logger(__name__)
@@ -42,28 +44,8 @@ HOUSEKEEPING_PRIORITY = 10
 FOLLOW_UP_PRIORITY = 1
 
 
-def settings_of(context: JobContext) -> Settings:
-    settings = context.additional_context.get("settings")
-    if not isinstance(settings, Settings):
-        msg = "the worker was started without its settings in additional_context"
-        raise TypeError(msg)
-    return settings
-
-
 def delivery_of(context: JobContext) -> Delivery:
-    delivery = context.additional_context.get("delivery")
-    if not isinstance(delivery, Delivery):
-        msg = "the worker was started without a Delivery in its additional_context"
-        raise TypeError(msg)
-    return delivery
-
-
-def pool_of(context: JobContext) -> AsyncConnectionPool:
-    connector = context.app.connector
-    if not isinstance(connector, PsycopgConnector):
-        msg = "the job queue must use procrastinate's PsycopgConnector"
-        raise TypeError(msg)
-    return connector.pool
+    return context_value(context, "delivery", Delivery)
 
 
 @blueprint.task(name="plan_mailing", queue=PLAN_QUEUE, pass_context=True, retry=_retry)
@@ -124,6 +106,17 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
         skipped=report.skipped,
         follow_up_at=report.follow_up_at.isoformat() if report.follow_up_at else None,
     )
+    if report.claimed and report.follow_up_at is None and report.stopped is None:
+        await _say_when_finished(pool_of(context), mailing_id)
+
+
+async def _say_when_finished(pool: AsyncConnectionPool, mailing_id: int) -> None:
+    """The line a person watching the terminal waits for. Two last batches ending at the same
+    moment may each say it: the line informs, nothing depends on it."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute(queries["mailing_has_pending"], {"mailing_id": mailing_id})).fetchone()
+    if row is not None and not row[0]:
+        logger.info("mailing finished: nothing left to send", mailing_id=mailing_id)
 
 
 @blueprint.periodic(cron="* * * * * */5", periodic_id="expire_overdue")
@@ -176,13 +169,8 @@ async def reconcile_plans(context: JobContext, timestamp: int) -> int:
         ).fetchall()
     enqueued = 0
     for mailing_id, plan_version in rows:
-        try:
-            await plan_mailing.configure(
-                lock=plan_lock(mailing_id), queueing_lock=plan_queueing_lock(mailing_id, plan_version)
-            ).defer_async(mailing_id=mailing_id, plan_version=plan_version)
+        if await schedule_planning(context.app, mailing_id, plan_version):
             enqueued += 1
-        except AlreadyEnqueued:
-            continue
     if enqueued:
         logger.warning("unplanned due mailings enqueued", count=enqueued)
     return enqueued

@@ -12,11 +12,12 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from litestar import Response
 from litestar.params import Parameter
-from sqlalchemy import text
+from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.errors import Conflict
 from notification.idempotency.models import KEY_MAX_LENGTH
+from notification.lib.sql import load
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -38,21 +39,12 @@ IdempotencyKeyHeader = Annotated[
 
 T = TypeVar("T")
 
-# A key older than the retention is free again: taken over as if new.
-_TAKE = text(
-    """
-    INSERT INTO idempotency_keys (route, key, request_digest) VALUES (:route, :key, :digest)
-    ON CONFLICT (route, key) DO UPDATE
-    SET request_digest = excluded.request_digest, status_code = NULL, response = NULL, created_at = now()
-    WHERE idempotency_keys.created_at < now() - make_interval(hours => :kept_hours)
-    RETURNING 1
-    """
-)
-_READ = text("SELECT request_digest, status_code, response FROM idempotency_keys WHERE route = :route AND key = :key")
-_ANSWER = text(
-    "UPDATE idempotency_keys SET status_code = :status_code, response = :response WHERE route = :route AND key = :key"
-)
-FORGET_EXPIRED = "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => %(kept_hours)s)"
+statements = load(__package__, "queries.sql")
+_TAKE = statements.text("take")
+_READ = statements.text("read")
+_ANSWER = statements.text("answer")
+FORGET_EXPIRED = statements["forget_expired"]
+"""For the sweep's psycopg connection."""
 
 
 def digest(body: Any) -> bytes:
@@ -80,6 +72,10 @@ class IdempotentCreate:
             raise Conflict(HEADER, f"this key was used within {KEPT_HOURS} h with a different request body")
         content = msgspec.json.decode(row.response, type=answer_type)
         return Response(content, status_code=row.status_code, headers={REPLAYED_HEADER: "true"})
+
+    async def remember_created(self, answer: Any) -> None:
+        """The answer of the create, kept with the key: to be committed with what it created."""
+        await self.remember(HTTP_201_CREATED, answer)
 
     async def remember(self, status_code: int, answer: Any) -> None:
         if self.key is None:

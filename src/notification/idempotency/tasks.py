@@ -5,9 +5,8 @@ from __future__ import annotations
 import structlog
 from procrastinate import Blueprint, JobContext
 
-from notification.delivery.tasks import pool_of
 from notification.idempotency.store import FORGET_EXPIRED, KEPT_HOURS
-from notification.jobs import MAINTENANCE_QUEUE
+from notification.jobs import MAINTENANCE_QUEUE, pool_of
 
 logger = structlog.get_logger(__name__)
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 import structlog
 from advanced_alchemy.filters import LimitOffset
 from litestar import Controller, Response, delete, get, patch, post, put
@@ -12,25 +10,14 @@ from procrastinate import App
 from notification.audit.trail import AuditTrail
 from notification.errors import problem_responses
 from notification.idempotency.store import IdempotencyKeyHeader, IdempotentCreate
-from notification.jobs import provide_job_queue, schedule_planning
-from notification.mailings.deps import provide_mailing_service
-from notification.mailings.models import Mailing
+from notification.jobs import provide_job_queue
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.schemas import MailingCreate, MailingPatch, MailingRead, RetryRequest, RetryResult
 from notification.mailings.services import MailingService
 from notification.observability import bind_ids
-from notification.pagination import Limit, Offset, Page, bigint_parameter
+from notification.pagination import Limit, Offset, Page
 
 logger = structlog.get_logger(__name__)
-
-MailingId = Annotated[int, bigint_parameter("Mailing id")]
-
-
-async def plan_after_commit(job_queue: App, mailing: Mailing) -> None:
-    """Enqueue planning once the mailing is committed; if this fails, the reconciler plans it."""
-    try:
-        await schedule_planning(job_queue, mailing.id, mailing.plan_version, mailing.start_at)
-    except Exception:
-        logger.warning("planning not enqueued, the reconciler will", mailing_id=mailing.id, exc_info=True)
 
 
 class MailingController(Controller):
@@ -55,21 +42,14 @@ class MailingController(Controller):
         data: MailingCreate,
         idempotency_key: IdempotencyKeyHeader,
     ) -> Response[MailingRead]:
-        session = mailings.repository.session
-        idempotent = IdempotentCreate(session, "POST /mailings", idempotency_key)
+        idempotent = IdempotentCreate(mailings.repository.session, "POST /mailings", idempotency_key)
         if (previous := await idempotent.previous_answer(data, MailingRead)) is not None:
             logger.info("mailing create replayed", idempotency_key=idempotency_key)
             return previous
-        mailing = await mailings.create_mailing(data, audit, commit=False)
-        answer = mailings.to_schema(mailing, schema_type=MailingRead)
-        await idempotent.remember(HTTP_201_CREATED, answer)
-        # The mailing, its audit row and its key commit together; planning is enqueued once the
-        # mailing is there to plan.
-        await session.commit()
+        mailing = await mailings.create_mailing(data, audit, job_queue, idempotent)
         bind_ids(mailing_id=mailing.id)
         logger.info("mailing created", start_at=mailing.start_at.isoformat(), end_at=mailing.end_at.isoformat())
-        await plan_after_commit(job_queue, mailing)
-        return Response(answer, status_code=HTTP_201_CREATED)
+        return Response(mailings.to_schema(mailing, schema_type=MailingRead), status_code=HTTP_201_CREATED)
 
     @get("/", summary="List mailings", responses=problem_responses(400, 401))
     async def list_mailings(self, mailings: MailingService, limit: Limit, offset: Offset) -> Page[MailingRead]:
@@ -89,10 +69,8 @@ class MailingController(Controller):
     async def patch_mailing(
         self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: MailingPatch
     ) -> MailingRead:
-        mailing, replan = await mailings.patch_mailing(mailing_id, data, audit)
+        mailing, replan = await mailings.patch_mailing(mailing_id, data, audit, job_queue)
         logger.info("mailing updated", replanned=replan)
-        if replan:
-            await plan_after_commit(job_queue, mailing)
         return mailings.to_schema(mailing, schema_type=MailingRead)
 
     @put(
@@ -103,10 +81,8 @@ class MailingController(Controller):
     async def replace_mailing(
         self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: MailingCreate
     ) -> MailingRead:
-        mailing, replan = await mailings.replace_mailing(mailing_id, data, audit)
+        mailing, replan = await mailings.replace_mailing(mailing_id, data, audit, job_queue)
         logger.info("mailing updated", replanned=replan, replaced=True)
-        if replan:
-            await plan_after_commit(job_queue, mailing)
         return mailings.to_schema(mailing, schema_type=MailingRead)
 
     @delete(
@@ -144,10 +120,8 @@ class MailingController(Controller):
     async def resume_mailing(
         self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId
     ) -> MailingRead:
-        mailing, replan = await mailings.resume_mailing(mailing_id, audit)
+        mailing, replan = await mailings.resume_mailing(mailing_id, audit, job_queue)
         logger.info("mailing resumed", replanned=replan)
-        if replan:
-            await plan_after_commit(job_queue, mailing)
         return mailings.to_schema(mailing, schema_type=MailingRead)
 
     @post(
@@ -165,13 +139,11 @@ class MailingController(Controller):
     async def retry_messages(
         self, mailings: MailingService, audit: AuditTrail, job_queue: App, mailing_id: MailingId, data: RetryRequest
     ) -> RetryResult:
-        mailing, requeued, replan = await mailings.retry_messages(mailing_id, data, audit)
+        mailing, requeued, _ = await mailings.retry_messages(mailing_id, data, audit, job_queue)
         logger.info(
             "mailing messages retried",
             statuses=sorted(data.statuses),
             requeued=requeued,
             end_at=mailing.end_at.isoformat(),
         )
-        if replan:
-            await plan_after_commit(job_queue, mailing)
         return RetryResult(requeued=requeued, mailing=mailings.to_schema(mailing, schema_type=MailingRead))

@@ -5,14 +5,18 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
+import structlog
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, func, select, text
+from procrastinate import App
+from sqlalchemy import ColumnElement, func, select
 
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import Conflict, InvalidInput, NotFound
+from notification.idempotency.store import IdempotentCreate
+from notification.jobs import schedule_planning
 from notification.mailings.models import Mailing, MailingStatus
 from notification.mailings.schemas import (
     MailingCreate,
@@ -23,24 +27,9 @@ from notification.mailings.schemas import (
     SendWindow,
 )
 from notification.mailings.sms import measure
-from notification.messages.models import MessageStatus
+from notification.messages.state import state
 
-_LOCK_MESSAGES = text(
-    "SELECT count(*) FROM (SELECT 1 FROM messages WHERE mailing_id = :mailing_id ORDER BY id FOR UPDATE) locked"
-)
-# Attempts and the last error stay: the error is replaced by the next answer. Messages of a
-# deleted client have nobody to go to.
-_REQUEUE = text(
-    """
-    WITH requeued AS (
-        SELECT id FROM messages
-        WHERE mailing_id = :mailing_id AND status = ANY(:statuses) AND client_id IS NOT NULL
-        ORDER BY id FOR UPDATE
-    )
-    UPDATE messages m SET status = :pending, due_at = now(), leased_until = NULL
-    FROM requeued WHERE m.id = requeued.id
-    """
-)
+logger = structlog.get_logger(__name__)
 
 # Left out of a mailing's audit record: they follow from its text, whose every change is recorded.
 DERIVED_FROM_TEXT = frozenset({"encoding", "parts"})
@@ -104,7 +93,18 @@ def _status_column() -> ColumnElement[str]:
     return cast("ColumnElement[str]", Mailing.status)
 
 
+async def _plan(job_queue: App, mailing: Mailing) -> None:
+    """Enqueue planning once the mailing is committed; if this fails, the reconciler plans it."""
+    try:
+        await schedule_planning(job_queue, mailing.id, mailing.plan_version, mailing.start_at)
+    except Exception:
+        logger.warning("planning not enqueued, the reconciler will", mailing_id=mailing.id, exc_info=True)
+
+
 class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository]):
+    """Every change commits here, its audit record with it, and what follows the commit (planning)
+    happens here too: the API and the console only call these methods."""
+
     repository_type = MailingRepository
     # A window-function count says 0 for a page past the end; totals must count every row.
     count_with_window_function = False
@@ -148,16 +148,30 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         fields = snapshot(self.to_schema(mailing, schema_type=MailingRead))
         return {name: value for name, value in fields.items() if name not in DERIVED_FROM_TEXT}
 
-    async def create_mailing(self, data: MailingCreate, audit: AuditTrail, *, commit: bool = True) -> Mailing:
-        """``commit=False`` leaves the commit to the caller, who has more to write with the mailing."""
+    async def _commit(self, job_queue: App | None = None, mailing: Mailing | None = None) -> None:
+        """The change, its audit record (and idempotency key) committed together; then, when the
+        mailing is to be planned, planning is enqueued: once committed, it is there to plan. Without
+        a job queue (a caller outside the app), the reconciler plans it within a minute."""
+        await self.repository.session.commit()
+        if job_queue is not None and mailing is not None:
+            await _plan(job_queue, mailing)
+
+    async def create_mailing(
+        self,
+        data: MailingCreate,
+        audit: AuditTrail,
+        job_queue: App | None = None,
+        idempotent: IdempotentCreate | None = None,
+    ) -> Mailing:
+        """A create under an ``Idempotency-Key`` keeps its answer with the key, in the same commit."""
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
         mailing = await self.create(mailing, auto_commit=False)
         mailing = await self.get_mailing(mailing.id)
         await audit.created(AuditEntity.MAILING, mailing.id, self.audited(mailing))
-        if commit:
-            # Committed here, its record with it: planning is enqueued once the mailing is there to plan.
-            await self.repository.session.commit()
+        if idempotent is not None:
+            await idempotent.remember_created(self.to_schema(mailing, schema_type=MailingRead))
+        await self._commit(job_queue, mailing)
         return mailing
 
     async def pause_mailing(self, mailing_id: int, audit: AuditTrail) -> Mailing:
@@ -173,10 +187,12 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         mailing = await self.get_mailing(mailing_id)
         changes = {"paused_at": (before, mailing.paused_at)} if before is None else {}
         await audit.record(AuditAction.PAUSE, AuditEntity.MAILING, mailing_id, changes)
-        await self.repository.session.commit()
+        await self._commit()
         return mailing
 
-    async def resume_mailing(self, mailing_id: int, audit: AuditTrail) -> tuple[Mailing, bool]:
+    async def resume_mailing(
+        self, mailing_id: int, audit: AuditTrail, job_queue: App | None = None
+    ) -> tuple[Mailing, bool]:
         """Clear the pause; the flag says whether the mailing needs planning again (it was
         paused: its pending messages get new send jobs, the old ones know themselves superseded)."""
         mailing = await self._hold_for_control(mailing_id)
@@ -191,11 +207,11 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         mailing = await self.get_mailing(mailing_id)
         changes = {"paused_at": (before, None)} if replan else {}
         await audit.record(AuditAction.RESUME, AuditEntity.MAILING, mailing_id, changes)
-        await self.repository.session.commit()
+        await self._commit(job_queue, mailing if replan else None)
         return mailing, replan
 
     async def retry_messages(
-        self, mailing_id: int, request: RetryRequest, audit: AuditTrail
+        self, mailing_id: int, request: RetryRequest, audit: AuditTrail, job_queue: App | None = None
     ) -> tuple[Mailing, int, bool]:
         """Put the mailing's messages in the given statuses back to pending, moving its end
         when asked; returns the mailing, how many were re-queued, and whether to plan it again."""
@@ -220,7 +236,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         session = self.repository.session
         statuses = sorted(set(request.statuses))
         result = await session.execute(
-            _REQUEUE, {"mailing_id": mailing_id, "statuses": statuses, "pending": MessageStatus.PENDING.value}
+            state.text("requeue_for_retry"), {"mailing_id": mailing_id, "statuses": statuses}
         )
         requeued = int(getattr(result, "rowcount", 0))
         before_end = mailing.end_at
@@ -236,10 +252,12 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         if moved:
             changes["end_at"] = (before_end, mailing.end_at)
         await audit.record(AuditAction.RETRY, AuditEntity.MAILING, mailing_id, changes)
-        await session.commit()
+        await self._commit(job_queue, mailing if replan else None)
         return mailing, requeued, replan
 
-    async def patch_mailing(self, mailing_id: int, patch: MailingPatch, audit: AuditTrail) -> tuple[Mailing, bool]:
+    async def patch_mailing(
+        self, mailing_id: int, patch: MailingPatch, audit: AuditTrail, job_queue: App | None = None
+    ) -> tuple[Mailing, bool]:
         """Apply the change; the flag says whether the mailing needs planning again."""
         mailing = await self.get_mailing(mailing_id, for_change=True)
         current = self.to_schema(mailing, schema_type=MailingRead)
@@ -262,10 +280,12 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         # Read again before the commit: once committed, a waiting deletion may take the row.
         mailing = await self.get_mailing(mailing_id)
         await audit.updated(AuditEntity.MAILING, mailing_id, before, self.audited(mailing))
-        await self.repository.session.commit()
+        await self._commit(job_queue, mailing if replan else None)
         return mailing, replan
 
-    async def replace_mailing(self, mailing_id: int, data: MailingCreate, audit: AuditTrail) -> tuple[Mailing, bool]:
+    async def replace_mailing(
+        self, mailing_id: int, data: MailingCreate, audit: AuditTrail, job_queue: App | None = None
+    ) -> tuple[Mailing, bool]:
         patch = MailingPatch(
             text=data.text,
             start_at=data.start_at,
@@ -273,7 +293,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             filter=data.filter,
             send_window=data.send_window,
         )
-        return await self.patch_mailing(mailing_id, patch, audit)
+        return await self.patch_mailing(mailing_id, patch, audit, job_queue)
 
     async def delete_mailing(self, mailing_id: int, audit: AuditTrail) -> None:
         # Messages go with it (ON DELETE CASCADE); a send job that wakes up finds nothing to claim.
@@ -281,5 +301,6 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         # so the cascade never deadlocks with a batch recording its results.
         mailing = await self.get_mailing(mailing_id, for_change=True)
         await audit.deleted(AuditEntity.MAILING, mailing_id, self.audited(mailing))
-        await self.repository.session.execute(_LOCK_MESSAGES, {"mailing_id": mailing_id})
-        await self.delete(mailing_id, auto_commit=True)
+        await self.repository.session.execute(state.text("lock_messages_of_mailing"), {"mailing_id": mailing_id})
+        await self.delete(mailing_id, auto_commit=False)
+        await self._commit()

@@ -6,35 +6,10 @@ from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.errors import problem_responses
-from notification.mailings.controllers import MailingId
-from notification.mailings.deps import provide_mailing_service
-from notification.mailings.models import Mailing
+from notification.mailings.deps import MailingId, provide_mailing_service
 from notification.mailings.schemas import MailingCreate
-from notification.mailings.services import MailingService, parse_local_time, validate_mailing
-from notification.preview.service import Audience, AudiencePreview, preview
-
-
-def audience_of_request(data: MailingCreate) -> Audience:
-    window = None
-    if data.send_window is not None:
-        window = (parse_local_time(data.send_window.start), parse_local_time(data.send_window.end))
-    return Audience(
-        data.text, data.start_at, data.end_at, list(data.filter.operator_codes), list(data.filter.tags), window
-    )
-
-
-def audience_of_mailing(mailing: Mailing) -> Audience:
-    window = None
-    if mailing.send_window_start is not None and mailing.send_window_end is not None:
-        window = (mailing.send_window_start, mailing.send_window_end)
-    return Audience(
-        mailing.text,
-        mailing.start_at,
-        mailing.end_at,
-        list(mailing.filter_operator_codes),
-        list(mailing.filter_tags),
-        window,
-    )
+from notification.mailings.services import MailingService, validate_mailing
+from notification.preview.service import AudiencePreview, audience_of_mailing, audience_of_request, preview
 
 
 class PreviewController(Controller):

@@ -12,10 +12,14 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.clients.models import Client
+from notification.clients.queries import audience_conditions
+from notification.mailings.models import Mailing
+from notification.mailings.schemas import MailingCreate
+from notification.mailings.services import parse_local_time
 from notification.mailings.sms import measure
 from notification.send_window import is_open, next_opening
 
@@ -64,20 +68,10 @@ class Audience:
     window: tuple[dt.time, dt.time] | None
 
 
-def _matching(audience: Audience) -> list[ColumnElement[bool]]:
-    # An empty list filters nothing, so it adds no condition the index would have to skip over.
-    conditions: list[ColumnElement[bool]] = []
-    if audience.operator_codes:
-        conditions.append(Client.operator_code.in_(audience.operator_codes))
-    if audience.tags:
-        conditions.append(Client.tag.in_(audience.tags))
-    return conditions
-
-
 def _rollup_query(audience: Audience) -> Any:
     groups = (
         select(Client.operator_code, Client.timezone, func.count().label("clients"))
-        .where(*_matching(audience))
+        .where(*audience_conditions(audience.operator_codes, audience.tags))
         .group_by(Client.operator_code, Client.tag, Client.timezone)
         .subquery()
     )
@@ -132,4 +126,27 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         never_inside_before_end=never,
         text=TextCost(encoding=sms.encoding.value, units=sms.units, parts=sms.parts),
         parts_total=total * sms.parts,
+    )
+
+
+def audience_of_request(data: MailingCreate) -> Audience:
+    window = None
+    if data.send_window is not None:
+        window = (parse_local_time(data.send_window.start), parse_local_time(data.send_window.end))
+    return Audience(
+        data.text, data.start_at, data.end_at, list(data.filter.operator_codes), list(data.filter.tags), window
+    )
+
+
+def audience_of_mailing(mailing: Mailing) -> Audience:
+    window = None
+    if mailing.send_window_start is not None and mailing.send_window_end is not None:
+        window = (mailing.send_window_start, mailing.send_window_end)
+    return Audience(
+        mailing.text,
+        mailing.start_at,
+        mailing.end_at,
+        list(mailing.filter_operator_codes),
+        list(mailing.filter_tags),
+        window,
     )

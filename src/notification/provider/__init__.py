@@ -1,1 +1,1 @@
-"""The external SMS provider: the HTTP client we send through and a fake with the same contract."""
+"""The external SMS provider: the HTTP client we send through (its fake lives in ``notification.dev``)."""

@@ -1,19 +1,20 @@
-"""The provider's rate limit, shared by every process that sends: a token bucket in PostgreSQL.
+"""A provider's rate limit, shared by every process that sends to it: a token bucket in PostgreSQL.
 
-The one row of ``provider_rate_budget`` holds tokens (SMS parts), refilled by the time elapsed at
-``NOTIFICATION_PROVIDER_RATE_LIMIT`` per second and never above zero: the bucket keeps no
-surplus, so idle time buys no burst. A process takes a block of tokens with one UPDATE ...
-RETURNING; the bucket goes into debt, and the debt is how long the taker waits before spending
-the block, so the takers line up in time by the row lock alone, with no polling and no clock
-shared between hosts. While a process waits for one block it already reserves the next, so the
-round trip to the database never leaves a stretch of the budget unclaimed. A process thus holds
-at most its stock and two reserved blocks: a one-second window sees the limit plus a few blocks
-at most (blocks are a hundredth of a second's parts, at least one message).
+Each provider has its own row of ``provider_rate_budget``, keyed by its name: the limit of one is
+never spent by sends through another. The row holds tokens (SMS parts), refilled by the time
+elapsed at the provider's limit (``NOTIFICATION_PROVIDER_RATE_LIMIT``) per second and never above
+zero: the bucket keeps no surplus, so idle time buys no burst. A process takes a block of tokens
+with one UPDATE ... RETURNING; the bucket goes into debt, and the debt is how long the taker waits
+before spending the block, so the takers line up in time by the row lock alone, with no polling
+and no clock shared between hosts. While a process waits for one block it already reserves the
+next, so the round trip to the database never leaves a stretch of the budget unclaimed. A process
+thus holds at most its stock and two reserved blocks: a one-second window sees the limit plus a
+few blocks at most (blocks are a hundredth of a second's parts, at least one message).
 
-A 429 from the provider holds every sender back for its Retry-After: the process that got it
-holds its own senders at once and writes ``blocked_until`` on the row; the others read it when
-they next take a block and, four times a second, from their batch watcher. With no limit set, the
-senders never touch the database: they only check that hold.
+A 429 from the provider holds every sender of that provider back for its Retry-After: the process
+that got it holds its own senders at once and writes ``blocked_until`` on the row; the others
+read it when they next take a block and, four times a second, from their batch watcher. With no
+limit set, the senders never touch the database: they only check that hold.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import psycopg
 import structlog
 from psycopg import AsyncConnection
 
+from notification.provider.queries import queries
+
 logger = structlog.get_logger(__name__)
 
 BLOCKS_PER_SECOND = 100
@@ -37,24 +40,6 @@ DEFAULT_HOLD_S = 1.0
 """How long a 429 without a usable Retry-After holds every sender."""
 MAX_HOLD_S = 3600.0
 """A Retry-After is honoured up to an hour: a longer one is more likely a mistake than a plan."""
-
-_TAKE = """
-UPDATE provider_rate_budget
-SET tokens = least(0, tokens + %(rate)s * greatest(0, extract(epoch FROM clock_timestamp() - refilled_at)))
-             - %(take)s,
-    refilled_at = greatest(refilled_at, clock_timestamp())
-WHERE id = 1
-RETURNING tokens, greatest(0, extract(epoch FROM blocked_until - clock_timestamp()))::float8 AS hold_s
-"""
-_HOLD = """
-UPDATE provider_rate_budget
-SET blocked_until = greatest(blocked_until, clock_timestamp() + make_interval(secs => %(hold_s)s))
-WHERE id = 1
-"""
-_READ_HOLD = """
-SELECT greatest(0, extract(epoch FROM blocked_until - clock_timestamp()))::float8 AS hold_s
-FROM provider_rate_budget WHERE id = 1
-"""
 
 
 def _hold_s(retry_after_s: float | None) -> float:
@@ -73,9 +58,10 @@ class BudgetUnavailable(Exception):
 
 
 class RateBudget:
-    """One process's view of the shared budget; ``admit`` before each provider request."""
+    """One process's view of a provider's shared budget; ``admit`` before each request to it."""
 
-    def __init__(self, rate: float | None, conninfo: str) -> None:
+    def __init__(self, provider: str, rate: float | None, conninfo: str) -> None:
+        self.provider = provider
         self.rate = rate
         self.block = max(1, math.ceil(rate / BLOCKS_PER_SECOND)) if rate else 0
         self._conninfo = conninfo
@@ -130,7 +116,7 @@ class RateBudget:
 
     async def _reserve(self, take: int) -> _Reservation:
         assert self.rate is not None
-        row = await self._execute(_TAKE, {"rate": self.rate, "take": take})
+        row = await self._execute(queries["take"], {"rate": self.rate, "take": take})
         asked = time.monotonic()
         tokens, hold_s = float(row[0]), float(row[1])
         self._learn_hold(hold_s, asked)
@@ -144,7 +130,9 @@ class RateBudget:
         if until <= self._hold_until:
             return
         self._hold_until = until
-        logger.warning("provider asked to slow down: every sender holds", hold_s=round(hold_s, 3))
+        logger.warning(
+            "provider asked to slow down: every sender holds", provider=self.provider, hold_s=round(hold_s, 3)
+        )
         # One write per lengthening of the hold, however many requests in flight meet the 429.
         if until > self._held_in_database_until + 0.1 * hold_s:
             self._held_in_database_until = until
@@ -154,20 +142,20 @@ class RateBudget:
 
     async def _write_hold(self, hold_s: float) -> None:
         try:
-            await self._execute(_HOLD, {"hold_s": hold_s}, returns=False)
+            await self._execute(queries["hold"], {"hold_s": hold_s}, returns=False)
         except BudgetUnavailable:
-            logger.warning("provider hold not shared: database unreachable", hold_s=hold_s)
+            logger.warning("provider hold not shared: database unreachable", provider=self.provider, hold_s=hold_s)
 
     async def hold_everyone(self, retry_after_s: float | None) -> None:
         """The same as a 429 seen by a worker, for a process that waits for the write."""
         hold_s = _hold_s(retry_after_s)
         self._learn_hold(hold_s, time.monotonic())
-        await self._execute(_HOLD, {"hold_s": hold_s}, returns=False)
+        await self._execute(queries["hold"], {"hold_s": hold_s}, returns=False)
 
     async def refresh_hold(self) -> None:
         """Reads a hold another process wrote (a worker's batch watcher calls this four times a second,
         a test send before it asks for room); raises BudgetUnavailable."""
-        row = await self._execute(_READ_HOLD, {})
+        row = await self._execute(queries["read_hold"], {})
         if row is not None:
             self._learn_hold(float(row[0] or 0), time.monotonic())
 
@@ -182,8 +170,9 @@ class RateBudget:
                 self._conn = await AsyncConnection.connect(self._conninfo, autocommit=True, connect_timeout=5)
                 # The row is a meter, not a record: a take lost in a crash costs nothing, while
                 # waiting for each take's WAL flush would stall every sender behind the disk.
-                await self._conn.execute("SET synchronous_commit TO off")
-            cur = await self._conn.execute(query, params)
+                await self._conn.execute(queries["meter_session"])
+                await self._conn.execute(queries["ensure_budget"], {"provider": self.provider})
+            cur = await self._conn.execute(query, params | {"provider": self.provider})
             return await cur.fetchone() if returns else None
         except psycopg.Error as exc:
             if self._conn is not None:

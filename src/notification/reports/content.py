@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from notification.reports import queries
+from notification.reports.queries import statements
 from notification.stats.queries import StatusCounts
 
 TEXT_HEAD = 60
@@ -89,11 +89,11 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
     }
     # One snapshot: the totals, the mailings and the error kinds describe the same moment.
     async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await conn.execute(statements["read_only_snapshot"])
         async with conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(queries.MAILINGS_OF_THE_DAY, params)
+            await cursor.execute(statements["mailings_of_the_day"], params)
             rows = await cursor.fetchall()
-            await cursor.execute(queries.TOP_ERROR_KINDS, params)
+            await cursor.execute(statements["top_error_kinds"], params)
             error_kinds = [(row["kind"], int(row["messages"])) for row in await cursor.fetchall()]
     *mailing_rows, totals = rows
     return DailyReport(

@@ -26,8 +26,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from notification.config import PREFIX, Settings
-from notification.reports import queries
 from notification.reports.content import DailyReport, build_report
+from notification.reports.queries import statements
 from notification.reports.rendering import compose, scheduled_message_id
 from notification.reports.smtp import SMTP_TIMEOUT_S, SmtpFailure, parse_smtp_url, send_email
 
@@ -106,9 +106,9 @@ async def send_due_report(pool: AsyncConnectionPool, settings: Settings, now: dt
     params = {"report_day": day, "now": now, "lease_until": now + ATTEMPT_LEASE}
     async with pool.connection() as conn:
         async with conn.transaction():
-            await conn.execute(queries.RECORD_MISSED, params)
-            await conn.execute(queries.RECORD_DUE, params)
-            claimed = await (await conn.execute(queries.CLAIM_ATTEMPT, params)).fetchone()
+            await conn.execute(statements["record_missed"], params)
+            await conn.execute(statements["record_due"], params)
+            claimed = await (await conn.execute(statements["claim_attempt"], params)).fetchone()
         if claimed is None:
             return Outcome.BUSY
         attempt = int(claimed[0])
@@ -124,15 +124,16 @@ async def send_due_report(pool: AsyncConnectionPool, settings: Settings, now: dt
             )
         except SmtpFailure as failure:
             if not failure.temporary:
-                await conn.execute(queries.RECORD_REFUSED, {**params, "error": failure.description})
+                await conn.execute(statements["record_refused"], {**params, "error": failure.description})
                 log.error("daily report refused, not retried", reply=failure.description)
                 return Outcome.FAILED
             retry_at = now + retry_delay(settings, attempt)
-            await conn.execute(queries.RECORD_RETRY, {**params, "error": failure.description, "retry_at": retry_at})
+            retry = {**params, "error": failure.description, "retry_at": retry_at}
+            await conn.execute(statements["record_retry"], retry)
             log.warning("daily report not sent, will retry", error=failure.description, retry_at=retry_at.isoformat())
             return Outcome.RETRYING
         sent_at = dt.datetime.now(dt.UTC)
-        await conn.execute(queries.RECORD_SENT, {**params, "sent_at": sent_at, "recipients": sent.recipients})
+        await conn.execute(statements["record_sent"], {**params, "sent_at": sent_at, "recipients": sent.recipients})
     log.info(
         "daily report sent",
         recipients=sent.recipients,

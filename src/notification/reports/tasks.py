@@ -7,14 +7,13 @@ from __future__ import annotations
 import datetime as dt
 
 import structlog
-from procrastinate import Blueprint, JobContext, PsycopgConnector
+from procrastinate import Blueprint, JobContext
 
 from notification.config import Settings
+from notification.jobs import REPORT_QUEUE, pool_of, settings_of
 from notification.reports.sending import reports_off_reason, send_due_report
 
 logger = structlog.get_logger(__name__)
-
-REPORT_QUEUE = "reports"
 
 blueprint = Blueprint()
 
@@ -22,12 +21,7 @@ blueprint = Blueprint()
 @blueprint.periodic(cron="* * * * *", periodic_id="daily_report_tick")
 @blueprint.task(name="send_daily_report", queue=REPORT_QUEUE, pass_context=True)
 async def send_daily_report(context: JobContext, timestamp: int) -> str:
-    settings = context.additional_context.get("settings")
-    connector = context.app.connector
-    if not isinstance(settings, Settings) or not isinstance(connector, PsycopgConnector):
-        msg = "the worker runs with its settings in additional_context and procrastinate's PsycopgConnector"
-        raise TypeError(msg)
-    outcome = await send_due_report(connector.pool, settings, dt.datetime.now(dt.UTC))
+    outcome = await send_due_report(pool_of(context), settings_of(context), dt.datetime.now(dt.UTC))
     return outcome.value
 
 

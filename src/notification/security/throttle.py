@@ -9,30 +9,17 @@ bounded by the allowance."""
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar.connection import ASGIConnection
-from sqlalchemy import text
 
 from notification.config import Settings
+from notification.lib.sql import load
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 STATE_KEY = "sign_in_throttle"
-
-
-def _statements(source: str) -> dict[str, str]:
-    parts = _NAME.split(source)
-    return {
-        name: "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--")).strip()
-        for name, body in zip(parts[1::2], parts[2::2], strict=True)
-    }
-
-
-STATEMENTS = _statements(files("notification.security").joinpath("throttle.sql").read_text())
+statements = load(__package__, "throttle.sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +54,7 @@ class SignInThrottle:
         """Whether this address must wait before it may try again, counting nothing: it must once
         it has used up its allowance."""
         async with self.database.get_engine().connect() as conn:
-            row = (await conn.execute(text(STATEMENTS["failures_now"]), self._params(address))).first()
+            row = (await conn.execute(statements.text("failures_now"), self._params(address))).first()
         if row is None:
             return Verdict(0, 0)
         return self._verdict(row.failures, row.seconds_left, allowed=self.allowed - 1)
@@ -75,10 +62,10 @@ class SignInThrottle:
     async def fail(self, address: str) -> Verdict:
         """One more failure of this address; slowed when it went past the allowance."""
         async with self.database.get_engine().begin() as conn:
-            row = (await conn.execute(text(STATEMENTS["record_failure"]), self._params(address))).one()
+            row = (await conn.execute(statements.text("record_failure"), self._params(address))).one()
             if row.failures == 1:
                 # A new window for this address: a moment to drop the windows that have passed.
-                await conn.execute(text(STATEMENTS["sweep"]), {"window_s": self.window_s})
+                await conn.execute(statements.text("sweep"), {"window_s": self.window_s})
         return self._verdict(row.failures, row.seconds_left, allowed=self.allowed)
 
     def _params(self, address: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from notification.console.identity import Role
+from notification.auth import Role
 
 
 def _normalised(entries: Iterable[str]) -> frozenset[str]:

@@ -55,6 +55,23 @@ class MessageSendsPerMinute(Base):
     last_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
+class MessageErrorsPerMinute(Base):
+    """Unsent messages of a mailing whose last provider error is of one kind, by the minute (UTC)
+    they are due in (migration 0015): the dashboard's errors of the last hour."""
+
+    __tablename__ = "message_errors_per_minute"
+    __table_args__ = (
+        # The dashboard reads the last hour of every mailing at once.
+        Index("ix_message_errors_per_minute_minute", "minute"),
+    )
+
+    mailing_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mailings.id", ondelete="CASCADE"), primary_key=True)
+    minute: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), primary_key=True)
+    error_kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
+    messages: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
 class ClientCount(Base):
     """Clients in the directory, for the metrics; sharded like the message counters."""
 

@@ -8,10 +8,14 @@ import datetime as dt
 from typing import Annotated
 
 import msgspec
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from notification.lib.sql import load
 from notification.messages.models import MessageStatus
+from notification.messages.services import MessageService
+from notification.messages.state import MESSAGE_ENUMS
+
+statements = load(__package__, "queries.sql", enums=MESSAGE_ENUMS)
 
 _PARTS_SENT = "SMS parts of the messages sent: messages sent times the parts of the mailing's current text"
 
@@ -77,69 +81,10 @@ def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
     return sum(by_status.values()), StatusCounts(**by_status)
 
 
-# One row per mailing, its counts side by side (a fifth of the rows of one per status, which took
-# most of the request at 1,000 mailings); mailings without messages yet still appear, with zeros.
-_ALL = text(
-    """
-    SELECT g.id AS mailing_id, g.parts,
-           coalesce(sum(c.messages) FILTER (WHERE c.status = 'pending'), 0)::bigint AS pending,
-           coalesce(sum(c.messages) FILTER (WHERE c.status = 'sent'), 0)::bigint AS sent,
-           coalesce(sum(c.messages) FILTER (WHERE c.status = 'failed'), 0)::bigint AS failed,
-           coalesce(sum(c.messages) FILTER (WHERE c.status = 'expired'), 0)::bigint AS expired,
-           coalesce(sum(c.messages) FILTER (WHERE c.status = 'cancelled'), 0)::bigint AS cancelled
-    FROM mailings g LEFT JOIN message_counts c ON c.mailing_id = g.id
-    GROUP BY g.id
-    ORDER BY g.id
-    """
-)
-
-_ONE = text("SELECT status, messages FROM mailing_status_counts WHERE mailing_id = :mailing_id")
-
-# The first and last send time of the mailing's first and last minute with a send in it.
-_TIMINGS = text(
-    """
-    SELECT g.planned_at, g.messages_purged_at, t.first_sent_at, t.last_sent_at
-    FROM mailings g
-    LEFT JOIN mailing_stats t ON t.mailing_id = g.id
-    WHERE g.id = :mailing_id
-    """
-)
-
-# Every minute of [since, until), zeros included, for one mailing or all of them.
-_SENDS_PER_MINUTE = text(
-    """
-    SELECT m.minute, coalesce(s.sent, 0)::bigint AS sent
-    FROM generate_series(
-        date_trunc('minute', CAST(:since AS timestamptz), 'UTC'),
-        CAST(:until AS timestamptz) - interval '1 microsecond',
-        interval '1 minute'
-    ) AS m(minute)
-    LEFT JOIN (
-        SELECT minute, sum(sent) AS sent
-        FROM message_sends_per_minute
-        WHERE minute >= date_trunc('minute', CAST(:since AS timestamptz), 'UTC')
-          AND minute < CAST(:until AS timestamptz)
-          AND (CAST(:mailing_id AS bigint) IS NULL OR mailing_id = CAST(:mailing_id AS bigint))
-        GROUP BY minute
-    ) s ON s.minute = m.minute
-    ORDER BY m.minute
-    """
-)
-
-
-_WINDOW_WAITS = text(
-    """
-    SELECT count(*) AS waiting, min(m.due_at) AS next_opening
-    FROM mailings g JOIN messages m ON m.mailing_id = g.id AND m.status = 'pending' AND m.due_at > now()
-    WHERE g.id = :mailing_id AND g.send_window_start IS NOT NULL
-    """
-)
-
-
 async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingSendCounts], SendTotals]:
     items = []
     overall = dict.fromkeys((status.value for status in MessageStatus), 0)
-    for row in await session.execute(_ALL):
+    for row in await session.execute(statements.text("all_mailing_counts")):
         by_status = {status: getattr(row, status) for status in overall}
         for status, count in by_status.items():
             overall[status] += count
@@ -159,13 +104,28 @@ async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingSendCou
 
 
 async def mailing_counts(session: AsyncSession, mailing_id: int) -> MailingCounts:
-    rows = [(status, count) for status, count in await session.execute(_ONE, {"mailing_id": mailing_id})]
+    rows = [
+        (status, count)
+        for status, count in await session.execute(statements.text("mailing_counts"), {"mailing_id": mailing_id})
+    ]
     total, by_status = _counts(rows)
     return MailingCounts(mailing_id=mailing_id, total=total, by_status=by_status)
 
 
+async def listed_total(
+    messages: MessageService, counts: MailingCounts, status: MessageStatus | None, *, purged: bool
+) -> int:
+    """How many of the mailing's messages (in ``status``, or all) a list of them pages through: the
+    counts already read, as counting the mailing again cost as much as the counts themselves (about
+    0.2 s for a million messages); but once retention has deleted messages (``purged``), the counts
+    outlive them and the list has only what is left, which is counted."""
+    if purged:
+        return await messages.count_of_mailing(counts.mailing_id, status)
+    return counts.total if status is None else int(getattr(counts.by_status, status.value))
+
+
 async def mailing_timings(session: AsyncSession, mailing_id: int) -> Timings:
-    row = (await session.execute(_TIMINGS, {"mailing_id": mailing_id})).one()
+    row = (await session.execute(statements.text("mailing_timings"), {"mailing_id": mailing_id})).one()
     return Timings(
         planned_at=row.planned_at,
         first_sent_at=row.first_sent_at,
@@ -180,67 +140,33 @@ async def sends_per_minute(
     """Messages sent in each minute from ``since`` up to ``until`` (default: now), of one mailing
     or of all: the console's chart of the last hour or day, read from the per-minute rollup."""
     params = {"since": since, "until": until or dt.datetime.now(dt.UTC), "mailing_id": mailing_id}
-    return [MinuteSends(minute=row.minute, sent=row.sent) for row in await session.execute(_SENDS_PER_MINUTE, params)]
+    return [
+        MinuteSends(minute=row.minute, sent=row.sent)
+        for row in await session.execute(statements.text("sends_per_minute"), params)
+    ]
 
 
 async def mailing_window_waits(session: AsyncSession, mailing_id: int) -> WindowWaits:
-    row = (await session.execute(_WINDOW_WAITS, {"mailing_id": mailing_id})).one()
+    row = (await session.execute(statements.text("mailing_window_waits"), {"mailing_id": mailing_id})).one()
     return WindowWaits(waiting_for_window=row.waiting, next_window_opening=row.next_opening)
 
 
 # -- figures of the console's dashboard and lists ---------------------------------------------------
 
-_TOTALS = text("SELECT status, messages FROM message_status_totals")
-
-# The condition on the grouped column reaches into the view: only these mailings' rows are counted.
-_OF_MAILINGS = text(
-    "SELECT mailing_id, status, messages FROM mailing_status_counts WHERE mailing_id = ANY(CAST(:ids AS bigint[]))"
-)
-
-_OF_MAILINGS_RUNNING_BETWEEN = text(
-    """
-    SELECT status, sum(messages) AS messages FROM mailing_status_counts
-    WHERE mailing_id = ANY(ARRAY(SELECT id FROM mailings WHERE end_at > :since AND start_at < :until))
-    GROUP BY status
-    """
-)
-
-# A sent message keeps no error; naming the other statuses lets the (mailing_id, status) index skip
-# the sent ones, most of a mailing, instead of reading each to drop it.
-_UNSENT = ", ".join(f"'{status.value}'" for status in MessageStatus if status is not MessageStatus.SENT)
-
-# A message is attempted when it falls due and a retry makes it due again later, so its due time
-# dates its last error closely enough for "the last hour".
-_ERROR_KINDS_SINCE = text(
-    f"""
-    SELECT m.error_kind AS kind, count(*) AS messages
-    FROM mailings g
-    JOIN messages m ON m.mailing_id = g.id AND m.status IN ({_UNSENT}) AND m.error_kind IS NOT NULL
-                   AND m.due_at >= :since
-    WHERE g.end_at > CAST(:since AS timestamptz) - interval '1 hour'
-    GROUP BY 1
-    """  # noqa: S608  (constant SQL, nothing from outside)
-)
-
-_MAILING_ERROR_KINDS = text(
-    f"""
-    SELECT error_kind AS kind, count(*) AS messages
-    FROM messages
-    WHERE mailing_id = :mailing_id AND status IN ({_UNSENT}) AND error_kind IS NOT NULL
-    GROUP BY 1
-    """  # noqa: S608  (constant SQL, nothing from outside)
-)
-
 
 async def message_totals(session: AsyncSession) -> Totals:
-    total, by_status = _counts([(status, count) for status, count in await session.execute(_TOTALS)])
+    total, by_status = _counts(
+        [(status, count) for status, count in await session.execute(statements.text("message_totals"))]
+    )
     return Totals(total=total, by_status=by_status)
 
 
 async def counts_of_mailings(session: AsyncSession, mailing_ids: list[int]) -> dict[int, MailingCounts]:
     """The counts of each mailing given, zeros for one without messages."""
     grouped: dict[int, list[tuple[str, int]]] = {mailing_id: [] for mailing_id in mailing_ids}
-    for mailing_id, status, messages in await session.execute(_OF_MAILINGS, {"ids": mailing_ids}):
+    for mailing_id, status, messages in await session.execute(
+        statements.text("counts_of_mailings"), {"ids": mailing_ids}
+    ):
         grouped[mailing_id].append((status, messages))
     counts = {}
     for mailing_id, rows in grouped.items():
@@ -251,16 +177,29 @@ async def counts_of_mailings(session: AsyncSession, mailing_ids: list[int]) -> d
 
 async def totals_of_mailings_running_between(session: AsyncSession, since: dt.datetime, until: dt.datetime) -> Totals:
     """Messages of the mailings whose time to send overlaps ``[since, until)``, by status."""
-    rows = await session.execute(_OF_MAILINGS_RUNNING_BETWEEN, {"since": since, "until": until})
+    rows = await session.execute(
+        statements.text("totals_of_mailings_running_between"), {"since": since, "until": until}
+    )
     total, by_status = _counts([(status, int(count)) for status, count in rows])
     return Totals(total=total, by_status=by_status)
 
 
 async def error_kinds_since(session: AsyncSession, since: dt.datetime) -> dict[str, int]:
     """Messages whose last provider error is of each kind, among those due since ``since``."""
-    return {kind: int(count) for kind, count in await session.execute(_ERROR_KINDS_SINCE, {"since": since})}
+    return {
+        kind: int(count)
+        for kind, count in await session.execute(statements.text("error_kinds_since"), {"since": since})
+    }
 
 
 async def mailing_error_kinds(session: AsyncSession, mailing_id: int) -> dict[str, int]:
     """The mailing's unsent messages whose last provider error is of each kind."""
-    return {kind: int(count) for kind, count in await session.execute(_MAILING_ERROR_KINDS, {"mailing_id": mailing_id})}
+    return {
+        kind: int(count)
+        for kind, count in await session.execute(statements.text("mailing_error_kinds"), {"mailing_id": mailing_id})
+    }
+
+
+async def counted_error_kinds(conn: AsyncConnection | AsyncSession) -> dict[str, int]:
+    """Every counted message whose last provider error is of each kind, retention's deletions included."""
+    return {kind: int(count) for kind, count in await conn.execute(statements.text("counted_error_kinds"))}

@@ -13,34 +13,13 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection
 
+from notification.lib.sql import load
+from notification.messages.state import MESSAGE_ENUMS, state
+
 PURGE_BATCH_SIZE = 10_000
 """Messages deleted per transaction: row locks and WAL of one batch stay small."""
 
-_MARK_ENDED = """
-UPDATE mailings g SET messages_purged_at = now()
-WHERE g.end_at < now() - make_interval(days => %(days)s) AND g.messages_purged_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id AND m.status = 'pending')
-"""
-
-_PURGING = """
-SELECT g.id FROM mailings g
-WHERE g.messages_purged_at IS NOT NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.mailing_id = g.id)
-ORDER BY g.id
-"""
-
-# In id order, as every writer of messages locks them; a row some other transaction holds waits
-# for the next batch.
-_PURGE_BATCH = """
-WITH doomed AS (
-    SELECT id FROM messages
-    WHERE mailing_id = %(mailing_id)s AND id > %(after)s
-    ORDER BY id LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM messages m USING doomed WHERE m.id = doomed.id RETURNING m.id
-)
-SELECT count(*) AS deleted, max(id) AS last_id FROM gone
-"""
+statements = load(__package__, "retention.sql", enums=MESSAGE_ENUMS)
 
 
 @dataclass(slots=True)
@@ -58,8 +37,8 @@ async def purge_expired_messages(
     report = PurgeReport()
     deadline = time.monotonic() + budget_s
     async with conn.transaction():
-        report.mailings_marked = (await conn.execute(_MARK_ENDED, {"days": retention_days})).rowcount
-    mailing_ids = [row[0] for row in await (await conn.execute(_PURGING)).fetchall()]
+        report.mailings_marked = (await conn.execute(statements["mark_ended"], {"days": retention_days})).rowcount
+    mailing_ids = [row[0] for row in await (await conn.execute(statements["purging"])).fetchall()]
     for mailing_id in mailing_ids:
         after = 0
         while True:
@@ -68,7 +47,7 @@ async def purge_expired_messages(
                 return report
             async with conn.transaction():
                 params = {"mailing_id": mailing_id, "after": after, "batch": batch_size}
-                row = await (await conn.execute(_PURGE_BATCH, params)).fetchone()
+                row = await (await conn.execute(state["purge_batch"], params)).fetchone()
             deleted, last_id = (row[0], row[1]) if row else (0, None)
             report.messages_deleted += deleted
             if deleted < batch_size or last_id is None:

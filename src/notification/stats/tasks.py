@@ -5,8 +5,7 @@ from __future__ import annotations
 import structlog
 from procrastinate import Blueprint, JobContext
 
-from notification.delivery.tasks import pool_of, settings_of
-from notification.jobs import MAINTENANCE_QUEUE
+from notification.jobs import MAINTENANCE_QUEUE, pool_of, settings_of
 from notification.stats.counters import fold_counters as fold
 from notification.stats.retention import purge_expired_messages as purge
 

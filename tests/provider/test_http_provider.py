@@ -14,28 +14,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from notification.config import load_settings
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.messages.models import ErrorKind
-from notification.provider.client import Outcome, ProviderClient, SendResult, parse_retry_after
-from notification.provider.fake import RunningFakeProvider
-from tests.workers import free_port
+from notification.provider.base import Outcome, OutgoingMessage, SendResult
+from notification.provider.http import HttpProvider, parse_retry_after
+from tests.servers import free_port
 
 
-def _client(base_url: str, timeout_s: float = 1.0) -> ProviderClient:
+def _client(base_url: str, timeout_s: float = 1.0) -> HttpProvider:
     settings = replace(load_settings({}), provider_url=base_url, provider_token="t0k", provider_timeout_s=timeout_s)
-    return ProviderClient(settings)
+    return HttpProvider.from_settings("default", settings)
 
 
 async def _send_once(base_url: str, time_left_s: float = 5, timeout_s: float = 1.0) -> SendResult:
     """One message through a client of its own, closed afterwards."""
     client = _client(base_url, timeout_s)
     try:
-        return await client.send(11, "79161234567", "Hello", time_left_s=time_left_s)
+        return await client.send(OutgoingMessage(11, "79161234567", "Hello"), time_left_s=time_left_s)
     finally:
         await client.aclose()
 
 
 @pytest.fixture
-async def provider(fake_provider: RunningFakeProvider) -> AsyncIterator[ProviderClient]:
+async def provider(fake_provider: RunningFakeProvider) -> AsyncIterator[HttpProvider]:
     client = _client(fake_provider.base_url)
     yield client
     await client.aclose()
@@ -94,10 +95,10 @@ def scripted() -> Iterator[ScriptedProvider]:
 
 
 async def test_accepted_message_is_sent_with_the_contract_body(
-    provider: ProviderClient, fake_provider: RunningFakeProvider
+    provider: HttpProvider, fake_provider: RunningFakeProvider
 ) -> None:
     fake_provider.set_options(token="t0k")
-    result = await provider.send(42, "79161234567", "Hello", time_left_s=5)
+    result = await provider.send(OutgoingMessage(42, "79161234567", "Hello"), time_left_s=5)
     assert result.outcome is Outcome.SENT
     assert result.status_code == 200
     record = fake_provider.message(42)
@@ -118,14 +119,14 @@ async def test_accepted_message_is_sent_with_the_contract_body(
     ],
 )
 async def test_each_kind_of_failure_is_classified(
-    provider: ProviderClient,
+    provider: HttpProvider,
     fake_provider: RunningFakeProvider,
     options: dict[str, object],
     outcome: Outcome,
     error: str,
 ) -> None:
     fake_provider.set_options(**options)
-    result = await provider.send(7, "79161234567", "Hello", time_left_s=5)
+    result = await provider.send(OutgoingMessage(7, "79161234567", "Hello"), time_left_s=5)
     assert result.outcome is outcome
     assert result.error is not None
     assert result.error.startswith(error)

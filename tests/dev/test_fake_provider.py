@@ -12,7 +12,7 @@ import httpx
 import msgspec
 import pytest
 
-from notification.provider.fake import (
+from notification.dev.fake_provider import (
     Arrival,
     FakeProviderOptions,
     MessageRecord,

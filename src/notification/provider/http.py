@@ -1,39 +1,24 @@
-"""The HTTP client of the SMS provider, and what each of its answers means for a message."""
+"""The HTTP provider (the first kind of :class:`~notification.provider.base.Provider`), and what
+each of its answers means for a message."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import email.utils
-import enum
 import time
-from dataclasses import dataclass
 
 import aiohttp
 import msgspec
 
 from notification.config import Settings
 from notification.messages.models import ErrorKind
+from notification.provider.base import Capabilities, Outcome, OutgoingMessage, SendResult
+
+KIND = "http"
 
 # Answers worth another try later; every other 4xx is the provider refusing the message itself.
 RETRYABLE_STATUS = frozenset({408, 425, 429})
-
-
-class Outcome(enum.Enum):
-    SENT = "sent"
-    TRANSIENT = "transient"
-    PERMANENT = "permanent"
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    outcome: Outcome
-    error: str | None = None
-    error_kind: ErrorKind | None = None
-    """Decided here, where the answer is read, and stored with the message: never re-parsed from ``error``."""
-    status_code: int | None = None
-    retry_after_s: float | None = None
-    latency_s: float = 0.0
 
 
 class _ProviderAnswer(msgspec.Struct):
@@ -93,26 +78,44 @@ def describe_failure(exc: aiohttp.ClientError | OSError) -> tuple[str, ErrorKind
     return f"connection error: {type(exc).__name__}", ErrorKind.CONNECTION_ERROR
 
 
-class ProviderClient:
-    """One pooled connection set to the provider, shared by every send of a process.
+class HttpProvider:
+    """A provider spoken to over HTTP: one pooled connection set, shared by every send of a process.
 
     aiohttp directly: httpx's own pool stalls under hundreds of concurrent requests
     (encode/httpx#3215), and httpx's request and response objects on top of aiohttp's (its URL
     parsing, header normalisation and body decoders) took a quarter of a worker's CPU at 3,000
     sends/s for a contract that needs none of them."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._timeout_s = settings.provider_timeout_s
-        self._concurrency = settings.provider_concurrency
-        self._base_url = settings.provider_url.rstrip("/")
+    def __init__(self, name: str, url: str, token: str, timeout_s: float, concurrency: int) -> None:
+        self.name = name
+        self.kind = KIND
+        self.capabilities = Capabilities()
+        self._timeout_s = timeout_s
+        self._concurrency = concurrency
+        self._base_url = url.rstrip("/")
         self._headers = {"Content-Type": "application/json"}
-        if settings.provider_token:
-            self._headers["Authorization"] = f"Bearer {settings.provider_token}"
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._session: aiohttp.ClientSession | None = None
 
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> HttpProvider:
+        """The provider of the ``NOTIFICATION_PROVIDER_*`` settings."""
+        return cls(
+            name,
+            settings.provider_url,
+            settings.provider_token,
+            settings.provider_timeout_s,
+            settings.provider_concurrency,
+        )
+
+    async def open(self) -> None:
+        if self._session is None:
+            self._open_session()
+
     def _open_session(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the event loop that will run it (a worker builds its client
-        # before its loop serves requests, and tests build theirs outside any loop).
+        # Made inside the event loop that will run it: by ``open``, or at the first send of a
+        # provider nobody opened (tests build theirs outside any loop).
         connector = aiohttp.TCPConnector(limit=self._concurrency, keepalive_timeout=30, force_close=False)
         # No timeout of the session's own: each request's is the time its mailing has left.
         self._session = aiohttp.ClientSession(
@@ -120,7 +123,7 @@ class ProviderClient:
         )
         return self._session
 
-    async def send(self, message_id: int, phone: str, text: str, time_left_s: float) -> SendResult:
+    async def send(self, message: OutgoingMessage, time_left_s: float) -> SendResult:
         """POST one message; never raises for the provider's failures, it classifies them.
 
         The whole request (connection, sending, the answer's headers and body) is over within
@@ -131,7 +134,8 @@ class ProviderClient:
         if timeout_s <= 0:
             return SendResult(Outcome.TRANSIENT, "no time left before end_at", ErrorKind.DEADLINE)
         session = self._session or self._open_session()
-        body = msgspec.json.encode({"id": message_id, "phone": int(phone), "text": text})
+        message_id = message.id
+        body = msgspec.json.encode({"id": message_id, "phone": int(message.phone), "text": message.text})
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):

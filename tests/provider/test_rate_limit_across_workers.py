@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
-from notification.provider.fake import Arrival, RunningFakeProvider, serve_fake_provider
+from notification.dev.fake_provider import Arrival, RunningFakeProvider, serve_fake_provider
 from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
 from tests.provider.test_rate_limit import busiest_second
 from tests.waiting import wait_for

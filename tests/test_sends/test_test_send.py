@@ -10,20 +10,19 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.app import create_app
 from notification.config import Settings
+from notification.dev.fake_provider import RunningFakeProvider
 from notification.logging import configure_logging
-from notification.provider.fake import RunningFakeProvider
-from tests.api import MAILINGS, assert_problem
+from tests.api import MAILINGS, Api
 from tests.conftest import API_TOKEN
 from tests.mailings.test_mailings_api import MISSING_ID, create
+from tests.problems import assert_problem
 
-Api = AsyncTestClient[Litestar]
 PHONE = "79161234567"
 
 

@@ -1,5 +1,6 @@
 """A real SMTP server (aiosmtpd) for development and tests, and the mailbox ``notification dev``
-keeps: every message it receives is written as an ``.eml`` file under ``<data dir>/mail/``.
+keeps: every message it receives is written as an ``.eml`` file under ``<data dir>/mail/``, where
+the console reads them (:mod:`notification.reports.mailbox`).
 
 The server runs on a thread of its own with its own event loop, so it serves the same way beside
 a blocking program (``dev`` runs uvicorn in the foreground) and beside an async test."""
@@ -7,18 +8,13 @@ a blocking program (``dev`` runs uvicorn in the foreground) and beside an async 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import email
-import email.policy
 import itertools
 import os
 import shlex
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from notification.config import PREFIX, Settings
 from notification.logging import mask_text
-from notification.reports.rendering import SUBJECT_PREFIX
-
-MAIL_DIR = "mail"
+from notification.reports.mailbox import dev_mail_dir
 
 
 class SmtpServer:
@@ -113,10 +107,6 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
 
-def dev_mail_dir(settings: Settings) -> Path:
-    return Path(settings.data_dir) / MAIL_DIR
-
-
 DEV_RECIPIENTS = "operators@localhost"
 
 
@@ -131,45 +121,6 @@ def start_dev_mail(settings: Settings, port: int) -> SmtpServer | None:
     os.environ[f"{PREFIX}SMTP_URL"] = server.url
     os.environ.setdefault(f"{PREFIX}REPORT_RECIPIENTS", DEV_RECIPIENTS)
     return server
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedReport:
-    subject: str
-    date: dt.datetime | None
-    path: Path
-    text: str
-    """The report's plain-text part."""
-
-
-def recent_dev_reports(settings: Settings, limit: int = 10) -> list[ReceivedReport]:
-    """The reports the development mailbox received last, newest first (for the console)."""
-    directory = dev_mail_dir(settings)
-    if not directory.is_dir():
-        return []
-    reports: list[ReceivedReport] = []
-    # Named after the moment they arrived: the name orders them.
-    for path in sorted(directory.glob("*.eml"), reverse=True):
-        received = _read_report(path)
-        if received is not None:
-            reports.append(received)
-        if len(reports) == limit:
-            break
-    return reports
-
-
-def _read_report(path: Path) -> ReceivedReport | None:
-    with path.open("rb") as file:
-        message = email.message_from_binary_file(file, _class=EmailMessage, policy=email.policy.default)
-    subject = str(message.get("Subject", ""))
-    if not subject.startswith(SUBJECT_PREFIX):
-        return None
-    date = None
-    with contextlib.suppress(TypeError, ValueError):
-        date = message["Date"].datetime if message["Date"] else None
-    body = message.get_body(preferencelist=("plain",))
-    text = body.get_content() if isinstance(body, EmailMessage) else ""
-    return ReceivedReport(subject=subject, date=date, path=path, text=text)
 
 
 def dev_mail_banner(settings: Settings, server: SmtpServer) -> list[str]:

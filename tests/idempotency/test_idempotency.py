@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
 from notification.idempotency.store import FORGET_EXPIRED, KEPT_HOURS
-from tests.api import MAILINGS, Api, assert_problem, count_rows
+from tests.api import MAILINGS, Api, count_rows
 from tests.factories import ClientCreateFactory
 from tests.mailings.test_mailings_api import mailing_body
+from tests.problems import assert_problem
 
 BULK = "/api/v1/clients/bulk"
 

@@ -1,0 +1,26 @@
+-- The client directory's SQL, loaded once by queries.py (notation: notification.lib.sql).
+
+-- name: audience_by_operator_code
+-- A mailing's filter, one fragment per list: an empty list filters nothing, so it adds no
+-- condition at all (queries.audience_* decide which fragments apply). Columns are unqualified:
+-- the fragment stands in a query over clients alone, or in a subquery whose innermost table is
+-- clients. The planner reads `= ANY` of the array as it reads `IN (...)`.
+operator_code = ANY(%(operator_codes)s)
+
+-- name: audience_by_tag
+tag = ANY(%(tags)s)
+
+-- name: present_values
+-- The distinct values of an indexed column, one index probe each (a loose index scan): the
+-- directory may hold a million clients and a few dozen operator codes.
+WITH RECURSIVE present(value) AS (
+    (SELECT {column} FROM clients ORDER BY {column} LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.{column} FROM clients c WHERE c.{column} > present.value ORDER BY c.{column} LIMIT 1)
+    FROM present WHERE present.value IS NOT NULL
+)
+SELECT value FROM present WHERE value IS NOT NULL LIMIT %(limit)s
+
+-- name: imported_rows
+-- The rows of an import as one relation, each column an array: one statement inserts them all.
+unnest(%(phone)s, %(operator_code)s, %(tag)s, %(timezone)s) AS unnest_rows(phone, operator_code, tag, timezone)

@@ -1,0 +1,161 @@
+"""One batch in flight, and the writer of its answers.
+
+The senders hand each answer to the batch without waiting; the batch writes them a few at a time
+(``result_flush_size``), so that a worker dying mid-batch re-sends at most what was in flight or
+not yet written, never the whole batch, and a slow write never holds a request slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection
+
+from notification.config import Settings
+from notification.delivery.claim import Claim, ClaimedMessage
+from notification.delivery.policy import WindowClosed, next_state
+from notification.delivery.queries import queries
+from notification.delivery.senders import Lane
+from notification.messages.models import MessageStatus
+from notification.provider.base import SendResult
+
+logger = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class BatchReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retrying: int = 0
+    expired: int = 0
+    unsent: int = 0
+    """Claimed, then given back unsent because the batch stopped."""
+    stopped: str | None = None
+    follow_up_at: dt.datetime | None = None
+    skipped: str | None = None
+    end_at: dt.datetime | None = None
+    """The mailing's end, once the claim has read it (None: the batch was skipped)."""
+    results: dict[int, SendResult] = field(default_factory=dict)
+
+    def count(self, status: MessageStatus) -> None:
+        if status is MessageStatus.SENT:
+            self.sent += 1
+        elif status is MessageStatus.FAILED:
+            self.failed += 1
+        elif status is MessageStatus.EXPIRED:
+            self.expired += 1
+        else:
+            self.retrying += 1
+
+
+class RunningBatch:
+    """One batch in flight: what the senders need of it, what the watcher tells it, and its
+    answers until they are written."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        conn: AsyncConnection,
+        mailing_id: int,
+        plan_version: int,
+        claim: Claim,
+        lane: Lane,
+        report: BatchReport,
+    ) -> None:
+        self.mailing_id = mailing_id
+        self.plan_version = plan_version
+        self.text = claim.text
+        self.parts = claim.parts
+        """SMS parts of each message of this text: what it costs of the provider's rate budget."""
+        self.end_at = claim.end_at
+        self.window = claim.window
+        self.lane = lane
+        """The provider its messages go to."""
+        self.log = logger.bind(mailing_id=mailing_id)
+        self.stopped: str | None = None
+        self.unsent: list[int] = []
+        self.withdrawn: set[int] = set()
+        """Claimed messages settled since, elsewhere (their client was deleted): never to be sent."""
+        self._settings = settings
+        self._conn = conn
+        self._report = report
+        self._pending_ids = {m.id for m in claim.messages}
+        self._answers: list[tuple[ClaimedMessage, SendResult, dt.datetime]] = []
+        self._wake = asyncio.Event()
+
+    def held(self) -> set[int]:
+        """Claimed messages with no answer yet: their leases must outlive the batch's work."""
+        return self._pending_ids
+
+    def stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+            self.log.info("batch stopped", reason=reason, unsent_queued=len(self._pending_ids))
+
+    def may_send(self, message: ClaimedMessage) -> bool:
+        return self.stopped is None and message.id not in self.withdrawn
+
+    def withdraw(self, settled_ids: set[int]) -> None:
+        self.withdrawn |= settled_ids & self._pending_ids
+
+    def learn(self, mailing: dict[str, Any] | None) -> None:
+        """What the watcher read of this batch's mailing."""
+        if mailing is None:
+            self.stop("mailing deleted")
+        elif mailing["plan_version"] != self.plan_version:
+            self.stop("plan superseded")
+        elif mailing["paused_at"] is not None:
+            self.stop("mailing paused")
+        elif mailing["text"] != self.text:
+            self.text, self.parts = mailing["text"], mailing["parts"]
+
+    def answered(self, message: ClaimedMessage, result: SendResult) -> None:
+        """Called by the senders; never waits, so a slow write never holds a request slot."""
+        self._report.results[message.id] = result
+        self._answers.append((message, result, dt.datetime.now(dt.UTC)))
+        self._pending_ids.discard(message.id)
+        if len(self._answers) >= self._settings.result_flush_size or not self._pending_ids:
+            self._wake.set()
+
+    def give_back(self, message: ClaimedMessage) -> None:
+        self.unsent.append(message.id)
+        self._pending_ids.discard(message.id)
+        if not self._pending_ids:
+            self._wake.set()
+
+    async def written_all(self) -> None:
+        while self._pending_ids:
+            await self._wake.wait()
+            self._wake.clear()
+            async with self._conn.transaction():
+                await self._write()
+        # Answers that arrived during the last write.
+        async with self._conn.transaction():
+            await self._write()
+
+    async def _write(self) -> None:
+        taken, self._answers = self._answers, []
+        if not taken:
+            return
+        now = dt.datetime.now(dt.UTC)
+        settings = self._settings
+        states = [next_state(settings, m, r, self.end_at, now) for m, r, _ in taken]
+        for state in states:
+            self._report.count(state.status)
+        await self._conn.execute(
+            queries["record_answers"],
+            {
+                "ids": [m.id for m, _, _ in taken],
+                "statuses": [s.status.value for s in states],
+                "errors": [s.error for s in states],
+                "error_kinds": [s.error_kind.value if s.error_kind else None for s in states],
+                "due_ats": [s.due_at for s in states],
+                "answered_ats": [answered_at for _, _, answered_at in taken],
+                "unattempted": [isinstance(r, WindowClosed) for _, r, _ in taken],
+            },
+        )

@@ -1,0 +1,1 @@
+"""Plumbing every domain shares and none owns."""

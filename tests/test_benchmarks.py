@@ -1,0 +1,80 @@
+"""Every benchmark runs to its end at a tiny size, so that none can break unnoticed: its ``main``
+in this process, on a clone of the test template instead of a freshly migrated database, and its
+figures printed. The sizes say nothing about speed; the README's figures come from full runs."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from notification.config import Settings, load_settings
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+# Each benchmark with tiny arguments, and lines of figures its output must hold.
+RUNS: dict[str, tuple[list[str], list[str]]] = {
+    "bulk_import": (["--clients", "200", "--chunk", "100", "--concurrency", "2"], [r"clients/s"]),
+    "console": (
+        ["--messages", "1000", "--mailings", "3", "--clients", "500", "--repeat", "1", "--import-rows", "100"],
+        [r"GET /admin", r"import"],
+    ),
+    "counter_writes": (["--messages", "400", "--writers", "2", "--rounds", "1"], [r"statements/s"]),
+    "delivery": (
+        ["--clients", "100", "--latency-ms", "0", "--workers", "2"],
+        [r"worker processes\s+2", r"sent\s+100\n", r"messages/s", r"worker 1 [\d.]+, worker 2 [\d.]+"],
+    ),
+    "partitioning": (
+        ["--messages", "2000", "--mailings", "10", "--clients", "500", "--per-partition", "5", "--repeat", "1"],
+        [r"claim", r"partition"],
+    ),
+    "preview": (["--clients", "300", "--runs", "1"], [r"ms"]),
+    "rate_limit": (["--limit", "40", "--seconds", "1", "--latency-ms", "0"], [r"busiest 1 s window\s+\d+ parts"]),
+    "stats": (
+        ["--messages", "2000", "--mailings", "5", "--clients", "500", "--repeat", "1"],
+        [r"EXPLAIN \(ANALYZE, BUFFERS\)", r"_OF_MAILINGS\n\s+execution", r"GET /metrics\s+min"],
+    ),
+}
+
+
+def test_every_benchmark_has_a_smoke_run() -> None:
+    assert sorted(RUNS) == sorted(path.stem for path in BENCH.glob("[!_]*.py"))
+
+
+def _load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    # The benchmarks import their siblings (_harness, stats) by name, as when run as scripts.
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # where dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_the_benchmark_runs_to_its_end_at_a_tiny_size(
+    name: str, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments, figures = RUNS[name]
+    benchmark = _load(name, monkeypatch)
+
+    @contextlib.contextmanager
+    def cloned_database(server_url: str | None) -> Iterator[Settings]:
+        yield replace(load_settings({}), database_url=database_url)
+
+    monkeypatch.setattr(benchmark, "throwaway_database", cloned_database)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *arguments])
+    benchmark.main()
+    printed = capsys.readouterr()
+    output = printed.out + printed.err
+    missing = [figure for figure in figures if not re.search(figure, output)]
+    assert missing == [], output
