@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -250,12 +251,15 @@ async def test_a_viewer_sees_no_control_and_each_route_answers_403(console: Cons
     for control in ('id="controls"', 'id="pause"', 'id="retry"', 'id="test-send"', 'id="audience-preview"'):
         assert control in as_admin, control
 
+    session_id = console.client.cookies.get(SESSION_COOKIE)
+    stored = (
+        await db.execute(text("SELECT data FROM console_sessions WHERE session_id = :id"), {"id": session_id})
+    ).scalar_one()
+    # The same session (its sign-in time, credential and CSRF key) with a viewer's identity.
+    data = {**json.loads(stored), "identity": {"actor": "ann@example.com", "role": "viewer", "method": "token"}}
     await db.execute(
         text("UPDATE console_sessions SET data = :data WHERE session_id = :id"),
-        {
-            "id": console.client.cookies.get(SESSION_COOKIE),
-            "data": b'{"identity":{"actor":"ann@example.com","role":"viewer","method":"oidc"},"timezone":"UTC"}',
-        },
+        {"id": session_id, "data": json.dumps(data).encode()},
     )
     await db.commit()
     as_viewer = (await console.get(f"/admin/mailings/{mailing_id}")).text
