@@ -5,10 +5,13 @@
 #   notification fake-provider --host 0.0.0.0 --port 9090   (fake SMS provider, dev/staging)
 #
 # Python 3.11 matches CI and the locked dev environment, so the image runs what the tests ran.
-ARG PYTHON_VERSION=3.11
+# Pinned to a patch release and Debian release, so a rebuild does not silently take another base;
+# raise it deliberately (and pin its digest, python:<tag>@sha256:..., where the registry is known).
+ARG PYTHON_VERSION=3.11.11
+ARG DEBIAN_RELEASE=bookworm
 
 # --- builder: resolve the locked dependencies into /app/.venv -------------------------------
-FROM python:${PYTHON_VERSION}-slim AS builder
+FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -37,7 +40,7 @@ RUN uv sync --frozen --no-dev \
     && python -m compileall -q src migrations
 
 # --- runtime: the venv and the source, nothing else -----------------------------------------
-FROM python:${PYTHON_VERSION}-slim AS runtime
+FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS runtime
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

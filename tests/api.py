@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.factories import ClientCreateFactory
 
 Api = AsyncTestClient[Litestar]
-API_TOKEN = "test-token"
+API_TOKEN = "test-token-0123456789abcdef0123456789"
 
 CLIENTS = "/api/v1/clients"
 MAILINGS = "/api/v1/mailings"

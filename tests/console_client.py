@@ -4,12 +4,15 @@ browser would, and the forms' values as an operator in Moscow types them."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.api import API_TOKEN
 
@@ -34,9 +37,13 @@ class Console:
     async def sign_in(self, token: str = API_TOKEN, timezone: str = "Europe/Moscow") -> Any:
         page = await self.client.get("/admin/sign-in")
         self.csrf = csrf_of(page.text)
-        return await self.client.post(
+        signed_in = await self.client.post(
             "/admin/sign-in", data={"_csrf_token": self.csrf, "token": token, "timezone": timezone}
         )
+        # A signed-in session accepts only tokens minted for it: the page signing in led to has one.
+        if found := re.search(r'"x-csrftoken": "([^"]+)"', signed_in.text):
+            self.csrf = found.group(1)
+        return signed_in
 
     async def get(self, path: str, **kwargs: Any) -> Any:
         return await self.client.get(path, **kwargs)
@@ -66,3 +73,15 @@ def mailing_form(**overrides: Any) -> dict[str, Any]:
         "end_at": local_input(now + dt.timedelta(hours=2)),
         **overrides,
     }
+
+
+async def become_viewer(console: Console, db: AsyncSession, actor: str = "ann@example.com") -> None:
+    """The console's signed-in session turned into a viewer's: the same session (its sign-in time,
+    credential and CSRF key, which the console checks on every request) with a viewer's identity."""
+    session_id = console.client.cookies.get(SESSION_COOKIE)
+    select = text("SELECT data FROM console_sessions WHERE session_id = :id")
+    stored = (await db.execute(select, {"id": session_id})).scalar_one()
+    data = {**json.loads(stored), "identity": {"actor": actor, "role": "viewer", "method": "token"}}
+    update = text("UPDATE console_sessions SET data = :data WHERE session_id = :id")
+    await db.execute(update, {"id": session_id, "data": json.dumps(data).encode()})
+    await db.commit()

@@ -92,10 +92,14 @@ async def test_every_api_route_accepts_the_right_token(app: Litestar, anonymous:
 
 
 async def test_the_scheme_is_case_insensitive_and_any_configured_token_works(settings: Settings) -> None:
-    app = create_app(replace(settings, api_tokens=("first", "second")))
+    app = create_app(replace(settings, api_tokens=("first".ljust(32, "1"), "second".ljust(32, "2"))))
     async with AsyncTestClient(app=app) as api:
-        assert (await api.get("/api/v1/clients", headers={"Authorization": "bearer second"})).status_code == 200
-        assert (await api.get("/api/v1/clients", headers={"Authorization": "Bearer first"})).status_code == 200
+        assert (
+            await api.get("/api/v1/clients", headers={"Authorization": "bearer " + "second".ljust(32, "2")})
+        ).status_code == 200
+        assert (
+            await api.get("/api/v1/clients", headers={"Authorization": "Bearer " + "first".ljust(32, "1")})
+        ).status_code == 200
         assert (await api.get("/api/v1/clients", headers={"Authorization": "Bearer third"})).status_code == 401
 
 
@@ -159,7 +163,9 @@ def test_tokens_are_compared_in_full() -> None:
 
 
 def test_tokens_come_from_the_environment_and_stay_out_of_the_repr() -> None:
-    settings = load_settings({"NOTIFICATION_API_TOKENS": " tok-one, tok-two ,,"})
-    assert settings.api_tokens == ("tok-one", "tok-two")
+    settings = load_settings(
+        {"NOTIFICATION_API_TOKENS": " tok-one-0123456789abcdef0123456789, tok-two-0123456789abcdef0123456789 ,,"}
+    )
+    assert settings.api_tokens == ("tok-one-0123456789abcdef0123456789", "tok-two-0123456789abcdef0123456789")
     assert "tok-" not in repr(settings)
     assert load_settings({}).api_tokens == ()

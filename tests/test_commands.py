@@ -22,7 +22,7 @@ from tests.api import client_body
 from tests.provider_record import arrivals
 from tests.servers import free_port
 
-TOKEN = "command-test-token"
+TOKEN = "command-test-token-0123456789abcdef"
 
 
 class Command:

@@ -35,6 +35,13 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "message_retention_days": None,
     "console_secret": "",
     "session_ttl_s": 28800.0,
+    "session_max_age_s": 43200.0,
+    "sign_in_failures_allowed": 10,
+    "sign_in_failure_window_s": 900.0,
+    "trusted_proxies": ("127.0.0.1",),
+    "secure_cookies": False,
+    "public_url": "",
+    "allow_plain_http": False,
     "oidc_issuer": "",
     "oidc_client_id": "",
     "oidc_client_secret": "",
@@ -46,6 +53,7 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "report_recipients": (),
     "report_from": "notification@localhost",
     "smtp_url": "",
+    "smtp_allow_plaintext_auth": False,
     "report_retry_base_s": 60.0,
     "report_retry_max_s": 1800.0,
     "schedule_lead_s": 600.0,
@@ -70,6 +78,8 @@ def _as_documented(value: object) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, float) and value.is_integer():
         return f"`{int(value)}`"
+    if isinstance(value, tuple):
+        return f"`{','.join(value)}`"
     return f"`{value}`"
 
 
@@ -134,3 +144,23 @@ def test_bad_values_are_refused_with_the_variable_named(name: str, value: str, m
 def test_secrets_stay_out_of_the_repr() -> None:
     settings = load_settings({"NOTIFICATION_PROVIDER_TOKEN": "s3cret-token"})
     assert "s3cret-token" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "tokens", ["short-token", "CHANGE_ME", "CHANGE_ME_CHANGE_ME_CHANGE_ME_CHANGE_ME", f"{'a' * 40},short"]
+)
+def test_a_short_or_placeholder_token_stops_the_start_with_a_clear_message(tokens: str) -> None:
+    with pytest.raises(ValueError, match="NOTIFICATION_API_TOKENS: every token must be at least 32 random characters"):
+        load_settings({"NOTIFICATION_API_TOKENS": tokens})
+    assert load_settings({"NOTIFICATION_API_TOKENS": "a" * 32}).api_tokens == ("a" * 32,)
+
+
+@pytest.mark.parametrize("name", ["NOTIFICATION_PROVIDER_URL", "NOTIFICATION_OIDC_ISSUER"])
+def test_plain_http_to_another_host_is_refused_unless_allowed(name: str) -> None:
+    base = {"NOTIFICATION_OIDC_CLIENT_ID": "console"}
+    with pytest.raises(ValueError, match=f"{name} must use https://"):
+        load_settings({**base, name: "http://sms.example.com/v1"})
+    assert load_settings({**base, name: "https://sms.example.com/v1"})
+    assert load_settings({**base, name: "http://127.0.0.1:9090/v1"})
+    assert load_settings({**base, name: "http://localhost:9090/v1"})
+    assert load_settings({**base, name: "http://fake-provider:9090/v1", "NOTIFICATION_ALLOW_PLAIN_HTTP": "true"})

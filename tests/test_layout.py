@@ -199,7 +199,7 @@ def test_the_api_process_does_not_load_the_engine_or_the_provider_client() -> No
         "create_app()\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('notification'))))\n"
     )
-    env = {"NOTIFICATION_API_TOKENS": "t", "PATH": "/usr/bin:/bin"}
+    env = {"NOTIFICATION_API_TOKENS": "t" * 32, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     loaded = set(json.loads(out.stdout.splitlines()[-1]))
     assert "notification.app" in loaded
@@ -215,7 +215,7 @@ def test_neither_the_worker_nor_the_command_line_loads_the_development_stand_ins
         "import notification.cli, notification.worker\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('notification'))))\n"
     )
-    env = {"NOTIFICATION_API_TOKENS": "t", "PATH": "/usr/bin:/bin"}
+    env = {"NOTIFICATION_API_TOKENS": "t" * 32, "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     loaded = set(json.loads(out.stdout.splitlines()[-1]))
     assert {"notification.cli", "notification.worker", "notification.jobs"} <= loaded

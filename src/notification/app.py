@@ -29,6 +29,9 @@ from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
 from notification.schedules.controllers import ScheduleController
+from notification.security.headers import security_headers
+from notification.security.throttle import STATE_KEY as THROTTLE_STATE_KEY
+from notification.security.throttle import SignInThrottle
 from notification.stats.controllers import StatsController
 from notification.test_sends.controllers import TestSendController
 
@@ -74,11 +77,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[prometheus_config().middleware, bind_path_ids],
         exception_handlers=exception_handlers,
         lifespan=[job_queue_lifespan(settings)],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, THROTTLE_STATE_KEY: SignInThrottle(database, settings)}),
         openapi_config=openapi_config(openapi_components()),
         logging_config=None,
     )
     # Outside Litestar's own layers, so that unknown paths and early errors get a request id and an
     # access line too.
-    app.asgi_handler = RequestContext(app.asgi_handler)
+    app.asgi_handler = RequestContext(security_headers(app.asgi_handler, https_only=settings.secure_cookies))
     return app

@@ -14,10 +14,12 @@ from typing import Any
 
 import structlog
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 from litestar.types import Guard
+
+from notification.security.throttle import client_address, throttle_of
 
 SECURITY_SCHEME_NAME = "BearerToken"
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -69,11 +71,24 @@ def token_actor(token: str) -> str:
 def require_token(accepted_tokens: Sequence[str]) -> Guard:
     accepted = tuple(t for t in accepted_tokens if t)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         token = bearer_token(connection.headers.get("authorization"))
         if token is not None and accepted and token_accepted(token, accepted):
             return
         reason = "no token configured" if not accepted else ("missing token" if token is None else "wrong token")
+        throttle = throttle_of(connection)
+        if token is not None and throttle is not None:
+            # A wrong token is a guess: an address past its allowance waits, and is not counted further.
+            address = client_address(connection)
+            verdict = await throttle.check(address)
+            if not verdict.slowed:
+                verdict = await throttle.fail(address)
+            if verdict.slowed:
+                logger.warning("authentication slowed", reason=reason, client=address, failures=verdict.failures)
+                raise TooManyRequestsException(
+                    detail="Too many wrong tokens from this address: try again later",
+                    headers={"Retry-After": str(verdict.retry_after_s)},
+                )
         logger.warning(
             "authentication failed",
             reason=reason,

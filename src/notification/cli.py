@@ -44,6 +44,8 @@ def serve(host: str, port: int, workers: int) -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # Only the ingress may say which scheme and client address a request came with.
+        forwarded_allow_ips=",".join(get_settings().trusted_proxies),
     )
 
 

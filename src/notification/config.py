@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -15,6 +16,7 @@ from croniter import croniter
 from notification.timezones import is_known_timezone
 
 PREFIX = "NOTIFICATION_"
+MIN_TOKEN_LENGTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,19 @@ class Settings:
     """Signs the console's CSRF tokens; unset = a random one per process (set it when running several)."""
     session_ttl_s: float = 8 * 3600.0
     """A console session ends after this long without a request."""
+    session_max_age_s: float = 12 * 3600.0
+    """A console session ends this long after its sign-in, however active it is."""
+    sign_in_failures_allowed: int = 10
+    """Wrong tokens and refused sign-ins one client address may make per window before it must wait."""
+    sign_in_failure_window_s: float = 900.0
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    """Addresses or networks whose X-Forwarded-Proto and X-Forwarded-For are believed (the ingress)."""
+    secure_cookies: bool = False
+    """Console cookies always Secure and HSTS on every answer: set when the service is reached over HTTPS only."""
+    public_url: str = ""
+    """The address browsers reach the service at (https://notification.example.com); sign-in redirects use it."""
+    allow_plain_http: bool = False
+    """Accept http:// provider and OpenID issuer URLs on hosts other than loopback (a staging cluster's fake)."""
     oidc_issuer: str = ""
     """The OpenID provider console users sign in with, found by discovery; empty = no single sign-on."""
     oidc_client_id: str = ""
@@ -67,6 +82,8 @@ class Settings:
     report_from: str = "notification@localhost"
     smtp_url: str = field(default="", repr=False)
     """``smtp://user:password@host:587`` (STARTTLS when offered), ``smtps://...:465``; empty = no mail."""
+    smtp_allow_plaintext_auth: bool = False
+    """Send the SMTP password to a server that does not offer STARTTLS; never in production."""
     report_retry_base_s: float = 60.0
     report_retry_max_s: float = 1800.0
     schedule_lead_s: float = 600.0
@@ -94,6 +111,49 @@ class Settings:
             raise ValueError(msg)
         self._check_report_settings()
         self._check_sign_in_settings()
+        self._check_secrets()
+        self._check_transport()
+
+    def _check_secrets(self) -> None:
+        # A short or templated token is guessed, not brute-forced: refuse to start with one.
+        for token in self.api_tokens:
+            if len(token) < MIN_TOKEN_LENGTH or "CHANGE_ME" in token:
+                msg = (
+                    f"{PREFIX}API_TOKENS: every token must be at least {MIN_TOKEN_LENGTH} random characters"
+                    " (e.g. `openssl rand -hex 32`); a shorter or placeholder one is refused"
+                )
+                raise ValueError(msg)
+        if self.console_secret and (len(self.console_secret) < MIN_TOKEN_LENGTH or "CHANGE_ME" in self.console_secret):
+            msg = f"{PREFIX}CONSOLE_SECRET must be at least {MIN_TOKEN_LENGTH} random characters"
+            raise ValueError(msg)
+        if self.session_max_age_s <= 0 or self.sign_in_failures_allowed < 1 or self.sign_in_failure_window_s <= 0:
+            msg = (
+                f"{PREFIX}SESSION_MAX_AGE_S and {PREFIX}SIGN_IN_FAILURE_WINDOW_S must be positive,"
+                f" {PREFIX}SIGN_IN_FAILURES_ALLOWED at least 1"
+            )
+            raise ValueError(msg)
+
+    def _check_transport(self) -> None:
+        # The provider gets phones and texts, the issuer vouches for who signs in: neither over
+        # plain HTTP across a network, unless said so out loud.
+        named = [
+            ("PROVIDER_URL", self.provider_url),
+            ("OIDC_ISSUER", self.oidc_issuer),
+            ("PUBLIC_URL", self.public_url),
+        ]
+        for name, url in named:
+            if not url:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                msg = f"{PREFIX}{name} must be an http(s) URL, got {url!r}"
+                raise ValueError(msg)
+            if parts.scheme == "http" and name != "PUBLIC_URL" and not self.allow_plain_http and not _loopback(url):
+                msg = (
+                    f"{PREFIX}{name} must use https:// outside this host (got {url!r});"
+                    f" {PREFIX}ALLOW_PLAIN_HTTP=true accepts http:// (staging only)"
+                )
+                raise ValueError(msg)
 
     def _check_report_settings(self) -> None:
         if not is_known_timezone(self.report_timezone):
@@ -141,6 +201,16 @@ class Settings:
             msg = f"{PREFIX}DATABASE_URL is not set"
             raise RuntimeError(msg)
         return self.database_url
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _smtp_host(url: str) -> str | None:

@@ -22,8 +22,11 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
+
+from notification.outage import RETRY_AFTER_S, database_unreachable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE = "about:blank"
@@ -213,6 +216,14 @@ def _on_http(exc: HTTPException) -> ProblemDetailsException:
 
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if database_unreachable(exc):
+        logger.warning("database unreachable", path=request.url.path, method=request.method, error=type(exc).__name__)
+        unavailable = problem(
+            HTTP_503_SERVICE_UNAVAILABLE,
+            "The database cannot be reached: try again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+        return unavailable.to_response(request)
     # The body says nothing about the failure: it could carry connection strings or data.
     logger.exception("unhandled error", path=request.url.path, method=request.method)
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "The server could not handle the request").to_response(request)

@@ -11,6 +11,7 @@ from notification.messages.models import Message, MessageStatus
 from notification.provider.models import ProviderRateBudget
 from notification.reports.models import ReportDelivery
 from notification.schedules.models import Schedule
+from notification.security.models import SignInFailures
 from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 from notification.test_sends.models import TestSend
 
@@ -32,5 +33,6 @@ __all__ = (
     "ProviderRateBudget",
     "ReportDelivery",
     "Schedule",
+    "SignInFailures",
     "TestSend",
 )

@@ -64,6 +64,8 @@ class RequestContext:
                 "request handled",
                 method=scope.get("method"),
                 path=scope.get("path"),
+                # Behind a trusted proxy, the address it forwarded: the client, not the ingress.
+                client=(scope.get("client") or ("",))[0],
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )

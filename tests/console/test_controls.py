@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.mailings.sms import measure
 from tests.conftest import API_TOKEN
-from tests.console_client import SESSION_COOKIE, Console
+from tests.console_client import Console, become_viewer
 
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -250,14 +250,7 @@ async def test_a_viewer_sees_no_control_and_each_route_answers_403(console: Cons
     for control in ('id="controls"', 'id="pause"', 'id="retry"', 'id="test-send"', 'id="audience-preview"'):
         assert control in as_admin, control
 
-    await db.execute(
-        text("UPDATE console_sessions SET data = :data WHERE session_id = :id"),
-        {
-            "id": console.client.cookies.get(SESSION_COOKIE),
-            "data": b'{"identity":{"actor":"ann@example.com","role":"viewer","method":"oidc"},"timezone":"UTC"}',
-        },
-    )
-    await db.commit()
+    await become_viewer(console, db)
     as_viewer = (await console.get(f"/admin/mailings/{mailing_id}")).text
     assert "ann@example.com (viewer)" in as_viewer
     for control in ("controls", "pause", "resume", "retry", "test-send", "audience-preview", "mailing-actions"):

@@ -10,13 +10,12 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
 from notification.reports.mailbox import dev_mail_dir
 from notification.reports.rendering import SUBJECT_PREFIX
-from tests.console_client import SESSION_COOKIE, Console
+from tests.console_client import Console, become_viewer
 
 
 @pytest.fixture
@@ -76,14 +75,7 @@ async def test_the_page_is_empty_before_any_report_and_absent_without_the_mailbo
 
 async def test_viewers_do_not_see_the_reports(console: Console, settings: Settings, db: AsyncSession) -> None:
     dev_mail_dir(settings).mkdir()
-    await db.execute(
-        text("UPDATE console_sessions SET data = :data WHERE session_id = :id"),
-        {
-            "id": console.client.cookies.get(SESSION_COOKIE),
-            "data": b'{"identity":{"actor":"ann@example.com","role":"viewer","method":"oidc"},"timezone":"UTC"}',
-        },
-    )
-    await db.commit()
+    await become_viewer(console, db)
 
     assert "/admin/reports" not in (await console.get("/admin")).text
     assert (await console.get("/admin/reports")).status_code == 403

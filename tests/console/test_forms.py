@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.api import count_rows
 from tests.conftest import API_TOKEN
-from tests.console_client import MOSCOW, SESSION_COOKIE, Console, local_input, mailing_form
+from tests.console_client import MOSCOW, Console, become_viewer, local_input, mailing_form
 
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -236,15 +236,7 @@ async def test_a_bad_query_parameter_is_a_400_page(console: Console) -> None:
 
 
 async def test_a_viewer_sees_but_cannot_change(console: Console, db: AsyncSession) -> None:
-    session_id = console.client.cookies.get(SESSION_COOKIE)
-    await db.execute(
-        text("UPDATE console_sessions SET data = :data WHERE session_id = :id"),
-        {
-            "id": session_id,
-            "data": b'{"identity":{"actor":"ann@example.com","role":"viewer","method":"oidc"},"timezone":"UTC"}',
-        },
-    )
-    await db.commit()
+    await become_viewer(console, db)
     listing = await console.get("/admin/mailings")
     assert listing.status_code == 200
     assert "ann@example.com (viewer)" in listing.text

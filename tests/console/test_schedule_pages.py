@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.api import API_TOKEN
-from tests.console_client import SESSION_COOKIE, Console
+from tests.console_client import Console, become_viewer
 
 
 async def _count(db: AsyncSession, table: str) -> int:
@@ -80,15 +80,7 @@ async def test_forms_without_the_csrf_token_are_refused(console: Console, db: As
 
 async def test_a_viewer_sees_audiences_and_schedules_but_cannot_change_them(console: Console, db: AsyncSession) -> None:
     await console.post("/admin/schedules", SCHEDULE_FORM)
-    session_id = console.client.cookies.get(SESSION_COOKIE)
-    await db.execute(
-        text("UPDATE console_sessions SET data = :data WHERE session_id = :id"),
-        {
-            "id": session_id,
-            "data": b'{"identity":{"actor":"ann@example.com","role":"viewer","method":"oidc"},"timezone":"UTC"}',
-        },
-    )
-    await db.commit()
+    await become_viewer(console, db)
     for path in ["/admin/audiences", "/admin/schedules", "/admin/schedules/1", "/admin/operator-codes"]:
         shown = await console.get(path)
         assert shown.status_code == 200, path

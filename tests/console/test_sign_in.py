@@ -7,6 +7,7 @@ import json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.api import API_TOKEN
 from tests.console_client import SESSION_COOKIE, Console, csrf_of
 
 CONSOLE_PAGES = [
@@ -89,13 +90,13 @@ async def test_signing_in_keeps_the_identity_server_side_under_a_new_id(anonymou
     assert data["identity"] == {"actor": data["identity"]["actor"], "role": "admin", "method": "token"}
     assert str(data["identity"]["actor"]).startswith("api-token:")
     assert data["timezone"] == "Europe/Moscow"
-    assert "test-token" not in json.dumps(data)
+    assert API_TOKEN not in json.dumps(data)
 
 
 async def test_session_cookie_is_httponly_lax_and_scoped_to_the_console(anonymous: Console) -> None:
     page = await anonymous.get("/admin/sign-in")
     anonymous.csrf = csrf_of(page.text)
-    response = await anonymous.post("/admin/sign-in", {"token": "test-token"}, follow_redirects=False)
+    response = await anonymous.post("/admin/sign-in", {"token": API_TOKEN}, follow_redirects=False)
     cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie
@@ -118,7 +119,7 @@ async def test_after_sign_in_the_page_asked_for_opens(anonymous: Console) -> Non
     page = await anonymous.get("/admin/sign-in")
     anonymous.csrf = csrf_of(page.text)
     response = await anonymous.post(
-        "/admin/sign-in", {"token": "test-token", "next": "/admin/clients?tag=vip"}, follow_redirects=False
+        "/admin/sign-in", {"token": API_TOKEN, "next": "/admin/clients?tag=vip"}, follow_redirects=False
     )
     assert target == "%2Fadmin%2Fclients%3Ftag%3Dvip"
     assert response.headers["location"] == "/admin/clients?tag=vip"
@@ -128,6 +129,6 @@ async def test_sign_in_never_sends_the_browser_off_the_console(anonymous: Consol
     for target in ["https://elsewhere.example/", "//elsewhere.example/admin", "/api/v1/clients"]:
         page = await anonymous.get("/admin/sign-in")
         anonymous.csrf = csrf_of(page.text)
-        data = {"token": "test-token", "next": target}
+        data = {"token": API_TOKEN, "next": target}
         response = await anonymous.post("/admin/sign-in", data, follow_redirects=False)
         assert response.headers["location"] == "/admin", target

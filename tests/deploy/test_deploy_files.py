@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -103,7 +104,7 @@ _CONTROLLED_PREFIXES = (
 )
 
 SENTINELS = {
-    "NOTIFICATION_API_TOKENS": "sentinel-api-token-1,sentinel-api-token-2",
+    "NOTIFICATION_API_TOKENS": "sentinel-api-token-1-0123456789abcdef,sentinel-api-token-2-0123456789abcdef",
     "NOTIFICATION_PROVIDER_TOKEN": "sentinel-provider-token",
     "POSTGRES_PASSWORD": "sentinel-postgres-password",
 }
@@ -276,7 +277,7 @@ def test_compose_file_has_no_literal_secret() -> None:
 
 
 def test_compose_provider_defaults_and_override(compose_bin: Path, empty_env_file: Path) -> None:
-    only_tokens = {"NOTIFICATION_API_TOKENS": "t"}
+    only_tokens = {"NOTIFICATION_API_TOKENS": "t" * 32}
     defaults = _compose_config(compose_bin, empty_env_file, only_tokens)["services"]
     env = defaults["worker"]["environment"]
     assert env["NOTIFICATION_PROVIDER_URL"] == "http://fake-provider:9090/v1"
@@ -337,6 +338,7 @@ def test_k8s_files_exist() -> None:
         "worker-deployment.yaml",
         "service.yaml",
         "ingress.yaml",
+        "network-policy.yaml",
         "kustomization.yaml",
     }
     assert expected <= names
@@ -403,17 +405,69 @@ def test_k8s_configmap_holds_no_secret() -> None:
     assert data["NOTIFICATION_PROVIDER_URL"].rstrip("/").endswith("/v1")
 
 
-def test_k8s_workloads_take_settings_from_configmap_and_secret() -> None:
+# Each process gets the secrets it uses and no other: a compromised pod leaks only its own.
+SECRETS_PER_WORKLOAD = {
+    "notification-api": {
+        "NOTIFICATION_DATABASE_URL",
+        "NOTIFICATION_API_TOKENS",
+        "NOTIFICATION_CONSOLE_SECRET",
+        "NOTIFICATION_PROVIDER_TOKEN",
+        "NOTIFICATION_OIDC_CLIENT_SECRET",
+    },
+    "notification-worker": {"NOTIFICATION_DATABASE_URL", "NOTIFICATION_PROVIDER_TOKEN", "NOTIFICATION_SMTP_URL"},
+    "notification-migrate": {"NOTIFICATION_DATABASE_URL"},
+    "fake-provider": set(),
+}
+
+
+def test_k8s_workloads_take_settings_from_configmap_and_only_their_own_secrets() -> None:
     secret_name = _load_yaml_docs(K8S_DIR / SECRET_TEMPLATE)[0]["metadata"]["name"]
     for workload in _workloads():
+        name = workload["metadata"]["name"]
         for container in _pod_spec(workload)["containers"]:
             sources = container.get("envFrom", [])
             config_maps = {s["configMapRef"]["name"] for s in sources if "configMapRef" in s}
-            secrets = {s["secretRef"]["name"] for s in sources if "secretRef" in s}
-            assert "notification-config" in config_maps, workload["metadata"]["name"]
-            assert secret_name in secrets, workload["metadata"]["name"]
+            assert "notification-config" in config_maps, name
+            assert not [s for s in sources if "secretRef" in s], name
+            from_secret = {
+                env["name"]: env["valueFrom"]["secretKeyRef"]
+                for env in container.get("env", [])
+                if "secretKeyRef" in env.get("valueFrom", {})
+            }
+            assert set(from_secret) == SECRETS_PER_WORKLOAD[name], name
+            for env_name, ref in from_secret.items():
+                assert (ref["name"], ref["key"]) == (secret_name, env_name)
             for env in container.get("env", []):
                 assert not (SECRET_KEY.search(env["name"]) and "value" in env), env["name"]
+
+
+def test_k8s_settings_behind_the_ingress_are_secure() -> None:
+    data = _find("ConfigMap", "notification-config")["data"]
+    assert data["NOTIFICATION_SECURE_COOKIES"] == "true"
+    assert data["NOTIFICATION_PUBLIC_URL"].startswith("https://")
+    assert data["NOTIFICATION_TRUSTED_PROXIES"] not in {"*", ""}
+    ingress = _find("Ingress", "notification-api")
+    hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
+    assert {rule["host"] for rule in ingress["spec"]["rules"]} <= hosts
+    assert urlsplit(data["NOTIFICATION_PUBLIC_URL"]).hostname in hosts
+
+
+def test_k8s_network_policies_guard_every_pod() -> None:
+    policies = {doc["metadata"]["name"]: doc for _, doc in _k8s_resources() if doc["kind"] == "NetworkPolicy"}
+    for workload in _workloads():
+        if workload["kind"] == "Job":
+            continue
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        guarding = [
+            p
+            for p in policies.values()
+            if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+            and "Ingress" in p["spec"]["policyTypes"]
+        ]
+        assert guarding, workload["metadata"]["name"]
+    # The fake provider's record of phones and texts: the workers alone reach it.
+    [source] = policies["fake-provider"]["spec"]["ingress"][0]["from"]
+    assert source["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
 
 
 def test_k8s_workloads_are_hardened() -> None:
@@ -431,7 +485,8 @@ def test_k8s_workloads_are_hardened() -> None:
             resources = container.get("resources", {})
             assert resources.get("requests"), name
             assert resources.get("limits"), name
-            assert container["image"] == "registry.example.com/notification:latest", name
+            # A release tag, never `latest`: every pod of a rollout runs the same image.
+            assert container["image"] == "registry.example.com/notification:0.1.0", name
 
 
 def test_k8s_api_deployment() -> None:

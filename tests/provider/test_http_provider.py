@@ -212,6 +212,23 @@ async def test_each_answer_is_classified(
     )
 
 
+async def test_a_redirect_is_a_failure_and_is_not_followed(scripted: ScriptedProvider) -> None:
+    elsewhere = ScriptedProvider()
+    thread = threading.Thread(target=elsewhere.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        # A provider (or whoever took its name) sending the phone and text on to another host.
+        scripted.answer(307, b"", {"Location": f"{elsewhere.base_url}/send/11"})
+        result = await _send_once(scripted.base_url)
+    finally:
+        elsewhere.server.shutdown()
+        elsewhere.server.server_close()
+        thread.join(timeout=10)
+    assert result.outcome is Outcome.PERMANENT
+    assert result.status_code == 307
+    assert elsewhere.requests == 0
+
+
 async def test_429_honours_a_retry_after_given_as_an_http_date(scripted: ScriptedProvider) -> None:
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
     scripted.answer(429, b"{}", {"Retry-After": email.utils.format_datetime(when, usegmt=True)})

@@ -536,3 +536,14 @@ async def test_closing_lets_a_running_hook_finish_and_answers_it_before_unbindin
     (answered,) = fake_smsc.delivers()
     assert answered.answer_status == wire.ESME_ROK
     assert fake_smsc.unbinds == 1
+
+
+@pytest.mark.parametrize("host", ["smsc.example.net", "203.0.113.7"])
+def test_an_smsc_off_this_host_needs_tls_or_an_explicit_plaintext(host: str) -> None:
+    # The bind carries the password and each submit a phone and a text: never in cleartext by default.
+    with pytest.raises(ValueError, match="tls must be true for an SMSC off this host"):
+        SmppSettings(host=host, system_id="esme", password="secret")
+    assert SmppSettings(host=host, system_id="esme", password="secret", tls=True).tls
+    assert SmppSettings(host=host, system_id="esme", password="secret", plaintext=True).plaintext
+    for loopback in ("127.0.0.1", "::1", "localhost"):
+        assert not SmppSettings(host=loopback, system_id="esme", password="secret").tls

@@ -168,6 +168,32 @@ async def test_a_wrong_password_is_refused_for_good_and_never_shown(
         assert PASSWORD not in where
 
 
+async def test_a_server_without_starttls_never_sees_the_password(
+    mail: RecordingHandler, report_settings: Settings, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    attempts: list[Any] = []
+
+    def recording(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        attempts.append((mechanism, data))
+        return AuthResult(success=True, handled=False, auth_data=data)
+
+    # No TLS at all, AUTH PLAIN offered in the clear: what a server on the path would present.
+    server = SmtpServer(mail, authenticator=recording, auth_require_tls=False)
+    with server:
+        settings = replace(report_settings, smtp_url=f"smtp://{USER}:{PASSWORD}@127.0.0.1:{server.port}")
+        with pytest.raises(SmtpFailure) as refused:
+            await send_report(conn, settings, D, [RECIPIENT], dt.datetime.now(dt.UTC))
+        assert refused.value.temporary is False
+        assert "offers no STARTTLS" in refused.value.description
+        assert attempts == []
+        assert mail.messages() == []
+
+        # Said out loud, the operator's choice is followed: the same server then gets it.
+        allowed = replace(settings, smtp_allow_plaintext_auth=True)
+        await send_report(conn, allowed, D, [RECIPIENT], dt.datetime.now(dt.UTC))
+    assert [mechanism for mechanism, _ in attempts] == ["PLAIN"]
+
+
 # --- the schedule -------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ def sso_settings(database_url: str, oidc: FakeOpenIDProvider, tmp_path: Path) ->
         log_json=True,
         log_level="WARNING",
         api_tokens=(API_TOKEN,),
+        sign_in_failures_allowed=1_000_000,
         data_dir=tmp_path,
         oidc_issuer=oidc.url,
         oidc_client_id=CLIENT_ID,

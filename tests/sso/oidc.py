@@ -66,6 +66,7 @@ class FakeOpenIDProvider:
     script: Script = field(default_factory=Script)
     grants: dict[str, Grant] = field(default_factory=dict)
     token_requests: int = 0
+    discovery_requests: int = 0
     end_session_requests: list[dict[str, str]] = field(default_factory=list)
     stop: Callable[[], None] = lambda: None
     """Takes the provider down: its port refuses connections from then on."""
@@ -91,6 +92,7 @@ class FakeOpenIDProvider:
 
         @get("/.well-known/openid-configuration", media_type=MediaType.JSON)
         async def discovery() -> Any:
+            provider.discovery_requests += 1
             if provider.script.discovery == "html":
                 return Response("<html>maintenance</html>", media_type=MediaType.HTML)
             return {

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.api import API_TOKEN
 from tests.console_client import SESSION_COOKIE, Console
 from tests.sso.conftest import ADMIN, audit_rows, authorize, begin, sign_in_through, stored_sessions
 from tests.sso.oidc import IMPOSTOR_KEY, UNPUBLISHED_KEY, FakeOpenIDProvider, Script
@@ -42,10 +43,9 @@ async def test_an_admin_signs_in_through_the_provider_with_pkce_state_and_nonce(
     assert query["code_challenge_method"] == ["S256"]
     assert len(query["state"][0]) >= 32
     assert len(query["nonce"][0]) >= 32
-    # The sign-in under way waits server-side, its verifier never in the browser.
-    [waiting] = await stored_sessions(db)
-    assert "identity" not in waiting
-    assert query["code_challenge"][0] not in str(waiting)
+    # The sign-in under way waits in a signed cookie of this browser: no row for an anonymous visitor.
+    assert await stored_sessions(db) == []
+    assert anonymous.client.cookies.get("notification_sso")
 
     answer = await anonymous.get(await authorize(authorization_url), follow_redirects=False)
 
@@ -255,6 +255,15 @@ async def test_discovery_that_is_not_openid_connect_says_so(
     assert await stored_sessions(db) == []
 
 
+async def test_a_failed_discovery_is_remembered_for_a_while(anonymous: Console, oidc: FakeOpenIDProvider) -> None:
+    oidc.script = Script(discovery="html")
+    for _ in range(5):
+        answer = await anonymous.get("/admin/sign-in/sso", follow_redirects=False)
+        assert answer.status_code == 502
+    # Anonymous starts do not each wait on a provider that just failed.
+    assert oidc.discovery_requests == 1
+
+
 async def test_sign_out_ends_the_session_at_the_provider_too(
     anonymous: Console, oidc: FakeOpenIDProvider, db: AsyncSession
 ) -> None:
@@ -283,7 +292,7 @@ async def test_token_sign_in_is_off_once_an_issuer_is_set(anonymous: Console, db
     assert 'id="token"' not in page.text
 
     anonymous.csrf = csrf_of_page(page.text)
-    refused = await anonymous.post("/admin/sign-in", {"token": "test-token"})
+    refused = await anonymous.post("/admin/sign-in", {"token": API_TOKEN})
 
     assert refused.status_code == 403
     assert "turned off" in refused.text

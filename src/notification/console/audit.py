@@ -47,7 +47,9 @@ def _filters(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         except ValueError:
             errors["entity"] = f"one of {', '.join(e.value for e in AuditEntity)}"
     if values["entity_id"]:
-        if values["entity_id"].isdigit() and 1 <= int(values["entity_id"]) <= BIGINT_MAX:
+        # isdigit() alone holds for "²", which int() does not read.
+        entity_id = values["entity_id"]
+        if entity_id.isascii() and entity_id.isdigit() and 1 <= int(entity_id) <= BIGINT_MAX:
             found["entity_id"] = int(values["entity_id"])
         else:
             errors["entity_id"] = "an id is a whole number from 1"

@@ -11,7 +11,12 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_403_FORBIDDEN
+from litestar.status_codes import (
+    HTTP_303_SEE_OTHER,
+    HTTP_400_BAD_REQUEST,
+    HTTP_403_FORBIDDEN,
+    HTTP_429_TOO_MANY_REQUESTS,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.audit.models import AuditAction, AuditEntity, Via
@@ -27,6 +32,7 @@ from notification.console.identity import (
     token_identity,
 )
 from notification.console.templating import page
+from notification.security.throttle import client_address, throttle_of
 from notification.sso.provider import OpenIDProvider
 
 HOME = "/admin"
@@ -68,6 +74,11 @@ def _refusal(token: str, accepted: tuple[str, ...]) -> str | None:
     if not token_accepted(token, accepted):
         return "This token is not accepted."
     return None
+
+
+def _slowed(retry_after_s: int) -> str:
+    minutes = max(1, -(-retry_after_s // 60))
+    return f"Too many failed sign-ins from your address: try again in {minutes} minute{'s' if minutes > 1 else ''}."
 
 
 def sign_in_page(
@@ -118,14 +129,25 @@ class SignInController(Controller):
                 await record_refusal(db_session, token_actor(token), "token", "token sign-in is turned off")
             logger.warning("console sign-in refused", reason=turned_off)
             return sign_in_page(request, console_settings, next_page, turned_off, HTTP_403_FORBIDDEN)
+        throttle, address = throttle_of(request), client_address(request)
+        if token and throttle is not None and (waiting := await throttle.check(address)).slowed:
+            # Past the allowance the token is not even compared, nor the attempt audited.
+            logger.warning("console sign-in slowed", client=address, failures=waiting.failures)
+            slowed = sign_in_page(
+                request, console_settings, next_page, _slowed(waiting.retry_after_s), HTTP_429_TOO_MANY_REQUESTS
+            )
+            slowed.headers["Retry-After"] = str(waiting.retry_after_s)
+            return slowed
         refusal = _refusal(token, tuple(t for t in console_settings.api_tokens if t))
         if refusal is not None:
             if token:
+                if throttle is not None:
+                    await throttle.fail(address)
                 await record_refusal(db_session, token_actor(token), "token", refusal)
-            logger.warning("console sign-in refused", reason=refusal)
+            logger.warning("console sign-in refused", reason=refusal, client=address)
             return sign_in_page(request, console_settings, next_page, refusal, HTTP_400_BAD_REQUEST)
         identity = token_identity(token)
-        sign_in(request, identity, data.get("timezone", ""))
+        sign_in(request, identity, data.get("timezone", ""), token=token)
         await record_sign_in(db_session, identity)
         logger.info("console sign-in", actor=identity.actor, method=identity.method)
         return Redirect(next_page, status_code=HTTP_303_SEE_OTHER)

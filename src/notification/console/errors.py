@@ -26,12 +26,14 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
 
 from notification.console.forms import MAX_UPLOAD_BYTES
 from notification.console.templating import page
 from notification.errors import Conflict, InvalidInput, NotFound
+from notification.outage import RETRY_AFTER_S, database_unreachable
 
 SIGN_IN_PATH = "/admin/sign-in"
 
@@ -95,6 +97,13 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if database_unreachable(exc):
+        logger.warning("database unreachable", path=request.url.path, method=request.method, error=type(exc).__name__)
+        page = _error_page(
+            request, HTTP_503_SERVICE_UNAVAILABLE, "Unavailable", "The database cannot be reached: try again shortly."
+        )
+        page.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return page
     logger.exception("unhandled error", path=request.url.path, method=request.method)
     return _error_page(
         request, HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong", "The server could not handle this request."

@@ -43,10 +43,13 @@ def _policy_sending_forms_to(origins: Iterable[str]) -> str:
     )
 
 
-def console_headers(app: ASGIApp, form_targets: Callable[[], Iterable[str]] | None = None) -> ASGIApp:
+def console_headers(
+    app: ASGIApp, form_targets: Callable[[], Iterable[str]] | None = None, *, secure_cookies: bool = False
+) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        # Behind a proxy, `serve` trusts X-Forwarded-Proto, so the scheme is the browser's.
-        over_https = scope.get("scheme") == "https"
+        # Behind a trusted proxy, `serve` takes X-Forwarded-Proto, so the scheme is the browser's;
+        # NOTIFICATION_SECURE_COOKIES makes every cookie Secure whatever the scheme looks like.
+        over_https = secure_cookies or scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -55,6 +58,9 @@ def console_headers(app: ASGIApp, form_targets: Callable[[], Iterable[str]] | No
                     headers[name] = value
                 if form_targets is not None:
                     headers["content-security-policy"] = _policy_sending_forms_to(form_targets())
+                # Pages show phone numbers and audit lines: no copy kept by the browser or a proxy.
+                if "cache-control" not in headers:
+                    headers["cache-control"] = "no-store"
                 if over_https:
                     cookies = headers.getall("set-cookie", [])
                     if cookies:
@@ -68,6 +74,8 @@ def console_headers(app: ASGIApp, form_targets: Callable[[], Iterable[str]] | No
     return middleware
 
 
-def console_headers_sending_forms_to(form_targets: Callable[[], Iterable[str]]) -> Callable[[ASGIApp], ASGIApp]:
+def console_headers_sending_forms_to(
+    form_targets: Callable[[], Iterable[str]] | None, *, secure_cookies: bool = False
+) -> Callable[[ASGIApp], ASGIApp]:
     """The console's headers, its pages' forms allowed to lead to ``form_targets()`` (origins)."""
-    return lambda app: console_headers(app, form_targets)
+    return lambda app: console_headers(app, form_targets, secure_cookies=secure_cookies)

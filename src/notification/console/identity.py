@@ -6,7 +6,10 @@ identity: its actor (what an audit line names) and its role (what it may do)."""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import hmac
+import time
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -14,13 +17,23 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from notification.auth import Role, token_actor
+from notification.console.csrf import CSRF_KEY, new_csrf_key
 from notification.console.sessions import renew_session_id
+from notification.sso.access import AccessRules
 from notification.timezones import is_known_timezone
+
+if TYPE_CHECKING:
+    from notification.config import Settings
 
 _IDENTITY = "identity"
 _TIMEZONE = "timezone"
 # The ID token of a single sign-on: the provider asks for it back when the session ends there too.
 _ID_TOKEN = "id_token"  # noqa: S105  (the name of a session key, not a secret)
+# When the session was signed in to (epoch seconds), for its absolute lifetime.
+_SIGNED_IN_AT = "signed_in_at"
+# The sha256 of the API token that signed the session in: checked against the current tokens on
+# every request, so removing a token from the settings ends its sessions too.
+_CREDENTIAL = "credential"
 DEFAULT_TIMEZONE = "UTC"
 
 
@@ -40,17 +53,29 @@ def token_identity(token: str) -> Identity:
     return Identity(actor=token_actor(token), role=Role.ADMIN, method="token")
 
 
+def credential_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def sign_in(
-    connection: ASGIConnection[Any, Any, Any, Any], identity: Identity, timezone: str, id_token: str | None = None
+    connection: ASGIConnection[Any, Any, Any, Any],
+    identity: Identity,
+    timezone: str,
+    id_token: str | None = None,
+    token: str | None = None,
 ) -> None:
     """A new session, under a new id: whatever the old one held (a sign-in under way) goes with it."""
     renew_session_id(connection)
     session: dict[str, Any] = {
         _IDENTITY: msgspec.to_builtins(identity),
         _TIMEZONE: timezone if is_known_timezone(timezone) else DEFAULT_TIMEZONE,
+        _SIGNED_IN_AT: time.time(),
+        CSRF_KEY: new_csrf_key(),
     }
     if id_token is not None:
         session[_ID_TOKEN] = id_token
+    if token is not None:
+        session[_CREDENTIAL] = credential_digest(token)
     connection.set_session(session)
 
 
@@ -70,14 +95,44 @@ def sign_out(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 
 def current_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity | None:
-    raw = _session(connection).get(_IDENTITY)
+    session = _session(connection)
+    raw = session.get(_IDENTITY)
     if raw is None:
         return None
     try:
-        return msgspec.convert(raw, Identity)
+        identity = msgspec.convert(raw, Identity)
     except msgspec.ValidationError:
         # A session written by an older release: signing in again is the way out.
         return None
+    settings: Settings | None = connection.app.state.get("settings")
+    still = _still_valid(session, identity, settings) if settings is not None else None
+    if still is None:
+        # Expired or revoked: the row goes at the end of this request, the browser signs in again.
+        connection.clear_session()
+    return still
+
+
+def _still_valid(session: dict[str, Any], identity: Identity, settings: Settings) -> Identity | None:
+    """The identity as today's settings see it: None once the session is too old, or what signed
+    it in (a token, an address) is no longer accepted; a changed role takes effect at once."""
+    signed_in_at = session.get(_SIGNED_IN_AT)
+    if not isinstance(signed_in_at, int | float) or time.time() - signed_in_at > settings.session_max_age_s:
+        return None
+    if identity.method == "token":
+        digest = session.get(_CREDENTIAL)
+        if not isinstance(digest, str) or not settings.token_sign_in:
+            return None
+        current = [credential_digest(token) for token in settings.api_tokens if token]
+        matched = False
+        for candidate in current:
+            matched |= hmac.compare_digest(digest, candidate)
+        return identity if matched else None
+    if identity.method == "oidc":
+        role = AccessRules(settings.admin_emails, settings.viewer_emails).role_of(identity.actor)
+        if role is None or not settings.oidc_issuer:
+            return None
+        return identity if role is identity.role else msgspec.structs.replace(identity, role=role)
+    return None
 
 
 def operator_timezone(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -12,7 +12,6 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.plugins import InitPluginProtocol
 from litestar.static_files import create_static_files_router
 
@@ -22,10 +21,12 @@ from notification.console.audit import AuditConsoleController, provide_console_a
 from notification.console.auth import SignInController, UnknownPageController
 from notification.console.clients import ClientConsoleController
 from notification.console.controls import MailingControlsController
+from notification.console.csrf import SessionBoundCSRFMiddleware
 from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
 from notification.console.headers import console_headers, console_headers_sending_forms_to
 from notification.console.mailings import MailingConsoleController
+from notification.console.query import refuse_unstorable_query
 from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
 from notification.console.sso import SingleSignOnController
@@ -50,6 +51,9 @@ class ConsolePlugin(InitPluginProtocol):
             else None
         )
         self.access_rules = AccessRules(settings.admin_emails, settings.viewer_emails)
+        # Signs CSRF tokens and the pending sign-in cookie. A random one is enough for one process;
+        # several behind one address must share one.
+        self.secret = settings.console_secret or secrets.token_hex(32)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.template_config = template_config()
@@ -60,8 +64,7 @@ class ConsolePlugin(InitPluginProtocol):
     def router(self) -> Router:
         settings = self.settings
         csrf = CSRFConfig(
-            # A random secret is enough for one process; several behind one address must share one.
-            secret=settings.console_secret or secrets.token_hex(32),
+            secret=self.secret,
             cookie_name=CSRF_COOKIE,
             cookie_path=CONSOLE_PATH,
             cookie_httponly=True,
@@ -71,13 +74,16 @@ class ConsolePlugin(InitPluginProtocol):
         def provide_settings() -> Settings:
             return settings
 
-        sso_provider, access_rules = self.sso_provider, self.access_rules
+        sso_provider, access_rules, secret = self.sso_provider, self.access_rules, self.secret
 
         def provide_sso_provider() -> OpenIDProvider | None:
             return sso_provider
 
         def provide_access_rules() -> AccessRules:
             return access_rules
+
+        def provide_signing_secret() -> str:
+            return secret
 
         return Router(
             CONSOLE_PATH,
@@ -96,17 +102,21 @@ class ConsolePlugin(InitPluginProtocol):
                 UnknownPageController,
             ],
             middleware=[
-                console_headers_sending_forms_to(sso_provider.origins) if sso_provider else console_headers,
+                console_headers_sending_forms_to(
+                    sso_provider.origins if sso_provider else None, secure_cookies=settings.secure_cookies
+                ),
                 session_middleware(self.alchemy, settings.session_ttl_s),
-                DefineMiddleware(CSRFMiddleware, config=csrf),
+                DefineMiddleware(SessionBoundCSRFMiddleware, config=csrf, public_url=settings.public_url),
             ],
             dependencies={
                 "console_settings": Provide(provide_settings, sync_to_thread=False),
                 "sso_provider": Provide(provide_sso_provider, sync_to_thread=False),
                 "access_rules": Provide(provide_access_rules, sync_to_thread=False),
+                "signing_secret": Provide(provide_signing_secret, sync_to_thread=False),
                 "audit": Provide(provide_console_audit_trail, sync_to_thread=False),
             },
             exception_handlers=exception_handlers,
+            guards=[refuse_unstorable_query],
             include_in_schema=False,
         )
 

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import ipaddress
 import itertools
 import random
 import re
@@ -73,6 +74,8 @@ class SmppSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tls: bool = False
     tls_ca_file: str | None = None
     """PEM file of the authorities the SMSC's certificate is checked against; unset: the system's."""
+    plaintext: bool = False
+    """Bind without TLS to an SMSC off this host: only over a private link the operator vouches for."""
     source_addr: str = ""
     source_addr_ton: int = 5
     """5: alphanumeric sender name; 1 with ``source_addr_npi`` 1 for an international number."""
@@ -104,10 +107,27 @@ class SmppSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if min(self.enquire_link_interval_s, self.response_timeout_s, self.reconnect_min_s) <= 0:
             msg = "enquire_link_interval_s, response_timeout_s and reconnect_min_s must be positive"
             raise ValueError(msg)
+        # The bind carries the password, and every submit a phone and a text: as the HTTP provider's
+        # URL must be https:// off this host, so the SMSC's link must be TLS unless said otherwise.
+        if not self.tls and not self.plaintext and not _on_this_host(self.host):
+            msg = (
+                f"tls must be true for an SMSC off this host ({self.host!r}): the password, phones and"
+                " texts would cross the network in cleartext; plaintext=true accepts that over a private link"
+            )
+            raise ValueError(msg)
 
     def __repr__(self) -> str:
         # The password stays out of every log line and traceback that prints the settings.
         return f"SmppSettings(host={self.host!r}, port={self.port}, system_id={self.system_id!r}, password=***)"
+
+
+def _on_this_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)

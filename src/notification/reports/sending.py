@@ -85,7 +85,9 @@ async def send_report(
     message_id: str | None = None,
 ) -> SentReport:
     """Builds the day's report and hands it to the SMTP server; raises :class:`SmtpFailure`."""
-    target = parse_smtp_url(settings.smtp_url)
+    target = parse_smtp_url(settings.smtp_url, allow_plaintext_auth=settings.smtp_allow_plaintext_auth)
+    if target.allow_plaintext_auth and not target.implicit_tls and target.username:
+        logger.warning("smtp password may go out in cleartext", server=target.describe())
     report = await build_report(conn, day, settings.report_timezone, now)
     message = compose(report, settings.report_from, recipients, message_id)
     refused = await send_email(target, message, recipients)

@@ -24,12 +24,19 @@ class SmtpTarget:
     """``smtps://``: TLS from the first byte; otherwise STARTTLS whenever the server offers it."""
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    allow_plaintext_auth: bool = False
+    """Send the password even to a server that offers no STARTTLS (``NOTIFICATION_SMTP_ALLOW_PLAINTEXT_AUTH``)."""
+
+    @property
+    def requires_tls(self) -> bool:
+        """Credentials travel only encrypted: STARTTLS is demanded, not merely taken when offered."""
+        return not self.implicit_tls and self.username is not None and not self.allow_plaintext_auth
 
     def describe(self) -> str:
         return f"{'smtps' if self.implicit_tls else 'smtp'}://{self.host}:{self.port}"
 
 
-def parse_smtp_url(url: str) -> SmtpTarget:
+def parse_smtp_url(url: str, *, allow_plaintext_auth: bool = False) -> SmtpTarget:
     """``smtp://user:pass@host:587``, ``smtps://user:pass@host:465``, ``smtp://host:25``."""
     bad = ValueError("the SMTP URL must look like smtp://user:password@host:587 or smtps://host:465")
     try:
@@ -46,6 +53,7 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         implicit_tls=implicit_tls,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password is not None else None,
+        allow_plaintext_auth=allow_plaintext_auth,
     )
 
 
@@ -69,7 +77,7 @@ async def send_email(target: SmtpTarget, message: EmailMessage, recipients: Sequ
             hostname=target.host,
             port=target.port,
             use_tls=target.implicit_tls,
-            start_tls=False if target.implicit_tls else None,
+            start_tls=False if target.implicit_tls else (True if target.requires_tls else None),
             username=target.username,
             password=target.password,
             timeout=SMTP_TIMEOUT_S,
@@ -88,7 +96,13 @@ async def send_email(target: SmtpTarget, message: EmailMessage, recipients: Sequ
     except aiosmtplib.SMTPNotSupported as exc:
         # e.g. a password configured and a server that offers no AUTH: a configuration to fix.
         raise SmtpFailure(f"{target.describe()}: {exc.message}", temporary=False) from None
-    except (aiosmtplib.SMTPException, OSError) as exc:
+    except aiosmtplib.SMTPException as exc:
+        if target.requires_tls and "STARTTLS" in str(exc):
+            # The password stays here: a server that cannot encrypt it will not get it.
+            description = f"{target.describe()} offers no STARTTLS: the password is not sent in cleartext"
+            raise SmtpFailure(description, temporary=False) from None
+        raise SmtpFailure(f"{target.describe()} unreachable: {_reason(exc)}", temporary=True) from None
+    except OSError as exc:
         raise SmtpFailure(f"{target.describe()} unreachable: {_reason(exc)}", temporary=True) from None
     return sorted(refused)
 

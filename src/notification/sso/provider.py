@@ -28,6 +28,8 @@ logger = structlog.get_logger(__name__)
 SCOPE = "openid email profile"
 # How long a started sign-in may take at the provider before its state is worth nothing.
 PENDING_TTL_S = 600.0
+# How long a failed discovery is remembered before the provider is asked again.
+DISCOVERY_RETRY_S = 30.0
 # Discovery and keys are read again after this long, and keys at once when a token names an unknown one.
 METADATA_TTL_S = 3600.0
 CLOCK_SKEW_S = 60
@@ -116,6 +118,7 @@ class OpenIDProvider:
         self.client_secret = client_secret
         self._metadata: dict[str, Any] | None = None
         self._metadata_read_at = 0.0
+        self._discovery_failed: tuple[float, SignInFailed] | None = None
         self._keys: KeySet | None = None
 
     def origins(self) -> set[str]:
@@ -157,7 +160,16 @@ class OpenIDProvider:
         """The provider's discovery document, read again at most every hour."""
         if self._metadata is not None and time.monotonic() - self._metadata_read_at < METADATA_TTL_S:
             return self._metadata
-        found = await self._get_json(f"{self.issuer}/.well-known/openid-configuration", "discovery")
+        # A provider that just failed is not asked again at once: each anonymous sign-in start would
+        # otherwise wait up to the request timeout on it.
+        if self._discovery_failed is not None and time.monotonic() - self._discovery_failed[0] < DISCOVERY_RETRY_S:
+            raise self._discovery_failed[1]
+        try:
+            found = await self._get_json(f"{self.issuer}/.well-known/openid-configuration", "discovery")
+        except SignInFailed as exc:
+            self._discovery_failed = (time.monotonic(), exc)
+            raise
+        self._discovery_failed = None
         # The issuer a provider names must be the one configured (discovery, section 4.3).
         if not isinstance(found.get("issuer"), str) or found["issuer"].rstrip("/") != self.issuer:
             raise SignInFailed(Failure.GARBAGE, f"discovery names another issuer: {found.get('issuer')!r}")
