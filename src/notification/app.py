@@ -27,6 +27,7 @@ from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
+from notification.provider.controllers import ProviderController, RouteController
 from notification.stats.controllers import StatsController
 from notification.test_sends.controllers import TestSendController
 
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             PreviewController,
             TestSendController,
+            ProviderController,
+            RouteController,
         ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.

@@ -7,7 +7,7 @@ from notification.db import Base
 from notification.idempotency.models import IdempotencyKey
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
-from notification.provider.models import ProviderRateBudget
+from notification.provider.models import ProviderConfigVersion, ProviderRateBudget, ProviderRoute, StoredProvider
 from notification.reports.models import ReportDelivery
 from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 from notification.test_sends.models import TestSend
@@ -24,7 +24,10 @@ __all__ = (
     "MessageCount",
     "MessageSendsPerMinute",
     "MessageStatus",
+    "ProviderConfigVersion",
     "ProviderRateBudget",
+    "ProviderRoute",
     "ReportDelivery",
+    "StoredProvider",
     "TestSend",
 )

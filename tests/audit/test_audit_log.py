@@ -119,6 +119,26 @@ async def _api_delete_mailing(s: Session) -> None:
     await s.api_call("DELETE", f"/api/v1/mailings/{s.ids['api mailing']}", 204)
 
 
+_PROVIDER = {"name": "spare", "kind": "http", "settings": {"url": "http://127.0.0.1:9/v1"}}
+
+
+async def _api_provider(s: Session) -> None:
+    s.ids["api provider"] = (await s.api_call("POST", "/api/v1/providers", 201, json=_PROVIDER))["id"]
+
+
+async def _api_put_provider(s: Session) -> None:
+    await s.api_call("PUT", f"/api/v1/providers/{s.ids['api provider']}", 200, json={**_PROVIDER, "enabled": False})
+
+
+async def _api_delete_provider(s: Session) -> None:
+    await s.api_call("DELETE", f"/api/v1/providers/{s.ids['api provider']}", 204)
+
+
+async def _api_routes(s: Session) -> None:
+    # No provider is left: routes with none to name are still a change, and audited.
+    await s.api_call("PUT", "/api/v1/routes", 200, json=[])
+
+
 async def _console_sign_in(s: Session) -> None:
     await s.form("/admin/sign-in", {"token": API_TOKEN, "timezone": "Europe/Moscow"})
     s.console.csrf = csrf_of((await s.console.get("/admin")).text)
@@ -203,6 +223,10 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/api/v1/mailings/{mailing_id:int}/retry"): (_api_retry_mailing, "retry", "mailing"),
     ("POST", "/api/v1/mailings/{mailing_id:int}/test"): (_api_test_send, "test send", "mailing"),
     ("DELETE", "/api/v1/mailings/{mailing_id:int}"): (_api_delete_mailing, "delete", "mailing"),
+    ("POST", "/api/v1/providers"): (_api_provider, "create", "provider"),
+    ("PUT", "/api/v1/providers/{provider_id:int}"): (_api_put_provider, "update", "provider"),
+    ("DELETE", "/api/v1/providers/{provider_id:int}"): (_api_delete_provider, "delete", "provider"),
+    ("PUT", "/api/v1/routes"): (_api_routes, "update", "routes"),
     ("POST", "/admin/sign-in"): (_console_sign_in, "sign-in", "session"),
     ("POST", "/admin/clients"): (_console_client, "create", "client"),
     ("POST", "/admin/clients/{client_id:int}"): (_console_update_client, "update", "client"),

@@ -32,6 +32,9 @@ class AuditEntity(enum.StrEnum):
     MAILING = "mailing"
     SESSION = "session"
     """A console session: sign-ins, sign-outs and refusals."""
+    PROVIDER = "provider"
+    ROUTES = "routes"
+    """The ordered routes, replaced as a whole."""
 
 
 class Via(enum.StrEnum):
