@@ -29,7 +29,9 @@ class ProviderWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret: (
         Annotated[
             str,
-            msgspec.Meta(description="The token (http) or password (smpp); write-only, stored encrypted", max_length=1024),
+            msgspec.Meta(
+                description="The token (http) or password (smpp); write-only, stored encrypted", max_length=1024
+            ),
         ]
         | None
     ) = None
