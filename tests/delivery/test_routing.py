@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.dev.fake_provider import RunningFakeProvider, serve_fake_provider
+from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
 from tests.api import Api, create_mailing, mailing_stats
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
@@ -197,3 +198,48 @@ async def test_with_no_stored_provider_the_old_variables_still_send(
     await all_sent(client, mailing["id"], 5)
     assert len(fake_provider.received().accepted) == 5
     assert set((await providers_of(db, mailing["id"])).values()) == {"default"}
+
+
+async def test_operator_codes_route_to_an_smpp_provider_and_the_rest_over_http(
+    client: Api,
+    db: AsyncSession,
+    fake_provider: RunningFakeProvider,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    smsc_clients = await add_phones(client, 79000000000, 5, "900")
+    await add_phones(client, 79160000000, 4, "916")
+    with serve_fake_smsc(FakeSmscOptions(latency_ms=10)) as smsc:
+        smpp = {
+            "name": "smsc",
+            "kind": "smpp",
+            "settings": {"host": "127.0.0.1", "port": smsc.port, "system_id": "notification"},
+            "window": 50,
+        }
+        assert (await client.post("/api/v1/providers", json=smpp)).status_code == 201
+        await store_provider(client, "http", fake_provider)
+        await set_routes(
+            client,
+            [{"operator_codes": ["900"], "providers": ["smsc", "http"]}, {"providers": ["http"]}],
+        )
+        start_worker()
+        mailing = await create_mailing(client)
+        await all_sent(client, mailing["id"], 9)
+        submits = [s for s in smsc.submits() if s.message_id is not None]
+    phones = {c["phone"] for c in smsc_clients}
+    assert sorted(s.destination_addr for s in submits) == sorted(phones)
+    result = await db.execute(
+        text(
+            "SELECT c.phone, m.provider, m.provider_message_id FROM messages m JOIN clients c ON c.id = m.client_id"
+            " WHERE m.mailing_id = :id"
+        ),
+        {"id": mailing["id"]},
+    )
+    by_phone = {row.phone: (row.provider, row.provider_message_id) for row in result}
+    ids_of = {s.destination_addr: s.message_id for s in submits}
+    for phone, (provider, provider_message_id) in by_phone.items():
+        if phone in phones:
+            # The SMSC's own id from submit_sm_resp is stored with the message.
+            assert (provider, provider_message_id) == ("smsc", ids_of[phone])
+        else:
+            assert provider == "http"
+    assert len(fake_provider.received().accepted) == 4
