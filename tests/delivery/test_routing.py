@@ -7,15 +7,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.app import create_app
+from notification.config import Settings
 from notification.dev.fake_provider import RunningFakeProvider, serve_fake_provider
 from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
-from tests.api import Api, create_mailing, mailing_stats
+from tests.api import API_TOKEN, Api, create_mailing, mailing_stats
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -243,3 +248,20 @@ async def test_operator_codes_route_to_an_smpp_provider_and_the_rest_over_http(
         else:
             assert provider == "http"
     assert len(fake_provider.received().accepted) == 4
+
+
+async def test_a_stored_secret_reaches_the_provider_and_no_log_line(
+    settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    key = Fernet.generate_key().decode()
+    secret = "tok-81d3c0-never-in-a-log"
+    fake_provider.set_options(token=secret)
+    async with AsyncTestClient(app=create_app(replace(settings, secret_key=(key,)))) as api:
+        api.headers["Authorization"] = f"Bearer {API_TOKEN}"
+        await add_phones(api, 79000000000, 3, "900")
+        await store_provider(api, "a", fake_provider, secret=secret)
+        worker = start_worker(SECRET_KEY=key)
+        mailing = await create_mailing(api)
+        # The fake refuses a wrong token (401, permanent): sent means the worker opened the secret.
+        await all_sent(api, mailing["id"], 3)
+    assert secret not in worker.log_path.read_text()
