@@ -203,6 +203,23 @@ async def _console_delete_mailing(s: Session) -> None:
     await s.form(f"/admin/mailings/{s.ids['console mailing']}/delete")
 
 
+_PROVIDER_FORM = {"name": "console-spare", "kind": "http", "settings": '{"url": "http://127.0.0.1:9/v1"}'}
+
+
+async def _console_provider(s: Session) -> None:
+    await s.form("/admin/providers", {**_PROVIDER_FORM, "enabled": "on"})
+    found = await s.api_call("GET", "/api/v1/providers", 200)
+    s.ids["console provider"] = next(p["id"] for p in found if p["name"] == "console-spare")
+
+
+async def _console_update_provider(s: Session) -> None:
+    await s.form(f"/admin/providers/{s.ids['console provider']}", _PROVIDER_FORM)
+
+
+async def _console_routes(s: Session) -> None:
+    await s.form("/admin/providers/routes", {"routes": '[{"providers": ["console-spare"]}]'})
+
+
 async def _console_sign_out(s: Session) -> None:
     await s.form("/admin/sign-out")
 
@@ -239,6 +256,9 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/admin/mailings/{mailing_id:int}/retry"): (_console_retry_mailing, "retry", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}/test"): (_console_test_send, "test send", "mailing"),
     ("POST", "/admin/mailings/{mailing_id:int}/delete"): (_console_delete_mailing, "delete", "mailing"),
+    ("POST", "/admin/providers"): (_console_provider, "create", "provider"),
+    ("POST", "/admin/providers/{provider_id:int}"): (_console_update_provider, "update", "provider"),
+    ("POST", "/admin/providers/routes"): (_console_routes, "update", "routes"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
 

@@ -25,6 +25,7 @@ from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
 from notification.console.headers import console_headers, console_headers_sending_forms_to
 from notification.console.mailings import MailingConsoleController
+from notification.console.providers import ProviderConsoleController
 from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
 from notification.console.sso import SingleSignOnController
@@ -87,6 +88,7 @@ class ConsolePlugin(InitPluginProtocol):
                 MailingControlsController,
                 ClientConsoleController,
                 AuditConsoleController,
+                ProviderConsoleController,
                 DevReportsController,
                 UnknownPageController,
             ],
