@@ -265,3 +265,18 @@ async def test_a_stored_secret_reaches_the_provider_and_no_log_line(
         # The fake refuses a wrong token (401, permanent): sent means the worker opened the secret.
         await all_sent(api, mailing["id"], 3)
     assert secret not in worker.log_path.read_text()
+
+
+async def test_a_test_send_goes_through_the_stored_provider_of_its_route(
+    client: Api, fake_provider: RunningFakeProvider, other_provider: RunningFakeProvider
+) -> None:
+    await store_provider(client, "a", fake_provider)
+    await store_provider(client, "b", other_provider)
+    await set_routes(client, [{"phone_prefixes": ["7925"], "providers": ["b"]}])
+    mailing = await create_mailing(client)
+    routed = await client.post(f"/api/v1/mailings/{mailing['id']}/test", json={"phone": "79250000001"})
+    assert routed.json()["sent"] is True, routed.text
+    fallback = await client.post(f"/api/v1/mailings/{mailing['id']}/test", json={"phone": "79160000001"})
+    assert fallback.json()["sent"] is True, fallback.text
+    assert len(other_provider.received().accepted) == 1
+    assert len(fake_provider.received().accepted) == 1

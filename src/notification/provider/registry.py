@@ -23,6 +23,7 @@ from notification.provider.base import Provider
 from notification.provider.http import KIND as HTTP
 from notification.provider.http import HttpProvider
 from notification.provider.rate_limit import RateBudget
+from notification.provider.routes import RouteRule
 
 SMPP = "smpp"
 
@@ -123,6 +124,8 @@ class ProviderRegistry:
             msg = f"no provider named {default!r} among {sorted(self._by_name)}"
             raise ValueError(msg)
         self.default = self._by_name[default]
+        self.rules: list[RouteRule] = []
+        """The stored routes, when the providers are the stored ones."""
 
     @classmethod
     def from_settings(cls, settings: Settings, kinds: Mapping[str, ProviderBuilder] | None = None) -> ProviderRegistry:
