@@ -2,6 +2,8 @@
 
     uv run python bench/delivery.py --clients 100000 --latency-ms 50
     uv run python bench/delivery.py --clients 100000 --workers 2    # two worker processes
+    uv run python bench/delivery.py --clients 100000 --smpp --latency-ms 10   # through the fake SMSC, window 50
+    uv run python bench/delivery.py --clients 100000 --two-providers   # two HTTP providers, routed half and half
 
 Reports the fan-out time (API request to every message planned and every send job deferred),
 messages/s from the API request to the last message final, and the worker's peak RSS.
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg.types.json import Jsonb
+
+from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import (
@@ -44,6 +49,17 @@ FROM generate_series(1, %(count)s) AS n
 PENDING = "SELECT count(*) FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'pending'"
 PLANNED = "SELECT planned_at IS NOT NULL FROM mailings WHERE id = %(mailing_id)s"
 SENT = "SELECT count(*) FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'sent'"
+BY_PROVIDER = (
+    "SELECT coalesce(provider, '-'), count(*) FROM messages WHERE mailing_id = %(mailing_id)s GROUP BY 1 ORDER BY 1"
+)
+STORE_PROVIDER = """
+INSERT INTO providers (name, kind, settings, window_size, concurrency)
+VALUES (%(name)s, %(kind)s, %(settings)s, %(window)s, %(concurrency)s)
+"""
+STORE_ROUTE = (
+    "INSERT INTO provider_routes (position, operator_codes, providers) VALUES (%(position)s, %(codes)s, %(names)s)"
+)
+SMPP_WINDOW = 50
 
 
 def main() -> None:
@@ -57,6 +73,13 @@ def main() -> None:
     parser.add_argument("--log-level", default="WARNING", help="the services' log level (INFO logs every send)")
     parser.add_argument("--database-url", default=None, help="server to create the throwaway database on")
     parser.add_argument("--timeout-s", type=float, default=600)
+    providers_kind = parser.add_mutually_exclusive_group()
+    providers_kind.add_argument(
+        "--smpp", action="store_true", help=f"send through the fake SMSC (window {SMPP_WINDOW})"
+    )
+    providers_kind.add_argument(
+        "--two-providers", action="store_true", help="two fake HTTP providers, operator codes 900-949 to the second"
+    )
     parser.add_argument(
         "--without-counters",
         action="store_true",
@@ -73,7 +96,21 @@ def main() -> None:
             if args.without_counters:
                 conn.execute("ALTER TABLE messages DISABLE TRIGGER USER")
             conn.execute("VACUUM ANALYZE clients")
-        provider_port, api_port = free_port(), free_port()
+        provider_port, api_port, second_port = free_port(), free_port(), free_port()
+        smsc = None
+        with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+            if args.smpp:
+                smsc = serve_fake_smsc(FakeSmscOptions(latency_ms=args.latency_ms)).start()
+                smpp = {"host": "127.0.0.1", "port": smsc.port, "system_id": "bench"}
+                store = {"name": "smsc", "kind": "smpp", "settings": Jsonb(smpp), "window": SMPP_WINDOW}
+                conn.execute(STORE_PROVIDER, {**store, "concurrency": args.provider_concurrency})
+            elif args.two_providers:
+                for name, port in (("first", provider_port), ("second", second_port)):
+                    url = {"url": f"http://127.0.0.1:{port}/v1"}
+                    store = {"name": name, "kind": "http", "settings": Jsonb(url), "window": 10}
+                    conn.execute(STORE_PROVIDER, {**store, "concurrency": args.provider_concurrency})
+                codes = [str(code) for code in range(900, 950)]
+                conn.execute(STORE_ROUTE, {"position": 0, "codes": codes, "names": ["second"]})
         env = service_env(
             settings,
             PROVIDER_URL=f"http://127.0.0.1:{provider_port}/v1",
@@ -97,6 +134,22 @@ def main() -> None:
             env,
             logs / "provider.log",
         )
+        second = None
+        if args.two_providers:
+            second = start(
+                [
+                    python(),
+                    "-m",
+                    "notification",
+                    "fake-provider",
+                    "--port",
+                    str(second_port),
+                    "--latency-ms",
+                    str(args.latency_ms),
+                ],
+                env,
+                logs / "second-provider.log",
+            )
         api = start(
             [python(), "-m", "notification", "serve", "--host", "127.0.0.1", "--port", str(api_port)],
             env,
@@ -112,6 +165,8 @@ def main() -> None:
         }
         try:
             wait_http(f"http://127.0.0.1:{provider_port}/_fake/received")
+            if second is not None:
+                wait_http(f"http://127.0.0.1:{second_port}/_fake/received")
             wait_http(f"http://127.0.0.1:{api_port}/health")
             services = {**workers, "provider": provider, "API": api}
             cpu_before = {name: cpu_seconds(p.pid) for name, p in services.items()}
@@ -147,21 +202,42 @@ def main() -> None:
                 busy = machine_busy_seconds() - busy_before
                 cpu = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in services.items()}
                 sent = conn.execute(SENT, params).fetchone()[0]  # type: ignore[index]
+                by_provider = conn.execute(BY_PROVIDER, params).fetchall()
             rss = [peak_rss_mb(worker.pid) for worker in workers.values()]
             received = httpx.get(f"http://127.0.0.1:{provider_port}/_fake/received", timeout=30).json()
+            if smsc is not None:
+                submits = smsc.submits()
+                received = {
+                    "total_requests": len(submits),
+                    "total_accepted": sum(1 for s in submits if s.message_id is not None),
+                }
+            elif second is not None:
+                more = httpx.get(f"http://127.0.0.1:{second_port}/_fake/received", timeout=30).json()
+                received = {k: received[k] + more[k] for k in ("total_requests", "total_accepted")}
         finally:
-            for process in (*workers.values(), api, provider):
+            for process in (*workers.values(), api, provider, *([second] if second else [])):
                 stop(process)
+            if smsc is not None:
+                smsc.stop()
 
     print(f"clients                 {args.clients}")
     print(f"worker processes        {args.workers}")
     print(f"message counters        {'off' if args.without_counters else 'on'}")
+    kind = (
+        f"smpp (fake SMSC, window {SMPP_WINDOW})"
+        if args.smpp
+        else "two http, 900-949 to the second"
+        if args.two_providers
+        else "http"
+    )
+    print(f"providers               {kind}")
     print(f"provider latency        {args.latency_ms:.0f} ms")
     print(f"fan-out (plan + defer)  {fan_out_s:.2f} s")
     print(f"end to end              {elapsed:.2f} s")
     print(f"messages/s              {args.clients / elapsed:,.0f}")
     print(f"sent                    {sent}")
     print(f"provider requests       {received['total_requests']} (accepted {received['total_accepted']})")
+    print(f"messages per provider   {', '.join(f'{name} {count}' for name, count in by_provider)}")
     print(f"worker peak RSS         {', '.join(f'{mb:.0f}' for mb in rss)} MB")
     # Every part shares the same two cores, so CPU time spent anywhere is throughput lost: these
     # vary far less from run to run than the wall clock does.

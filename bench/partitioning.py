@@ -151,6 +151,8 @@ def main() -> None:
             "error_kinds": [None] * len(answers),
             "due_ats": [None] * len(answers),
             "answered_ats": [None] * len(answers),
+            "providers": [None] * len(answers),
+            "provider_message_ids": [None] * len(answers),
             "unattempted": [False] * len(answers),
         }
         rows = [

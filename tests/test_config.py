@@ -5,6 +5,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from notification.config import Settings, load_settings
 
@@ -19,6 +20,7 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "provider_timeout_s": 10.0,
     "provider_concurrency": 200,
     "provider_rate_limit": None,
+    "secret_key": (),
     "send_batch_size": 500,
     "send_lease_s": 10.0,
     "result_flush_size": 100,
@@ -164,3 +166,9 @@ def test_plain_http_to_another_host_is_refused_unless_allowed(name: str) -> None
     assert load_settings({**base, name: "http://127.0.0.1:9090/v1"})
     assert load_settings({**base, name: "http://localhost:9090/v1"})
     assert load_settings({**base, name: "http://fake-provider:9090/v1", "NOTIFICATION_ALLOW_PLAIN_HTTP": "true"})
+
+
+def test_a_secret_key_that_is_not_a_fernet_key_is_refused_without_showing_it() -> None:
+    with pytest.raises(ValueError, match="NOTIFICATION_SECRET_KEY: key 2 is not a Fernet key") as refused:
+        load_settings({"NOTIFICATION_SECRET_KEY": f"{Fernet.generate_key().decode()},not-a-key-abc"})
+    assert "not-a-key-abc" not in str(refused.value)

@@ -90,6 +90,7 @@ class DevRun:
     port: int = field(default_factory=free_port)
     provider_port: int = field(default_factory=free_port)
     oidc_port: int = field(default_factory=free_port)
+    smsc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     started: list[Proc] = field(default_factory=list)
 
@@ -100,7 +101,15 @@ class DevRun:
         with self.log_path.open("wb") as log:
             # A session of its own, as a terminal gives the command it runs: Ctrl-C goes to that group.
             self.process = subprocess.Popen(
-                [*command, "--provider-port", str(self.provider_port), "--oidc-port", str(self.oidc_port)],
+                [
+                    *command,
+                    "--provider-port",
+                    str(self.provider_port),
+                    "--oidc-port",
+                    str(self.oidc_port),
+                    "--smsc-port",
+                    str(self.smsc_port),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -192,6 +201,9 @@ def test_ctrl_c_stops_everything_and_the_console_shows_a_summary(dev_runs: Calla
     console = run.console()
     assert "PostgreSQL ready in" in console
     assert f"Swagger UI  http://127.0.0.1:{run.port}/docs" in console
+    # The fake SMSC runs beside the fake HTTP provider, both stored with an example route.
+    assert f"SMSC        127.0.0.1:{run.smsc_port} (fake)" in console
+    assert "routing     stored: fake-smsc for operator codes 900-929" in console
     assert console.rstrip().endswith("stopped.")
     # The server's own chatter is in its log under the data folder, not on the console.
     server_log = (run.data_dir / "postgres.log").read_text()

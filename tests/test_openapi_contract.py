@@ -53,10 +53,11 @@ def example_of(document: dict[str, Any], name: str) -> dict[str, Any]:
 def test_every_operation_of_the_api_is_protected_and_documents_its_401(document: dict[str, Any]) -> None:
     api = [(method, path, op) for method, path, op in operations(document) if path.startswith("/api/v1/")]
 
-    # 16 operations of the directory, mailings, messages and statistics, the audit log, and 6 operator
-    # controls: pause, resume, retry, a test send and the audience preview of a new or existing mailing;
-    # 6 of audiences, the facets, 3 of operator code names and 10 of schedules.
-    assert len(api) == 43
+    # 16 operations of the directory, mailings, messages and statistics, the audit log, 6 operator
+    # controls (pause, resume, retry, a test send and the audience preview of a new or existing
+    # mailing); 6 of audiences, the facets, 3 of operator code names and 10 of schedules; 7 of the
+    # providers (5) and their routes (2).
+    assert len(api) == 50
     for method, path, operation in api:
         assert operation.get("security") == [{"BearerToken": []}], (method, path)
         assert operation["responses"]["401"]["content"]["application/problem+json"]["schema"] == PROBLEM_REF

@@ -28,6 +28,7 @@ from notification.metrics import MetricsController, prometheus_config
 from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
+from notification.provider.controllers import ProviderController, RouteController
 from notification.schedules.controllers import ScheduleController
 from notification.security.headers import security_headers
 from notification.security.throttle import STATE_KEY as THROTTLE_STATE_KEY
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             FacetController,
             OperatorCodeController,
             ScheduleController,
+            ProviderController,
+            RouteController,
         ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.

@@ -22,6 +22,7 @@ from notification.stats.cli import stats
 
 if TYPE_CHECKING:
     from notification.dev.embedded_db import EmbeddedPostgres
+    from notification.dev.fake_smsc import RunningFakeSmsc
     from notification.dev.mail_server import SmtpServer
     from notification.dev.openid_provider import DevProvider
 
@@ -53,11 +54,13 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--provider-port", default=9090, show_default=True, type=int, help="Port of the fake provider")
+@click.option("--smsc-port", default=2775, show_default=True, type=int, help="Port of the fake SMSC")
 @click.option("--smtp-port", default=8025, show_default=True, type=int, help="Port of the local mail server")
 @click.option("--oidc-port", default=9400, show_default=True, type=int, help="Port of the local OpenID provider")
-def dev(host: str, port: int, provider_port: int, smtp_port: int, oidc_port: int) -> None:
+def dev(host: str, port: int, provider_port: int, smsc_port: int, smtp_port: int, oidc_port: int) -> None:
     """One process tree: an embedded PostgreSQL unless NOTIFICATION_DATABASE_URL is set, the fake
-    provider unless NOTIFICATION_PROVIDER_URL is set, a mail server keeping what it receives unless
+    provider and the fake SMSC unless NOTIFICATION_PROVIDER_URL is set (both stored as providers with
+    an example route when none is stored), a mail server keeping what it receives unless
     NOTIFICATION_SMTP_URL is set, an OpenID provider to sign in to the console unless
     NOTIFICATION_OIDC_ISSUER is set, a worker, and the API in this process.
 
@@ -70,7 +73,7 @@ def dev(host: str, port: int, provider_port: int, smtp_port: int, oidc_port: int
     signal.signal(signal.SIGTERM, _interrupt)
     run = _DevRun()
     try:
-        run.start(host, port, provider_port, smtp_port, oidc_port)
+        run.start(host, port, provider_port, smsc_port, smtp_port, oidc_port)
     except KeyboardInterrupt:
         pass
     except EmbeddedPostgresError as exc:
@@ -91,9 +94,10 @@ class _DevRun:
         self.database: EmbeddedPostgres | None = None
         self.mail_server: SmtpServer | None = None
         self.sign_in_provider: DevProvider | None = None
+        self.smsc: RunningFakeSmsc | None = None
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, host: str, port: int, provider_port: int, smtp_port: int, oidc_port: int) -> None:
+    def start(self, host: str, port: int, provider_port: int, smsc_port: int, smtp_port: int, oidc_port: int) -> None:
         import uvicorn
 
         from notification.dev.mail_server import dev_mail_banner, start_dev_mail
@@ -127,9 +131,18 @@ class _DevRun:
             alembic_log.setLevel(level)
         click.echo("migrations applied", err=True)
 
+        routing = ""
         if run_fake_provider:
+            from notification.dev.example_providers import store_example_providers
+            from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
+
             fake = ["fake-provider", "--port", str(provider_port), "--latency-ms", "50"]
             self._spawn([sys.executable, "-m", "notification", *fake])
+            self.smsc = serve_fake_smsc(FakeSmscOptions(latency_ms=10), port=smsc_port).start()
+            if store_example_providers(settings.psycopg_conninfo, settings.provider_url, smsc_port):
+                routing = "stored: fake-smsc for operator codes 900-929 (then fake-http), fake-http for the rest"
+            else:
+                routing = "the stored providers and routes (/api/v1/providers, /api/v1/routes)"
         self._spawn([sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"])
 
         base = f"http://{host}:{port}"
@@ -148,6 +161,7 @@ class _DevRun:
                     f"  console     {base}/admin"
                     + (" (single sign-on, see below)" if settings.oidc_issuer else " (sign in with the API token)"),
                     f"  provider    {provider}",
+                    *([f"  SMSC        127.0.0.1:{smsc_port} (fake)", f"  routing     {routing}"] if routing else []),
                     f"  database    {where_data_lives}",
                     f"  API token   {generated_token} (generated; send it as `Authorization: Bearer <token>`)"
                     if generated_token
@@ -194,6 +208,8 @@ class _DevRun:
             self.mail_server.stop()
         if self.sign_in_provider is not None:
             self.sign_in_provider.stop()
+        if self.smsc is not None:
+            self.smsc.stop()
         if self.database is not None:
             self.database.stop()
         click.echo("stopped.", err=True)

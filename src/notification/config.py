@@ -31,6 +31,10 @@ class Settings:
     provider_concurrency: int = 200
     provider_rate_limit: float | None = None
     """SMS parts per second for every worker together; None: no limit (and no database round trip)."""
+    secret_key: tuple[str, ...] = field(default=(), repr=False)
+    """Fernet keys (comma separated, newest first) that encrypt the providers' stored secrets; the
+    first encrypts, every one decrypts, so a key is rotated by putting the new one first. None: no
+    provider secret can be stored."""
     send_batch_size: int = 500
     send_lease_s: float = 10.0
     result_flush_size: int = 100
@@ -113,6 +117,7 @@ class Settings:
         self._check_sign_in_settings()
         self._check_secrets()
         self._check_transport()
+        self._check_secret_key()
 
     def _check_secrets(self) -> None:
         # A short or templated token is guessed, not brute-forced: refuse to start with one.
@@ -154,6 +159,17 @@ class Settings:
                     f" {PREFIX}ALLOW_PLAIN_HTTP=true accepts http:// (staging only)"
                 )
                 raise ValueError(msg)
+
+    def _check_secret_key(self) -> None:
+        from cryptography.fernet import Fernet
+
+        for position, key in enumerate(self.secret_key, start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                # The key itself never goes into the error.
+                msg = f"{PREFIX}SECRET_KEY: key {position} is not a Fernet key (32 url-safe base64-encoded bytes)"
+                raise ValueError(msg) from None
 
     def _check_report_settings(self) -> None:
         if not is_known_timezone(self.report_timezone):

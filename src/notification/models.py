@@ -8,7 +8,7 @@ from notification.db import Base
 from notification.idempotency.models import IdempotencyKey
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
-from notification.provider.models import ProviderRateBudget
+from notification.provider.models import ProviderConfigVersion, ProviderRateBudget, ProviderRoute, StoredProvider
 from notification.reports.models import ReportDelivery
 from notification.schedules.models import Schedule
 from notification.security.models import SignInFailures
@@ -30,9 +30,12 @@ __all__ = (
     "MessageSendsPerMinute",
     "MessageStatus",
     "OperatorCodeName",
+    "ProviderConfigVersion",
     "ProviderRateBudget",
+    "ProviderRoute",
     "ReportDelivery",
     "Schedule",
     "SignInFailures",
+    "StoredProvider",
     "TestSend",
 )

@@ -119,6 +119,26 @@ async def _api_delete_mailing(s: Session) -> None:
     await s.api_call("DELETE", f"/api/v1/mailings/{s.ids['api mailing']}", 204)
 
 
+_PROVIDER = {"name": "spare", "kind": "http", "settings": {"url": "http://127.0.0.1:9/v1"}}
+
+
+async def _api_provider(s: Session) -> None:
+    s.ids["api provider"] = (await s.api_call("POST", "/api/v1/providers", 201, json=_PROVIDER))["id"]
+
+
+async def _api_put_provider(s: Session) -> None:
+    await s.api_call("PUT", f"/api/v1/providers/{s.ids['api provider']}", 200, json={**_PROVIDER, "enabled": False})
+
+
+async def _api_delete_provider(s: Session) -> None:
+    await s.api_call("DELETE", f"/api/v1/providers/{s.ids['api provider']}", 204)
+
+
+async def _api_routes(s: Session) -> None:
+    # No provider is left: routes with none to name are still a change, and audited.
+    await s.api_call("PUT", "/api/v1/routes", 200, json=[])
+
+
 async def _console_sign_in(s: Session) -> None:
     await s.form("/admin/sign-in", {"token": API_TOKEN, "timezone": "Europe/Moscow"})
     s.console.csrf = csrf_of((await s.console.get("/admin")).text)
@@ -181,6 +201,23 @@ async def _console_test_send(s: Session) -> None:
 
 async def _console_delete_mailing(s: Session) -> None:
     await s.form(f"/admin/mailings/{s.ids['console mailing']}/delete")
+
+
+_PROVIDER_FORM = {"name": "console-spare", "kind": "http", "settings": '{"url": "http://127.0.0.1:9/v1"}'}
+
+
+async def _console_provider(s: Session) -> None:
+    await s.form("/admin/providers", {**_PROVIDER_FORM, "enabled": "on"})
+    found = await s.api_call("GET", "/api/v1/providers", 200)
+    s.ids["console provider"] = next(p["id"] for p in found if p["name"] == "console-spare")
+
+
+async def _console_update_provider(s: Session) -> None:
+    await s.form(f"/admin/providers/{s.ids['console provider']}", _PROVIDER_FORM)
+
+
+async def _console_routes(s: Session) -> None:
+    await s.form("/admin/providers/routes", {"routes": '[{"providers": ["console-spare"]}]'})
 
 
 async def _console_sign_out(s: Session) -> None:
@@ -304,6 +341,10 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/api/v1/mailings/{mailing_id:int}/retry"): (_api_retry_mailing, "retry", "mailing"),
     ("POST", "/api/v1/mailings/{mailing_id:int}/test"): (_api_test_send, "test send", "mailing"),
     ("DELETE", "/api/v1/mailings/{mailing_id:int}"): (_api_delete_mailing, "delete", "mailing"),
+    ("POST", "/api/v1/providers"): (_api_provider, "create", "provider"),
+    ("PUT", "/api/v1/providers/{provider_id:int}"): (_api_put_provider, "update", "provider"),
+    ("DELETE", "/api/v1/providers/{provider_id:int}"): (_api_delete_provider, "delete", "provider"),
+    ("PUT", "/api/v1/routes"): (_api_routes, "update", "routes"),
     ("POST", "/admin/sign-in"): (_console_sign_in, "sign-in", "session"),
     ("POST", "/admin/clients"): (_console_client, "create", "client"),
     ("POST", "/admin/clients/{client_id:int}"): (_console_update_client, "update", "client"),
@@ -337,6 +378,9 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/admin/schedules/{schedule_id:int}/resume"): (_console_resume_schedule, "resume", "schedule"),
     ("POST", "/admin/schedules/{schedule_id:int}/delete"): (_console_delete_schedule, "delete", "schedule"),
     ("POST", "/admin/operator-codes"): (_console_name_code, "create", "operator code"),
+    ("POST", "/admin/providers"): (_console_provider, "create", "provider"),
+    ("POST", "/admin/providers/{provider_id:int}"): (_console_update_provider, "update", "provider"),
+    ("POST", "/admin/providers/routes"): (_console_routes, "update", "routes"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
 

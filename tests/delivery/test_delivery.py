@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.dev.fake_provider import FakeProviderOptions, RunningFakeProvider, serve_fake_provider
+from notification.dev.fake_smsc import FakeSmscOptions, RunningFakeSmsc, serve_fake_smsc
+from notification.provider.smpp_wire import ESME_RSYSERR
 from tests.api import Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
 from tests.factories import MailingFactory
 from tests.provider_record import accepted_counts, arrivals, message_ids_of
@@ -77,11 +80,49 @@ async def test_future_mailing_starts_by_itself_at_start_at(
     assert fake_provider.received().total_accepted == 5
 
 
+class DownProvider:
+    """The provider a test sends to, HTTP (the fake provider answering 503) or SMPP (a stored
+    provider whose fake SMSC answers every submit ESME_RSYSERR): down until ``back`` is called."""
+
+    def __init__(self, kind: str, fake_provider: RunningFakeProvider, smsc: RunningFakeSmsc | None) -> None:
+        self.kind, self._http, self._smsc = kind, fake_provider, smsc
+
+    def back(self) -> None:
+        if self._smsc is None:
+            self._http.set_options(down=False)
+        else:
+            self._smsc.set_options(status_rates={})
+
+    def tried(self) -> int:
+        if self._smsc is None:
+            return self._http.received().total_requests
+        return len(self._smsc.submits())
+
+    def accepted(self) -> int:
+        if self._smsc is None:
+            return self._http.received().total_accepted
+        return sum(1 for s in self._smsc.submits() if s.message_id is not None)
+
+
+@pytest.fixture(params=["http", "smpp"])
+async def down_provider(
+    request: pytest.FixtureRequest, client: Api, fake_provider: RunningFakeProvider
+) -> AsyncIterator[DownProvider]:
+    if request.param == "http":
+        fake_provider.set_options(down=True)
+        yield DownProvider("http", fake_provider, None)
+        return
+    async with serve_fake_smsc(FakeSmscOptions(status_rates={ESME_RSYSERR: 1.0})) as smsc:
+        settings = {"host": "127.0.0.1", "port": smsc.port, "system_id": "notification"}
+        stored = await client.post("/api/v1/providers", json={"name": "smsc", "kind": "smpp", "settings": settings})
+        assert stored.status_code == 201, stored.text
+        yield DownProvider("smpp", fake_provider, smsc)
+
+
 async def test_provider_down_until_after_end_at_leaves_every_message_expired(
-    client: Api, db: AsyncSession, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
+    client: Api, db: AsyncSession, down_provider: DownProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     await add_clients(client, 20)
-    fake_provider.set_options(down=True)
     await start_worker().ready()
     # Measured once the worker is up, on the clock end_at is checked against: the 8 s are all the worker's.
     end_at = await database_now(db) + dt.timedelta(seconds=8)
@@ -89,14 +130,14 @@ async def test_provider_down_until_after_end_at_leaves_every_message_expired(
 
     stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["expired"] == 20)
     assert stats["by_status"] == {"pending": 0, "sent": 0, "failed": 0, "expired": 20, "cancelled": 0}
-    assert fake_provider.received().total_requests > 0, "the provider was tried while down"
-    assert fake_provider.received().total_accepted == 0
+    assert down_provider.tried() > 0, "the provider was tried while down"
+    assert down_provider.accepted() == 0
     assert all(m["last_error"] for m in stats["messages"]["items"])
     # With the provider back there is nothing left that could still send.
-    fake_provider.set_options(down=False)
+    down_provider.back()
     # A batch held by the open circuit breaker finishes once it sees the end has passed.
     await wait_for(lambda: _send_jobs_left(db), lambda n: n == 0)
-    assert fake_provider.received().total_accepted == 0
+    assert down_provider.accepted() == 0
 
 
 async def test_transient_errors_are_retried_until_sent(

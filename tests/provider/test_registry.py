@@ -45,4 +45,4 @@ async def test_a_deployment_with_only_the_old_provider_variables_sends_through_t
 
 def test_a_provider_of_an_unknown_kind_is_refused_when_the_registry_is_built(settings: Settings) -> None:
     with pytest.raises(ValueError, match="kind 'http'"):
-        ProviderRegistry.from_settings(settings, kinds={"smpp": HttpProvider.from_settings})
+        ProviderRegistry.from_settings(settings, kinds={"smpp": lambda spec, _: HttpProvider(spec.name, "", "", 1, 1)})

@@ -87,6 +87,13 @@ async def test_a_viewer_sees_the_pages_but_not_the_forms(
     refused = await anonymous.get("/admin/clients/new")
     assert refused.status_code == 403
     assert "may look but not change" in refused.text
+    # The providers page too: seen, no form, and a change refused.
+    providers = await anonymous.get("/admin/providers")
+    assert providers.status_code == 200
+    assert 'id="provider-form"' not in providers.text
+    assert 'id="routes-form"' not in providers.text
+    changed = await anonymous.post("/admin/providers/routes", {"routes": "[]"})
+    assert changed.status_code == 403
 
 
 @pytest.mark.parametrize(

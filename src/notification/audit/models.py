@@ -36,6 +36,9 @@ class AuditEntity(enum.StrEnum):
     SCHEDULE = "schedule"
     OPERATOR_CODE = "operator code"
     """The name of an operator code; the entity id is the code as a number."""
+    PROVIDER = "provider"
+    ROUTES = "routes"
+    """The ordered routes, replaced as a whole."""
 
 
 class Via(enum.StrEnum):

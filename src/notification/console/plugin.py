@@ -26,6 +26,7 @@ from notification.console.dashboard import DashboardController
 from notification.console.errors import exception_handlers
 from notification.console.headers import console_headers, console_headers_sending_forms_to
 from notification.console.mailings import MailingConsoleController
+from notification.console.providers import ProviderConsoleController
 from notification.console.query import refuse_unstorable_query
 from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
@@ -98,6 +99,7 @@ class ConsolePlugin(InitPluginProtocol):
                 OperatorCodeConsoleController,
                 ScheduleConsoleController,
                 AuditConsoleController,
+                ProviderConsoleController,
                 DevReportsController,
                 UnknownPageController,
             ],

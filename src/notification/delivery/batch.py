@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ class RunningBatch:
         claim: Claim,
         lane: Lane,
         report: BatchReport,
+        route: Callable[[ClaimedMessage], Lane | None] | None = None,
     ) -> None:
         self.mailing_id = mailing_id
         self.plan_version = plan_version
@@ -75,7 +77,8 @@ class RunningBatch:
         self.end_at = claim.end_at
         self.window = claim.window
         self.lane = lane
-        """The provider its messages go to."""
+        """The provider its messages go to when no route chooses (``route`` unset)."""
+        self._route = route
         self.log = logger.bind(mailing_id=mailing_id)
         self.stopped: str | None = None
         self.unsent: list[int] = []
@@ -85,7 +88,7 @@ class RunningBatch:
         self._conn = conn
         self._report = report
         self._pending_ids = {m.id for m in claim.messages}
-        self._answers: list[tuple[ClaimedMessage, SendResult, dt.datetime]] = []
+        self._answers: list[tuple[ClaimedMessage, SendResult, dt.datetime, str | None]] = []
         self._wake = asyncio.Event()
 
     def held(self) -> set[int]:
@@ -114,10 +117,14 @@ class RunningBatch:
         elif mailing["text"] != self.text:
             self.text, self.parts = mailing["text"], mailing["parts"]
 
-    def answered(self, message: ClaimedMessage, result: SendResult) -> None:
+    def lane_for(self, message: ClaimedMessage) -> Lane | None:
+        """The provider this attempt goes to (None: no enabled provider routes it)."""
+        return self.lane if self._route is None else self._route(message)
+
+    def answered(self, message: ClaimedMessage, result: SendResult, provider: str | None) -> None:
         """Called by the senders; never waits, so a slow write never holds a request slot."""
         self._report.results[message.id] = result
-        self._answers.append((message, result, dt.datetime.now(dt.UTC)))
+        self._answers.append((message, result, dt.datetime.now(dt.UTC), provider))
         self._pending_ids.discard(message.id)
         if len(self._answers) >= self._settings.result_flush_size or not self._pending_ids:
             self._wake.set()
@@ -144,18 +151,20 @@ class RunningBatch:
             return
         now = dt.datetime.now(dt.UTC)
         settings = self._settings
-        states = [next_state(settings, m, r, self.end_at, now) for m, r, _ in taken]
+        states = [next_state(settings, m, r, self.end_at, now) for m, r, _, _ in taken]
         for state in states:
             self._report.count(state.status)
         await self._conn.execute(
             queries["record_answers"],
             {
-                "ids": [m.id for m, _, _ in taken],
+                "ids": [m.id for m, _, _, _ in taken],
                 "statuses": [s.status.value for s in states],
                 "errors": [s.error for s in states],
                 "error_kinds": [s.error_kind.value if s.error_kind else None for s in states],
                 "due_ats": [s.due_at for s in states],
-                "answered_ats": [answered_at for _, _, answered_at in taken],
-                "unattempted": [isinstance(r, WindowClosed) for _, r, _ in taken],
+                "answered_ats": [answered_at for _, _, answered_at, _ in taken],
+                "unattempted": [isinstance(r, WindowClosed) or provider is None for _, r, _, provider in taken],
+                "providers": [provider for _, _, _, provider in taken],
+                "provider_message_ids": [r.provider_message_id for _, r, _, _ in taken],
             },
         )

@@ -47,6 +47,13 @@ class CircuitBreaker:
         self._in_flight = 0
         self._changed = asyncio.Condition()
 
+    def takes_now(self) -> bool:
+        """Whether a request would start without waiting: routing tries another provider when not.
+        An open breaker whose pause is over takes one (its probe)."""
+        if self.state is BreakerState.OPEN:
+            return time.monotonic() >= self._reopen_at
+        return self._in_flight < self._allowance
+
     async def admit(self) -> bool:
         """Waits until a request may start; every admit is followed by one ``record``. True when
         it had to wait (what was true of the request before may no longer be)."""

@@ -29,6 +29,8 @@ class ClaimedMessage:
     timezone: str | None = None
     operator_code: str | None = None
     """The client's operator: what routing to one provider or another goes by."""
+    last_provider: str | None = None
+    """The provider of its previous attempt: a retry after a transient failure goes to the next one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +92,9 @@ async def claim_batch(
             rows = await (await cur.execute(queries["claim_in_window"], params)).fetchall()
             expired = await _wait_for_window(cur, params, window, mailing["end_at"])
     claimed = [
-        ClaimedMessage(r["id"], r["client_id"], r["phone"], r["attempts"], r["timezone"], r["operator_code"])
+        ClaimedMessage(
+            r["id"], r["client_id"], r["phone"], r["attempts"], r["timezone"], r["operator_code"], r["provider"]
+        )
         for r in rows
     ]
     return Claim(mailing["text"], mailing["parts"], mailing["end_at"], window, claimed, expired)

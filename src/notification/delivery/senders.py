@@ -27,7 +27,7 @@ logger = structlog.get_logger(__name__)
 HTTP_TOO_MANY_REQUESTS = 429
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Lane:
     """One provider as the senders reach it: behind its own circuit breaker and rate budget, so
     that one provider's outage or limit never holds the requests to another."""
@@ -36,6 +36,18 @@ class Lane:
     provider: Provider
     breaker: CircuitBreaker
     budget: RateBudget
+    in_flight: int = 0
+    """Sends under way through it: a replaced provider is closed once they have answered."""
+
+    def takes_now(self) -> bool:
+        """Neither its breaker open nor held by a 429 or a throttling answer."""
+        if not self.breaker.takes_now() or self.budget.hold_s > 0:
+            return False
+        held_for_s: float = getattr(self.provider, "held_for_s", 0.0)
+        return held_for_s <= 0
+
+
+NO_PROVIDER = SendResult(Outcome.TRANSIENT, "no enabled provider routes this message", ErrorKind.OTHER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +88,26 @@ class SenderPool:
             if not batch.may_send(message):
                 batch.give_back(message)
                 continue
+            lane = batch.lane_for(message)
+            if lane is None:
+                batch.answered(message, NO_PROVIDER, None)
+                continue
+            lane.in_flight += 1
             try:
-                result = await send_one(message, batch)
+                result = await send_one(message, batch, lane)
             except Exception as exc:  # noqa: BLE001  (a bug here must not kill the sender)
                 result = SendResult(Outcome.TRANSIENT, f"unexpected error: {type(exc).__name__}", ErrorKind.OTHER)
+            finally:
+                lane.in_flight -= 1
             if result is None:
                 batch.give_back(message)
             else:
-                batch.answered(message, result)
+                batch.answered(message, result, lane.name)
 
 
-async def send_one(message: ClaimedMessage, batch: RunningBatch) -> SendResult | None:  # noqa: PLR0911  (each return is a reason for no request)
-    """The provider's answer, or None when no request was made and the message goes back
+async def send_one(message: ClaimedMessage, batch: RunningBatch, lane: Lane) -> SendResult | None:  # noqa: PLR0911  (each return is a reason for no request)
+    """``lane``'s answer, or None when no request was made and the message goes back
     untouched (its batch stopped, or the rate budget could not be read)."""
-    lane = batch.lane
     now = dt.datetime.now(dt.UTC)
     early = _not_now(message, batch, now)
     if early is not None:

@@ -36,12 +36,13 @@ class BatchWatcher:
         conninfo: str,
         lease_s: float,
         running: Callable[[], Collection[RunningBatch]],
-        budgets: Iterable[RateBudget],
+        budgets: Callable[[], Iterable[RateBudget]],
     ) -> None:
         self._conninfo = conninfo
         self._lease_s = lease_s
         self._running = running
-        self._budgets = list(budgets)
+        self._budgets = budgets
+        """Read at each tick: the providers may have been rebuilt since."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -77,7 +78,7 @@ class BatchWatcher:
                     await self._watch_once(conn, batches, renew=tick % renew_every == 0)
                     # After the leases are renewed, over each budget's own connection: a 429
                     # another worker met holds this one's senders to that provider too.
-                    for budget in self._budgets:
+                    for budget in list(self._budgets()):
                         await budget.refresh_hold()
                 except BudgetUnavailable as exc:
                     logger.warning("batch watcher: the provider's shared hold could not be read", error=str(exc))

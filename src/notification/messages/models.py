@@ -92,3 +92,7 @@ class Message(IdentityPrimaryKey, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_kind: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The provider of its last attempt (by name)."""
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The provider's own id of the accepted message (an SMSC's ``message_id``)."""

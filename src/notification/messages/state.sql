@@ -164,7 +164,7 @@ UPDATE messages m
 SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
 FROM claimable, clients c
 WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code, m.provider
 
 -- name: claim
 -- SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
@@ -196,10 +196,13 @@ SET status = r.status,
     error_kind = CASE WHEN r.unattempted AND r.error IS NULL THEN m.error_kind ELSE r.error_kind END,
     due_at = coalesce(r.due_at, m.due_at),
     attempts = CASE WHEN r.unattempted THEN greatest(m.attempts - 1, 0) ELSE m.attempts END,
+    provider = CASE WHEN r.unattempted THEN m.provider ELSE r.provider END,
+    provider_message_id = CASE WHEN r.status = {status.sent} THEN r.provider_message_id ELSE m.provider_message_id END,
     leased_until = NULL
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(errors)s::text[], %(error_kinds)s::text[],
-            %(due_ats)s::timestamptz[], %(answered_ats)s::timestamptz[], %(unattempted)s::boolean[])
-     AS r(id, status, error, error_kind, due_at, answered_at, unattempted), locked
+            %(due_ats)s::timestamptz[], %(answered_ats)s::timestamptz[], %(unattempted)s::boolean[],
+            %(providers)s::text[], %(provider_message_ids)s::text[])
+     AS r(id, status, error, error_kind, due_at, answered_at, unattempted, provider, provider_message_id), locked
 WHERE m.id = r.id AND locked.id = r.id
   AND (m.status = {status.pending} OR (r.status = {status.sent} AND m.status <> {status.sent}))
 

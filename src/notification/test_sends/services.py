@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from litestar.exceptions import HTTPException
@@ -29,6 +30,9 @@ from notification.mailings.sms import measure
 from notification.observability import bind_ids
 from notification.provider.base import Outcome, SendResult
 from notification.test_sends.schemas import TestSendAnswer, TestSendRequest
+
+if TYPE_CHECKING:
+    from notification.provider.registry import ProviderRegistry, RegisteredProvider
 
 logger = structlog.get_logger(__name__)
 
@@ -98,11 +102,10 @@ class TestSendService:
     async def _through_provider(self, send_id: int, phone: str, text: str, parts: int) -> SendResult:
         from notification.provider.base import OutgoingMessage
         from notification.provider.rate_limit import BudgetUnavailable
-        from notification.provider.registry import ProviderRegistry
 
         timeout_s = self.settings.provider_timeout_s
-        providers = ProviderRegistry.from_settings(self.settings)
-        entry = providers.default
+        providers = await _providers_now(self.settings)
+        entry = _routed(providers, phone)
         try:
             try:
                 await entry.budget.refresh_hold()
@@ -115,6 +118,34 @@ class TestSendService:
         finally:
             await providers.aclose()
         return result
+
+
+async def _providers_now(settings: Settings) -> ProviderRegistry:
+    """The stored providers when there are some, else the settings' one: what the workers use."""
+    from psycopg import AsyncConnection
+
+    from notification.provider.registry import ProviderRegistry
+    from notification.provider.secrets import SecretBox
+    from notification.provider.store import read_config
+
+    async with await AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+        config = await read_config(conn, SecretBox.from_settings(settings))
+    enabled = [spec for spec in config.providers if spec.enabled]
+    if not enabled:
+        return ProviderRegistry.from_settings(settings)
+    registry = ProviderRegistry.from_specs(enabled, settings)
+    registry.rules = config.rules
+    return registry
+
+
+def _routed(providers: ProviderRegistry, phone: str) -> RegisteredProvider:
+    """The first provider of the first route matching the phone (its operator code is not known
+    here), else the default."""
+    from notification.provider.routes import Router
+
+    router = Router(providers.rules, providers.names, providers.default.name)
+    names = router.candidates(None, phone)
+    return providers[names[0]] if names else providers.default
 
 
 async def send_test_message(
