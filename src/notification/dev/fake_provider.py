@@ -19,7 +19,6 @@ import random
 import socket
 import threading
 import time
-from types import TracebackType
 from typing import Annotated, Any, NamedTuple, Self
 
 import msgspec
@@ -30,6 +29,8 @@ from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import Parameter
 from litestar.types import Scope
+
+from notification.dev.running import RunningServer
 
 __all__ = [
     "Arrival",
@@ -411,7 +412,7 @@ def run_fake_provider(host: str, port: int, options: FakeProviderOptions) -> Non
     )
 
 
-class RunningFakeProvider:
+class RunningFakeProvider(RunningServer):
     """A fake provider served by uvicorn in a background thread; a sync and an async context manager.
 
     ``with`` blocks only while starting and stopping; ``async with`` polls without blocking the event loop.
@@ -540,23 +541,6 @@ class RunningFakeProvider:
         # The waits poll and join; a worker thread keeps them off the caller's event loop.
         await asyncio.to_thread(self._wait_until_serving)
         return self
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.astop()
 
 
 def serve_fake_provider(

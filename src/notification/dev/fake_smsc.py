@@ -23,11 +23,11 @@ import ssl
 import threading
 import time
 from collections import deque
-from types import TracebackType
 from typing import Any, Literal, Self
 
 import msgspec
 
+from notification.dev.running import RunningServer
 from notification.provider import smpp_wire as wire
 
 __all__ = [
@@ -584,7 +584,7 @@ class FakeSmsc:
         return True
 
 
-class RunningFakeSmsc:
+class RunningFakeSmsc(RunningServer):
     """A fake SMSC served on its own event loop in a background thread; a sync and an async context manager."""
 
     def __init__(
@@ -649,26 +649,6 @@ class RunningFakeSmsc:
         thread.join(10)
         self._thread = None
         self._port = None
-
-    async def astart(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.astop()
 
 
 def serve_fake_smsc(

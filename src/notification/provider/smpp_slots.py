@@ -11,28 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from importlib.resources import files
 from typing import Protocol
 
 import psycopg
 import structlog
 
+from notification.lib.sql import load
+
 logger = structlog.get_logger(__name__)
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-
-
-def _without_comments(block: str) -> str:
-    return "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("--")).strip()
-
-
-def _parse(source: str) -> dict[str, str]:
-    parts = _NAME.split(source)
-    return {name: _without_comments(body) for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
-queries: dict[str, str] = _parse(files(__package__).joinpath("smpp_slots.sql").read_text(encoding="utf-8"))
+queries = load(__package__, "smpp_slots.sql")
 
 # How often a held slot's connection is checked: a broken one means the slot may be someone else's.
 CHECK_INTERVAL_S = 2.0

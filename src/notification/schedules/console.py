@@ -171,8 +171,7 @@ class ScheduleConsoleController(Controller):
                 request, db_session, audiences, values, field_errors(exc), schedule_id, status_code=HTTP_400_BAD_REQUEST
             )
         logger.info("schedule saved", via="console", schedule_id=schedule.id)
-        flash(request, f"Schedule {schedule.id} saved.", "success")
-        return Redirect(f"/admin/schedules/{schedule.id}", status_code=HTTP_303_SEE_OTHER)
+        return _done(request, f"Schedule {schedule.id} saved.", f"/admin/schedules/{schedule.id}")
 
     @post("/", guards=[require_admin])
     async def create(
@@ -253,24 +252,28 @@ class ScheduleConsoleController(Controller):
         self, request: Request[Any, Any, Any], schedules: ScheduleService, audit: AuditTrail, schedule_id: ScheduleId
     ) -> Redirect:
         await schedules.pause_schedule(schedule_id, audit)
-        flash(request, f"Schedule {schedule_id} paused.", "success")
-        return Redirect(f"/admin/schedules/{schedule_id}", status_code=HTTP_303_SEE_OTHER)
+        return _done(request, f"Schedule {schedule_id} paused.", f"/admin/schedules/{schedule_id}")
 
     @post("/{schedule_id:int}/resume", guards=[require_admin])
     async def resume(
         self, request: Request[Any, Any, Any], schedules: ScheduleService, audit: AuditTrail, schedule_id: ScheduleId
     ) -> Redirect:
         await schedules.resume_schedule(schedule_id, audit)
-        flash(request, f"Schedule {schedule_id} resumed.", "success")
-        return Redirect(f"/admin/schedules/{schedule_id}", status_code=HTTP_303_SEE_OTHER)
+        return _done(request, f"Schedule {schedule_id} resumed.", f"/admin/schedules/{schedule_id}")
 
     @post("/{schedule_id:int}/delete", guards=[require_admin])
     async def delete(
         self, request: Request[Any, Any, Any], schedules: ScheduleService, audit: AuditTrail, schedule_id: ScheduleId
     ) -> Redirect:
         await schedules.delete_schedule(schedule_id, audit)
-        flash(request, f"Schedule {schedule_id} deleted; the mailings of its occurrences stay.", "success")
-        return Redirect("/admin/schedules", status_code=HTTP_303_SEE_OTHER)
+        deleted = f"Schedule {schedule_id} deleted; the mailings of its occurrences stay."
+        return _done(request, deleted, "/admin/schedules")
+
+
+def _done(request: Request[Any, Any, Any], message: str, next_page: str) -> Redirect:
+    """Back to a page after a change, with the message saying what was done."""
+    flash(request, message, "success")
+    return Redirect(next_page, status_code=HTTP_303_SEE_OTHER)
 
 
 # The console lists the newest schedules; a service with more than this uses the API's pages.

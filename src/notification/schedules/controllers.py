@@ -16,6 +16,7 @@ from notification.audit.trail import AuditTrail
 from notification.errors import problem_responses
 from notification.pagination import Limit, Offset, Page
 from notification.schedules.deps import ScheduleId, provide_schedule_service
+from notification.schedules.models import Schedule
 from notification.schedules.schemas import (
     PREVIEW_MAX,
     ScheduleCreate,
@@ -122,9 +123,7 @@ class ScheduleController(Controller):
     async def pause_schedule(
         self, schedules: ScheduleService, audit: AuditTrail, schedule_id: ScheduleId
     ) -> ScheduleRead:
-        schedule = await schedules.pause_schedule(schedule_id, audit)
-        logger.info("schedule paused", schedule_id=schedule_id)
-        return schedules.read(schedule)
+        return _logged(schedules, await schedules.pause_schedule(schedule_id, audit), "schedule paused")
 
     @post(
         "/{schedule_id:int}/resume",
@@ -135,9 +134,7 @@ class ScheduleController(Controller):
     async def resume_schedule(
         self, schedules: ScheduleService, audit: AuditTrail, schedule_id: ScheduleId
     ) -> ScheduleRead:
-        schedule = await schedules.resume_schedule(schedule_id, audit)
-        logger.info("schedule resumed", schedule_id=schedule_id)
-        return schedules.read(schedule)
+        return _logged(schedules, await schedules.resume_schedule(schedule_id, audit), "schedule resumed")
 
     @delete(
         "/{schedule_id:int}",
@@ -147,3 +144,9 @@ class ScheduleController(Controller):
     async def delete_schedule(self, schedules: ScheduleService, audit: AuditTrail, schedule_id: ScheduleId) -> None:
         await schedules.delete_schedule(schedule_id, audit)
         logger.info("schedule deleted", schedule_id=schedule_id)
+
+
+def _logged(schedules: ScheduleService, schedule: Schedule, event: str) -> ScheduleRead:
+    """The schedule as the API shows it, once its change is logged."""
+    logger.info(event, schedule_id=schedule.id)
+    return schedules.read(schedule)
