@@ -14,8 +14,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification.config import Settings
 from tests.api import Api, count_rows, create_client, create_mailing
 from tests.conftest import API_TOKEN
+from tests.delivery.observe import insert_clients, rows
 from tests.problems import assert_problem
 
 CLIENTS = "/api/v1/clients"
@@ -157,6 +159,7 @@ async def test_a_body_nested_5000_deep_is_refused_naming_the_body(
 # Over real HTTP: the in-process test client runs one request at a time, so nothing would race.
 
 ROUNDS = 10
+AUDIENCE = 3
 PAIRS_PER_ROUND = 8
 
 
@@ -203,19 +206,33 @@ async def test_a_mailing_patched_while_deleted_is_updated_or_not_found(
     assert await count_rows(db, "mailings") == 0
 
 
-async def test_a_mailings_stats_read_while_it_is_deleted_are_whole_or_not_found(http: httpx.AsyncClient) -> None:
+async def test_a_mailings_stats_read_while_it_is_deleted_are_whole_or_not_found(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    conninfo = settings.psycopg_conninfo
+    await insert_clients(conninfo, AUDIENCE)
+
+    async def planned_mailing() -> dict[str, Any]:
+        # Messages of its own, so that a figure read after the deletion committed would show as fewer.
+        mailing = await create_mailing(http, **mailing_body())
+        await rows(
+            conninfo,
+            "INSERT INTO messages (mailing_id, client_id, due_at) SELECT %(id)s, id, now() FROM clients RETURNING id",
+            {"id": mailing["id"]},
+        )
+        return mailing
+
     async def stats(ident: int) -> httpx.Response:
         response = await http.get(f"{MAILINGS}/{ident}/stats")
         if response.status_code == 200:
             # Read from one snapshot: never a mailing without its figures.
             body = response.json()
             assert body["mailing"]["id"] == body["mailing_id"] == ident
-            assert body["messages"]["total"] == body["total"] == sum(body["by_status"].values())
+            assert body["total"] == body["by_status"]["pending"] == AUDIENCE, body
+            assert body["messages"]["total"] == len(body["messages"]["items"]) == AUDIENCE, body
         return response
 
-    read, deleted = await race(
-        lambda: create_mailing(http, **mailing_body()), stats, lambda ident: http.delete(f"{MAILINGS}/{ident}")
-    )
+    read, deleted = await race(planned_mailing, stats, lambda ident: http.delete(f"{MAILINGS}/{ident}"))
 
     assert set(read) <= {200, 404}, read
     assert deleted == Counter({204: ROUNDS * PAIRS_PER_ROUND}), deleted

@@ -601,3 +601,21 @@ async def test_the_console_shows_the_log_to_viewers_filtered_and_paged(
     assert by_person.count('data-audit-id="') == 1
     assert bad.status_code == 400
     assert 'id="error-entity_id">an id is a whole number from 1<' in bad.text
+
+
+async def test_an_idempotent_replay_and_a_preview_write_no_audit_row(client: Api, db: AsyncSession) -> None:
+    now = dt.datetime.now(dt.UTC)
+    body = {"text": "Once", "start_at": now.isoformat(), "end_at": (now + dt.timedelta(hours=1)).isoformat()}
+    key = {"Idempotency-Key": "audit-once"}
+    created = await client.post("/api/v1/mailings", json=body, headers=key)
+    assert created.status_code == 201, created.text
+
+    replayed = await client.post("/api/v1/mailings", json=body, headers=key)
+    previewed = await client.post("/api/v1/mailings/preview", json=body)
+    previewed_existing = await client.get(f"/api/v1/mailings/{created.json()['id']}/preview")
+
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert previewed.status_code == previewed_existing.status_code == 200
+    logged = (await db.execute(text("SELECT action, entity, entity_id FROM audit_log ORDER BY id"))).all()
+    await db.rollback()
+    assert [tuple(row) for row in logged] == [("create", "mailing", created.json()["id"])]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
+from dataclasses import replace
 
+from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.api import API_TOKEN
+from notification.app import create_app
+from notification.config import Settings
+from tests.api import API_TOKEN, database_now
 from tests.console_client import SESSION_COOKIE, Console, csrf_of
+from tests.waiting import wait_for
 
 CONSOLE_PAGES = [
     "/admin",
@@ -87,8 +94,10 @@ async def test_signing_in_keeps_the_identity_server_side_under_a_new_id(anonymou
     session_id, data = sessions[0]
     assert session_id != "planted-by-someone-else"
     assert anonymous.client.cookies.get(SESSION_COOKIE) == session_id
-    assert data["identity"] == {"actor": data["identity"]["actor"], "role": "admin", "method": "token"}
-    assert str(data["identity"]["actor"]).startswith("api-token:")
+    # The actor names the token by the first 4 hex digits of its SHA-256, worked out here independently.
+    actor = "api-token:" + hashlib.sha256(API_TOKEN.encode()).hexdigest()[:4]
+    assert data["identity"] == {"actor": actor, "role": "admin", "method": "token"}
+    assert actor in response.text
     assert data["timezone"] == "Europe/Moscow"
     assert API_TOKEN not in json.dumps(data)
 
@@ -132,3 +141,40 @@ async def test_sign_in_never_sends_the_browser_off_the_console(anonymous: Consol
         data = {"token": API_TOKEN, "next": target}
         response = await anonymous.post("/admin/sign-in", data, follow_redirects=False)
         assert response.headers["location"] == "/admin", target
+
+
+SHORT_TTL_S = 2.0
+
+
+async def _expires_at(db: AsyncSession, session_id: str) -> dt.datetime | None:
+    found = await db.scalar(text("SELECT expires_at FROM console_sessions WHERE session_id = :id"), {"id": session_id})
+    await db.commit()
+    return found
+
+
+async def test_a_session_ends_after_the_ttl_without_a_request(settings: Settings, db: AsyncSession) -> None:
+    app = create_app(replace(settings, session_ttl_s=SHORT_TTL_S))
+    async with AsyncTestClient(app=app) as client:
+        console = Console(client)
+        assert (await console.sign_in()).status_code == 200
+        session_id = client.cookies.get(SESSION_COOKIE)
+        assert session_id
+        # The cookie is sent by hand: the server, not the client's cookie jar, must be what ends it.
+        cookie = {"Cookie": f"{SESSION_COOKIE}={session_id}"}
+        client.cookies.clear()
+        first = await _expires_at(db, session_id)
+        assert first is not None
+
+        # A request within the TTL keeps the session and pushes its end on.
+        assert (await client.get("/admin", headers=cookie, follow_redirects=False)).status_code == 200
+        renewed = await _expires_at(db, session_id)
+        assert renewed is not None
+        assert renewed >= first
+        last_request_at = await database_now(db)
+
+        # Then none for longer than the TTL (counted here, not read from the session): the next finds it over.
+        ttl = dt.timedelta(seconds=SHORT_TTL_S)
+        await wait_for(lambda: database_now(db), lambda now: now > last_request_at + ttl, timeout_s=SHORT_TTL_S + 10)
+        answer = await client.get("/admin", headers=cookie, follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/admin/sign-in")

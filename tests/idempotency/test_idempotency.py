@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import msgspec
 import psycopg
 import pytest
@@ -14,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
 from notification.idempotency.store import FORGET_EXPIRED, KEPT_HOURS
-from tests.api import MAILINGS, Api, count_rows
+from tests.api import API_TOKEN, MAILINGS, Api, count_rows
+from tests.delivery.observe import backends_waiting_for_a_lock
 from tests.factories import ClientCreateFactory
 from tests.mailings.test_mailings_api import mailing_body
 from tests.problems import assert_problem
+from tests.waiting import wait_for
 
 BULK = "/api/v1/clients/bulk"
 
@@ -47,15 +50,34 @@ async def test_a_repeated_create_with_one_key_creates_one_mailing(client: Api, d
     assert await _plan_jobs(db) == 1
 
 
-async def test_concurrent_duplicates_with_one_key_create_one_mailing(client: Api, db: AsyncSession) -> None:
-    body = mailing_body(text="sent three times at once")
-    headers = {"Idempotency-Key": "double-click"}
+async def test_two_creates_with_one_key_at_once_over_http_create_one_mailing(
+    live_server: str, settings: Settings, db: AsyncSession
+) -> None:
+    """Both requests reach the key while a third transaction holds it, so that both are truly waiting at
+    once when it lets go; the server runs in a thread of its own and answers them side by side."""
+    conninfo = settings.psycopg_conninfo
+    body = mailing_body(text="sent twice at once")
+    key = "double-click"
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": key}
+    async with (
+        httpx.AsyncClient(base_url=live_server, headers=headers, timeout=30) as http,
+        await psycopg.AsyncConnection.connect(conninfo) as holder,
+    ):
+        await holder.execute(
+            "INSERT INTO idempotency_keys (route, key, request_digest) VALUES ('POST /mailings', %(key)s, '')",
+            {"key": key},
+        )
+        posts = [asyncio.create_task(http.post(MAILINGS, json=body)) for _ in range(2)]
+        await wait_for(lambda: backends_waiting_for_a_lock(conninfo), lambda n: n == 2, timeout_s=15)
+        await holder.rollback()
+        answers = await asyncio.gather(*posts)
 
-    answers = await asyncio.gather(*(client.post(MAILINGS, json=body, headers=headers) for _ in range(3)))
-
-    assert [a.status_code for a in answers] == [201, 201, 201]
-    assert len({a.content for a in answers}) == 1
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    assert answers[0].json() == answers[1].json()
+    assert sorted(a.headers.get("idempotent-replayed", "") for a in answers) == ["", "true"]
     assert await count_rows(db, "mailings") == 1
+    assert await _plan_jobs(db) == 1
+    assert await count_rows(db, "audit_log") == 1
 
 
 async def test_the_same_body_spelled_differently_is_the_same_request(client: Api, db: AsyncSession) -> None:

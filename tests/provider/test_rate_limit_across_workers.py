@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
-from notification.dev.fake_provider import Arrival, RunningFakeProvider, serve_fake_provider
+from notification.dev.fake_provider import (
+    Arrival,
+    FakeProviderOptions,
+    FakeProviderState,
+    RunningFakeProvider,
+    create_fake_provider_app,
+    get_fake_provider_state,
+    serve_fake_provider,
+)
 from tests.api import Api, add_clients, create_mailing, mailing_stats, utc_now
 from tests.provider.test_rate_limit import busiest_second
+from tests.servers import serve_in_thread
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -131,3 +141,57 @@ async def test_a_429_holds_every_worker_for_its_retry_after(
 
 async def _first_429(fake: RunningFakeProvider) -> float | None:
     return next((_at(a) for a in fake.arrivals() if a.status == 429), None)
+
+
+# The README: the worker that got a 429 writes the hold, the others read it within a quarter of a second.
+HOLD_REACHES_OTHERS_S = 0.25
+
+
+@contextmanager
+def _fake_in_a_thread() -> Iterator[tuple[FakeProviderState, str]]:
+    """A fake provider on a thread and event loop of its own, so that its arrival times are taken as they
+    happen whatever the test's loop is doing; yields its record and the base URL a worker is given."""
+    provider_app = create_fake_provider_app(FakeProviderOptions(latency_ms=50))
+    with serve_in_thread(provider_app) as url:
+        yield get_fake_provider_state(provider_app), f"{url}/v1"
+
+
+async def test_a_429_reaches_the_other_worker_within_a_quarter_of_a_second(
+    client: Api, settings: Settings, tmp_path: Path
+) -> None:
+    await add_clients(client, 1500)
+    tuning = {"SEND_BATCH_SIZE": "25", "PROVIDER_CONCURRENCY": "5", "WORKER_CONCURRENCY": "2"}
+    with _fake_in_a_thread() as (first_fake, first_url), _fake_in_a_thread() as (other_fake, other_url):
+        workers = [
+            WorkerProcess(settings, first_url, tmp_path / "first.log", **tuning),
+            WorkerProcess(settings, other_url, tmp_path / "second.log", **tuning),
+        ]
+        try:
+            await create_mailing(client, end_at=(utc_now() + dt.timedelta(minutes=5)).isoformat())
+
+            async def both_sending() -> bool:
+                return bool(first_fake.arrivals()) and bool(other_fake.arrivals())
+
+            await wait_for(both_sending, bool)
+            first_fake.set_options(rate_limit_rate=1.0, retry_after_s=2)
+
+            async def first_429_answered() -> dt.datetime | None:
+                return next((a.answered_at for a in first_fake.arrivals() if a.status == 429), None)
+
+            answered = await wait_for(first_429_answered, lambda at: at is not None, timeout_s=10, interval_s=0.01)
+            first_fake.set_options(rate_limit_rate=0.0)
+            assert answered is not None
+            hold_end = answered + dt.timedelta(seconds=2)
+            await wait_for(_wall_clock, lambda now: now > hold_end + dt.timedelta(seconds=0.5))
+        finally:
+            for worker in workers:
+                worker.stop()
+    reached = answered + dt.timedelta(seconds=HOLD_REACHES_OTHERS_S)
+    # Until the hold ends (less the margin a clock read in another process may need), the other worker sent nothing.
+    late = [a for a in other_fake.arrivals() if reached < a.arrived_at < hold_end - dt.timedelta(seconds=0.2)]
+    assert late == [], f"{len(late)} requests reached the other fake more than {HOLD_REACHES_OTHERS_S} s after the 429"
+    assert [a for a in other_fake.arrivals() if a.arrived_at < answered], "the other worker was sending before"
+
+
+async def _wall_clock() -> dt.datetime:
+    return utc_now()

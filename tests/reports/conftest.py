@@ -50,14 +50,25 @@ class Received:
 
 class RecordingHandler:
     """Keeps every accepted message; ``replies`` scripts the answers to the next DATA commands
-    (a 4xx or 5xx refuses the message); ``delay_s`` makes a slow server."""
+    (a 4xx or 5xx refuses the message); ``delay_s`` makes a slow server; ``unknown_recipients`` are refused
+    at RCPT TO."""
 
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.replies: deque[str] = deque()
         self.refusals: list[str] = []
         self.delay_s = 0.0
+        # Addresses answered 550 at RCPT TO: a mailbox the server does not know.
+        self.unknown_recipients: set[str] = set()
         self._lock = threading.Lock()
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.unknown_recipients:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         if self.delay_s:

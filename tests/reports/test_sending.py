@@ -340,3 +340,19 @@ def test_the_smtp_password_is_kept_out_of_the_settings_repr_and_errors() -> None
         "a@example.org",
         "b@example.org",
     )
+
+
+async def test_a_recipient_refused_among_others_does_not_stop_the_report(
+    mail: RecordingHandler, report_settings: Settings, pool: AsyncConnectionPool, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    gone = "left-the-company@example.com"
+    mail.unknown_recipients.add(gone)
+    settings = replace(report_settings, report_recipients=(gone, RECIPIENT), report_cron="30 5 * * *")
+
+    assert await send_due_report(pool, settings, _local(D, "05:31")) is Outcome.SENT
+
+    [received] = mail.messages()
+    assert received.recipients == [RECIPIENT]
+    row = await _delivery(conn, D - dt.timedelta(days=1))
+    assert row is not None
+    assert row["status"] == "sent"

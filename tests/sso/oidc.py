@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +35,8 @@ PUBLISHED_KEY = RSAKey.generate_key(2048, parameters={"kid": "published", "use":
 # A key the provider never published, once under an unknown id and once under the published one's.
 UNPUBLISHED_KEY = RSAKey.generate_key(2048, parameters={"kid": "never-published", "alg": "RS256"})
 IMPOSTOR_KEY = RSAKey.import_key(UNPUBLISHED_KEY.as_dict(private=True) | {"kid": "published"})
+# A key the provider rotates in: published from the moment a test says so (``FakeOpenIDProvider.rotate``).
+ROTATED_KEY = RSAKey.generate_key(2048, parameters={"kid": "rotated-in", "use": "sig", "alg": "RS256"})
 
 
 @dataclass
@@ -48,6 +52,11 @@ class Script:
     nonce: str | None = None
     issuer: str | None = None
     discovery: str = "ok"  # ok, html
+    # RS256; "none" (no signature at all); "HS256-public" (an HMAC keyed with the published public key).
+    algorithm: str = "RS256"
+    # False: the ID token carries no email, which the user info endpoint then gives.
+    email_in_token: bool = True
+    userinfo_email_verified: Any = True
 
 
 @dataclass
@@ -67,6 +76,8 @@ class FakeOpenIDProvider:
     grants: dict[str, Grant] = field(default_factory=dict)
     token_requests: int = 0
     discovery_requests: int = 0
+    jwks_requests: int = 0
+    published: list[RSAKey] = field(default_factory=lambda: [PUBLISHED_KEY])
     end_session_requests: list[dict[str, str]] = field(default_factory=list)
     stop: Callable[[], None] = lambda: None
     """Takes the provider down: its port refuses connections from then on."""
@@ -80,12 +91,26 @@ class FakeOpenIDProvider:
             "iat": now,
             "exp": now + self.script.expires_in,
             "nonce": self.script.nonce or grant.nonce,
-            "email": grant.email,
-            "email_verified": self.script.email_verified,
             "at_hash": _at_hash(access_token),
         }
+        if self.script.email_in_token:
+            claims |= {"email": grant.email, "email_verified": self.script.email_verified}
         key = self.script.signing_key
+        if self.script.algorithm == "none":
+            header = {"alg": "none", "kid": str(key.kid)}
+            return f"{_b64_json(header)}.{_b64_json(claims)}."
+        if self.script.algorithm == "HS256-public":
+            # Keyed with the public key as published (PEM), as a verifier confusing the two would take it;
+            # by hand, since joserfc refuses such a key.
+            signing_input = f"{_b64_json({'alg': 'HS256', 'kid': str(PUBLISHED_KEY.kid)})}.{_b64_json(claims)}"
+            mac = hmac.new(PUBLISHED_KEY.as_pem(private=False), signing_input.encode(), hashlib.sha256).digest()
+            return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
         return jwt.encode({"alg": "RS256", "kid": str(key.kid)}, claims, key)
+
+    def rotate(self) -> None:
+        """Publishes the rotated-in key beside the old one and signs with it from now on."""
+        self.published = [PUBLISHED_KEY, ROTATED_KEY]
+        self.script.signing_key = ROTATED_KEY
 
     def app(self) -> Litestar:
         provider = self
@@ -101,6 +126,7 @@ class FakeOpenIDProvider:
                 "token_endpoint": f"{provider.url}/token",
                 "jwks_uri": f"{provider.url}/jwks",
                 "end_session_endpoint": f"{provider.url}/end-session",
+                "userinfo_endpoint": f"{provider.url}/userinfo",
                 "response_types_supported": ["code"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
@@ -108,7 +134,17 @@ class FakeOpenIDProvider:
 
         @get("/jwks", media_type=MediaType.JSON)
         async def jwks() -> dict[str, Any]:
-            return {"keys": [PUBLISHED_KEY.as_dict(private=False)]}
+            provider.jwks_requests += 1
+            return {"keys": [key.as_dict(private=False) for key in provider.published]}
+
+        @get("/userinfo", media_type=MediaType.JSON)
+        async def userinfo() -> dict[str, Any]:
+            email = provider.script.email
+            return {
+                "sub": f"subject-{email}",
+                "email": email,
+                "email_verified": provider.script.userinfo_email_verified,
+            }
 
         @get("/authorize")
         async def authorize(request: Request[Any, Any, Any]) -> Redirect:
@@ -163,7 +199,11 @@ class FakeOpenIDProvider:
             provider.end_session_requests.append(dict(request.query_params))
             return "signed out at the provider"
 
-        return Litestar(route_handlers=[discovery, jwks, authorize, token, end_session], logging_config=None)
+        return Litestar(route_handlers=[discovery, jwks, userinfo, authorize, token, end_session], logging_config=None)
+
+
+def _b64_json(part: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
 
 
 def _at_hash(access_token: str) -> str:

@@ -168,18 +168,18 @@ async def expire_overdue(world: World) -> None:
 
 
 async def retry_failed(world: World) -> None:
-    """An operator sends failed and expired messages again (the shape of POST /mailings/{id}/retry)."""
+    """An operator sends failed and expired messages again through POST /mailings/{id}/retry (the retry
+    service itself, with a new end in case the mailing has ended), then the plan it asks for runs."""
     if not world.live_mailings():
         return
     mailing_id = world.rng.choice(world.live_mailings())
-    rows = await world.sql(
-        "UPDATE messages SET status = 'pending', due_at = now(), leased_until = NULL"
-        " WHERE mailing_id = %(m)s AND status IN ('failed', 'expired') RETURNING id",
-        {"m": mailing_id},
+    end_at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    response = await world.api.post(
+        f"/api/v1/mailings/{mailing_id}/retry", json={"statuses": ["failed", "expired"], "end_at": end_at}
     )
-    plan = await world.sql("SELECT plan_version FROM mailings WHERE id = %(m)s", {"m": mailing_id})
-    if rows and plan:
-        world.batches.append(Batch(mailing_id, plan[0][0], sorted(r[0] for r in rows)))
+    assert response.status_code in {200, 404}, response.text
+    if response.status_code == 200 and response.json()["requeued"]:
+        await world.plan(mailing_id)
 
 
 async def roll_back_a_change(world: World) -> None:

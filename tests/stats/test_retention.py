@@ -3,6 +3,7 @@ statistics stay as they were."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from notification.stats.counters import rebuild_counters, verify_counters
 from notification.stats.retention import purge_expired_messages
 from notification.worker import app as worker_app
 from tests.api import Api
+from tests.problems import assert_problem
 
 # Mailings ended 40 days ago (twice), 10 days ago, one still running, and one ended 40 days ago with a
 # message still pending (a worker was down all along): each with a mix of statuses.
@@ -138,3 +140,22 @@ def test_the_worker_folds_and_purges_every_minute_and_keeps_messages_unless_told
     assert {"stats:purge_expired_messages", "stats:fold_counters"} <= set(worker_app.tasks)
     periodic = {task.task.name for task in worker_app.periodic_registry.periodic_tasks.values()}
     assert {"stats:purge_expired_messages", "stats:fold_counters"} <= periodic
+
+
+async def test_a_retry_of_a_mailing_whose_messages_retention_deleted_is_a_conflict(
+    client: Api, conn: psycopg.AsyncConnection[Any]
+) -> None:
+    ids = await _mailings(conn)
+    await purge_expired_messages(conn, retention_days=30)
+    old = ids["old"]
+    before = (await client.get(f"/api/v1/mailings/{old}")).json()
+
+    # A retry that would otherwise be accepted: with a new end, the mailing having ended.
+    new_end = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    response = await client.post(f"/api/v1/mailings/{old}/retry", json={"statuses": ["failed"], "end_at": new_end})
+
+    problem = assert_problem(response, 409, "statuses")
+    assert "deleted by retention" in problem["errors"][0]["message"]
+    assert (await client.get(f"/api/v1/mailings/{old}")).json() == before
+    audit = await (await conn.execute("SELECT count(*) FROM audit_log WHERE action = 'retry'")).fetchone()
+    assert audit == (0,)

@@ -174,3 +174,20 @@ async def test_a_held_provider_is_a_503_with_retry_after(
     assert_problem(response, 503)
     assert 50 <= int(response.headers["retry-after"]) <= 60
     assert fake_provider.received().total_requests == 0
+
+
+async def test_a_rate_budget_without_room_within_the_timeout_is_a_503(
+    settings: Settings, db: AsyncSession, fake_provider: RunningFakeProvider
+) -> None:
+    # One part a second, and the workers have spent the next minute and a half: no room within 2 s.
+    limited = replace(settings, provider_rate_limit=1.0)
+    await db.execute(text("UPDATE provider_rate_budget SET tokens = -90, refilled_at = now()"))
+    await db.commit()
+    async with AsyncTestClient(app=create_app(limited)) as client:
+        client.headers["Authorization"] = f"Bearer {API_TOKEN}"
+        mailing = await create(client)
+
+        response = await client.post(f"{MAILINGS}/{mailing['id']}/test", json={"phone": PHONE})
+
+    assert_problem(response, 503)
+    assert fake_provider.received().total_requests == 0
