@@ -49,6 +49,10 @@ class MailingFactory(SQLAlchemyFactory[Mailing]):
     planned_at = None
     messages_purged_at = None
     paused_at = None
+    # A factory mailing is a one-off with its own filter: no audience, no schedule.
+    audience_id = None
+    schedule_id = None
+    occurrence_at = None
     # Decided from the text, as the service does.
     encoding = PostGenerated(lambda _, values: measure(values["text"]).encoding.value)
     parts = PostGenerated(lambda _, values: measure(values["text"]).parts)
