@@ -10,7 +10,7 @@ import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, Schema
+from litestar.openapi.spec import Components, OpenAPIType, Schema
 
 from notification import __version__
 from notification.assets import static_url
@@ -57,9 +57,37 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
             schema.description = cleandoc(doc)
         for field in info.fields:
             prop = (schema.properties or {}).get(field.encode_name)
-            if isinstance(prop, Schema) and isinstance(field.type, msgspec.inspect.ListType):
-                _constrain_items(prop, field.type.item_type)
+            if isinstance(prop, Schema):
+                _constrain(prop, field.type)
         return schema
+
+
+def _constrain(prop: Schema, field_type: msgspec.inspect.Type) -> None:
+    """Puts on ``prop`` what msgspec enforces of ``field_type``. An optional field is a ``oneOf``
+    with null, where Litestar keeps none of its type's constraints: they go on its non-null branch."""
+    if isinstance(field_type, msgspec.inspect.Metadata):
+        field_type = field_type.type
+    if isinstance(field_type, msgspec.inspect.UnionType):
+        branches = [t for t in field_type.types if not isinstance(t, msgspec.inspect.NoneType)]
+        schemas = [b for b in prop.one_of or () if isinstance(b, Schema) and b.type != OpenAPIType.NULL]
+        if len(branches) == 1 and len(schemas) == 1:
+            _constrain(schemas[0], branches[0])
+        return
+    if isinstance(field_type, msgspec.inspect.ListType):
+        _constrain_items(prop, field_type.item_type)
+        if field_type.min_length is not None:
+            prop.min_items = field_type.min_length
+        if field_type.max_length is not None:
+            prop.max_items = field_type.max_length
+    elif isinstance(field_type, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        prop.minimum = field_type.ge if field_type.ge is not None else prop.minimum
+        prop.maximum = field_type.le if field_type.le is not None else prop.maximum
+        prop.exclusive_minimum = field_type.gt if field_type.gt is not None else prop.exclusive_minimum
+        prop.exclusive_maximum = field_type.lt if field_type.lt is not None else prop.exclusive_maximum
+    elif isinstance(field_type, msgspec.inspect.StrType):
+        prop.pattern = field_type.pattern or prop.pattern
+        prop.min_length = field_type.min_length if field_type.min_length is not None else prop.min_length
+        prop.max_length = field_type.max_length if field_type.max_length is not None else prop.max_length
 
 
 def _constrain_items(array: Schema, item_type: msgspec.inspect.Type) -> None:

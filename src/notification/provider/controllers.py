@@ -96,7 +96,9 @@ class RouteController(Controller):
             Body(
                 max_items=1000,
                 description="The first rule that matches a message names its providers, tried in order;"
-                " a message no rule matches goes to the first enabled provider.",
+                " a message no rule matches goes to the first enabled provider. Refused with 400: a rule naming"
+                " a provider that is not stored (no provider named ...), and a rule with both operator codes"
+                " and phone prefixes (a rule matches operator codes or phone prefixes, not both).",
             ),
         ],
     ) -> list[RouteRuleSchema]:

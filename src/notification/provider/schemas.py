@@ -21,8 +21,13 @@ class ProviderWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     settings: Annotated[
         dict[str, Any],
         msgspec.Meta(
-            description="Its kind's settings, less the secret. http: `url`, `timeout_s`. smpp: `host`, `port`,"
-            " `system_id`, `system_type`, `tls`, `source_addr` and its `source_addr_ton`/`_npi`, `long_text`, ...",
+            description="Its kind's settings, less the secret (a setting named token, password or secret is"
+            " refused: a secret goes in `secret`). http: `url` (must be the provider's http:// or https:// URL),"
+            " `timeout_s` (must be a positive number of seconds); any other key is not a setting of an http"
+            " provider. smpp: `host`, `port`, `system_id`, `system_type`, `tls`, `plaintext`, `source_addr` and"
+            " its `source_addr_ton`/`_npi`, `long_text`, ...; settings the SMSC client would not accept (an"
+            " unknown key, a wrong type, `host` or `system_id` missing, cleartext off this host) are refused as"
+            " not valid for an smpp provider.",
             examples=[{"url": "https://sms.example.com/v1"}],
         ),
     ] = msgspec.field(default_factory=dict)
@@ -30,7 +35,9 @@ class ProviderWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         Annotated[
             str,
             msgspec.Meta(
-                description="The token (http) or password (smpp); write-only, stored encrypted", max_length=1024
+                description="The token (http) or password (smpp); write-only, stored encrypted. Without a key"
+                " the service refuses it: cannot be stored: NOTIFICATION_SECRET_KEY is not set.",
+                max_length=1024,
             ),
         ]
         | None

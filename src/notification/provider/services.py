@@ -23,6 +23,7 @@ from notification.provider.secrets import SecretBox
 SECRET_FIELDS = frozenset({"token", "password", "secret"})
 SECRET_CHANGED = "changed"  # noqa: S105  (a word for the audit row, not a secret)
 """What the audit row says of a new secret: that it changed, never its value."""
+NOT_SMPP = "not valid for an smpp provider"
 
 
 def to_read(row: StoredProvider) -> ProviderRead:
@@ -69,9 +70,9 @@ def check_kind_settings(data: ProviderWrite) -> None:
         missing = re.search(r"missing required field `(\w+)`", text)
         at = re.search(r"at `\$\.(\w+)", text)
         field = missing.group(1) if missing else at.group(1) if at else ""
-        raise InvalidInput.of(f"settings.{field}" if field else "settings", message) from None
+        raise InvalidInput.of(f"settings.{field}" if field else "settings", f"{NOT_SMPP}: {message}") from None
     except ValueError as exc:
-        raise InvalidInput.of("settings", str(exc)) from None
+        raise InvalidInput.of("settings", f"{NOT_SMPP}: {exc}") from None
 
 
 class ProviderService:
