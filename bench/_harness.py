@@ -95,13 +95,18 @@ def python() -> str:
     return sys.executable
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    """Asks every process to stop at once, then waits for each: they wind down side by side."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         process.terminate()
+    deadline = time.monotonic() + 15
+    for process in running:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
 def peak_rss_mb(pid: int) -> float:

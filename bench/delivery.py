@@ -215,8 +215,7 @@ def main() -> None:
                 more = httpx.get(f"http://127.0.0.1:{second_port}/_fake/received", timeout=30).json()
                 received = {k: received[k] + more[k] for k in ("total_requests", "total_accepted")}
         finally:
-            for process in (*workers.values(), api, provider, *([second] if second else [])):
-                stop(process)
+            stop(*workers.values(), api, provider, *([second] if second else []))
             if smsc is not None:
                 smsc.stop()
 

@@ -136,8 +136,7 @@ def main() -> None:
             (logs / "arrivals.json").write_bytes(answer.content)
             arrivals = msgspec.json.decode(answer.content, type=list[Arrival])
         finally:
-            for process in (*workers, api, provider):
-                stop(process)
+            stop(*workers, api, provider)
 
     times = [arrival.arrived_at.timestamp() for arrival in arrivals if arrival.accepted]
     first, last = min(times), max(times)
