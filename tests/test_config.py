@@ -56,6 +56,7 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "report_from": "notification@localhost",
     "smtp_url": "",
     "smtp_allow_plaintext_auth": False,
+    "smtp_timeout_s": 30.0,
     "report_retry_base_s": 60.0,
     "report_retry_max_s": 1800.0,
     "schedule_lead_s": 600.0,

@@ -88,6 +88,9 @@ class Settings:
     """``smtp://user:password@host:587`` (STARTTLS when offered), ``smtps://...:465``; empty = no mail."""
     smtp_allow_plaintext_auth: bool = False
     """Send the SMTP password to a server that does not offer STARTTLS; never in production."""
+    smtp_timeout_s: float = 30.0
+    """How long one step of the SMTP exchange may wait for the server; a worker sending the day's
+    report holds it for four times this before another may presume it dead and try."""
     report_retry_base_s: float = 60.0
     report_retry_max_s: float = 1800.0
     schedule_lead_s: float = 600.0
@@ -178,6 +181,9 @@ class Settings:
         if len(self.report_cron.split()) != 5 or not croniter.is_valid(self.report_cron):
             msg = f"{PREFIX}REPORT_CRON must be a five-field cron expression such as '30 5 * * *'"
             raise ValueError(f"{msg}, got {self.report_cron!r}")
+        if self.smtp_timeout_s <= 0:
+            msg = f"{PREFIX}SMTP_TIMEOUT_S must be a positive number of seconds"
+            raise ValueError(msg)
         # The URL carries the password: its text never goes into the error.
         if self.smtp_url and (urlsplit(self.smtp_url).scheme not in {"smtp", "smtps"} or not _smtp_host(self.smtp_url)):
             msg = f"{PREFIX}SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465"

@@ -58,6 +58,8 @@ class RecordingHandler:
         self.replies: deque[str] = deque()
         self.refusals: list[str] = []
         self.delay_s = 0.0
+        # DATA commands whose content the server has read, answered or not yet.
+        self.data_started = 0
         # Addresses answered 550 at RCPT TO: a mailbox the server does not know.
         self.unknown_recipients: set[str] = set()
         self._lock = threading.Lock()
@@ -71,6 +73,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        with self._lock:
+            self.data_started += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)  # the server is slow, the client waits for it
         with self._lock:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from notification.config import Settings
 from notification.dev.mail_server import SmtpServer
-from tests.reports.conftest import RECIPIENT, RecordingHandler
+from notification.reports.rendering import scheduled_message_id
+from notification.reports.sending import Outcome, send_due_report
+from tests.reports.conftest import RECIPIENT, SENDER, RecordingHandler
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -104,3 +109,70 @@ async def test_a_worker_without_recipients_says_so_once_and_sends_nothing(
     assert "NOTIFICATION_REPORT_RECIPIENTS is empty" in off[0]
     assert mail.messages() == []
     assert _rows(settings, "SELECT count(*) FROM report_deliveries") == [(0,)]
+
+
+# One tick of the schedule in a process of its own, at the moment it starts: a worker's sender.
+ONE_TICK = (
+    "-c",
+    "import asyncio, datetime as dt\n"
+    "from psycopg_pool import AsyncConnectionPool\n"
+    "from notification.config import load_settings\n"
+    "from notification.reports.sending import send_due_report\n"
+    "async def tick():\n"
+    "    settings = load_settings()\n"
+    "    async with AsyncConnectionPool(settings.psycopg_conninfo, kwargs={'autocommit': True}) as pool:\n"
+    "        print(await send_due_report(pool, settings, dt.datetime.now(dt.UTC)), flush=True)\n"
+    "asyncio.run(tick())\n",
+)
+
+
+async def test_a_sender_killed_mid_data_leaves_the_report_to_another_once_its_lease_runs_out(
+    settings: Settings,
+    smtp_server: SmtpServer,
+    mail: RecordingHandler,
+    pool: AsyncConnectionPool,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    report = {
+        "SMTP_URL": smtp_server.url,
+        "REPORT_RECIPIENTS": RECIPIENT,
+        "REPORT_FROM": SENDER,
+        "REPORT_CRON": "0 0 * * *",
+        "REPORT_TIMEZONE": "UTC",
+        "SMTP_TIMEOUT_S": "30",
+    }
+    # A slow server: the first sender has handed over its message and waits for the answer.
+    mail.delay_s = 60
+    first = start_worker(command=ONE_TICK, **report)
+    await wait_for(lambda: _async(mail.data_started), lambda n: n == 1, timeout_s=30, interval_s=0.02)
+    [(status, attempts, leased_until)] = _rows(settings, "SELECT status, attempts, leased_until FROM report_deliveries")
+    assert (status, attempts) == ("pending", 1)
+    assert isinstance(leased_until, dt.datetime)
+    first.kill()
+    mail.delay_s = 0
+
+    # Another sender: nothing while the dead one's lease holds, the report once it has run out.
+    other = replace(
+        settings,
+        smtp_url=smtp_server.url,
+        report_recipients=(RECIPIENT,),
+        report_from=SENDER,
+        report_cron="0 0 * * *",
+        report_timezone="UTC",
+        smtp_timeout_s=30,
+    )
+    assert await send_due_report(pool, other, leased_until - dt.timedelta(seconds=1)) is Outcome.BUSY
+    assert mail.data_started == 1
+    assert await send_due_report(pool, other, leased_until) is Outcome.SENT
+
+    assert _rows(settings, "SELECT status, attempts, leased_until FROM report_deliveries") == [("sent", 2, None)]
+    # The killed sender's connection closed before the server answered its DATA: one message
+    # delivered, under the day's one Message-ID (so a server that had kept both could tell them apart).
+    [received] = mail.messages()
+    day = leased_until.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    assert received.message["Message-ID"] == scheduled_message_id(day, SENDER)
+    assert mail.data_started == 2
+
+
+async def _async(value: int) -> int:
+    return value

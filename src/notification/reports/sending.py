@@ -29,12 +29,15 @@ from notification.config import PREFIX, Settings
 from notification.reports.content import DailyReport, build_report
 from notification.reports.queries import statements
 from notification.reports.rendering import compose, scheduled_message_id
-from notification.reports.smtp import SMTP_TIMEOUT_S, SmtpFailure, parse_smtp_url, send_email
+from notification.reports.smtp import SmtpFailure, parse_smtp_url, send_email
 
 logger = structlog.get_logger(__name__)
 
-# Past this, a worker that claimed an attempt is presumed dead and another may try.
-ATTEMPT_LEASE = dt.timedelta(seconds=4 * SMTP_TIMEOUT_S)
+
+def attempt_lease(settings: Settings) -> dt.timedelta:
+    """Past this, a worker that claimed an attempt is presumed dead and another may try: longer
+    than the slowest exchange the SMTP timeout lets through (connect, STARTTLS, AUTH, DATA)."""
+    return dt.timedelta(seconds=4 * settings.smtp_timeout_s)
 
 
 class Outcome(StrEnum):
@@ -90,7 +93,7 @@ async def send_report(
         logger.warning("smtp password may go out in cleartext", server=target.describe())
     report = await build_report(conn, day, settings.report_timezone, now)
     message = compose(report, settings.report_from, recipients, message_id)
-    refused = await send_email(target, message, recipients)
+    refused = await send_email(target, message, recipients, settings.smtp_timeout_s)
     if refused:
         logger.warning("report recipients refused", report_day=day.isoformat(), refused=refused)
     return SentReport(report, [r for r in recipients if r not in refused], refused)
@@ -103,7 +106,7 @@ async def send_due_report(pool: AsyncConnectionPool, settings: Settings, now: dt
     day = due_report_day(settings.report_cron, settings.report_timezone, now)
     if day is None:
         return Outcome.NOT_DUE
-    params = {"report_day": day, "now": now, "lease_until": now + ATTEMPT_LEASE}
+    params = {"report_day": day, "now": now, "lease_until": now + attempt_lease(settings)}
     async with pool.connection() as conn:
         async with conn.transaction():
             await conn.execute(statements["record_missed"], params)

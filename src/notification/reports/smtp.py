@@ -13,8 +13,6 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-SMTP_TIMEOUT_S = 30.0
-
 
 @dataclass(frozen=True, slots=True)
 class SmtpTarget:
@@ -67,7 +65,9 @@ class SmtpFailure(Exception):
         self.temporary = temporary
 
 
-async def send_email(target: SmtpTarget, message: EmailMessage, recipients: Sequence[str]) -> list[str]:
+async def send_email(
+    target: SmtpTarget, message: EmailMessage, recipients: Sequence[str], timeout_s: float
+) -> list[str]:
     """Hands the message to the server; returns the recipients it refused while taking it for
     the others (one refused address must not cost everybody their report)."""
     try:
@@ -80,7 +80,7 @@ async def send_email(target: SmtpTarget, message: EmailMessage, recipients: Sequ
             start_tls=False if target.implicit_tls else (True if target.requires_tls else None),
             username=target.username,
             password=target.password,
-            timeout=SMTP_TIMEOUT_S,
+            timeout=timeout_s,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:
         replies = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
