@@ -14,7 +14,7 @@ from litestar import Litestar
 
 from notification.config import Settings
 from notification.delivery.breaker import CircuitBreaker
-from notification.dev.fake_provider import RunningFakeProvider
+from notification.dev.fake_provider import Arrival, RunningFakeProvider
 from notification.jobs import schedule_planning
 from tests.api import Api, create_mailing
 from tests.delivery.observe import (
@@ -219,6 +219,9 @@ async def test_sending_of_a_killed_workers_messages_resumes_within_15_s_behind_a
 # Ends a second before the breaker's fourth probe (1, 3, 7, 15 s after it opened): the probe finds
 # the provider back. A longer outage costs one probe more per doubling of the pause, up to 30 s.
 OUTAGE_S = 14.0
+# The worker's watcher and event loop on a loaded two-core machine, between the probe falling due
+# and its request reaching the fake.
+PROBE_SLACK_S = 2.0
 
 
 def probes_within(breaker: CircuitBreaker, seconds: float) -> int:
@@ -259,3 +262,13 @@ async def test_provider_outage_costs_a_bounded_number_of_requests(
         f" (bound {bound}); the last {max(a.arrived_at.timestamp() for a in during) - down_at:.1f} s into it"
     )
     assert len(during) <= bound
+    # Back at the first probe after the outage: within the longest pause between probes, accepted,
+    # and nothing sent after it fails (the arrivals are the fake's, in its own thread).
+    after = sorted((a for a in fake_provider.arrivals() if a.arrived_at.timestamp() >= up_at), key=_arrival_time)
+    pause_in_force = min(breaker.max_pause_s, breaker.first_pause_s * 2 ** probes_within(breaker, OUTAGE_S))
+    assert after[0].arrived_at.timestamp() - up_at <= pause_in_force + PROBE_SLACK_S
+    assert [a for a in after if not a.accepted] == []
+
+
+def _arrival_time(arrival: Arrival) -> float:
+    return arrival.arrived_at.timestamp()
