@@ -27,11 +27,17 @@ LEASE = dt.timedelta(seconds=2)
 
 async def _defer_batch(settings: Settings, mailing_id: int, message_ids: list[int]) -> None:
     """A send job, deferred by name as the planning would."""
+    await _defer_batches(settings, mailing_id, [message_ids])
+
+
+async def _defer_batches(settings: Settings, mailing_id: int, batches: list[list[int]]) -> None:
+    """Send jobs, deferred by name as the planning would, through one connection pool."""
     job_queue = App(connector=create_connector(settings, max_size=1))
     async with job_queue.open_async():
-        await job_queue.configure_task(SEND_TASK).defer_async(
-            mailing_id=mailing_id, plan_version=1, message_ids=message_ids
-        )
+        for message_ids in batches:
+            await job_queue.configure_task(SEND_TASK).defer_async(
+                mailing_id=mailing_id, plan_version=1, message_ids=message_ids
+            )
 
 
 async def _sent_ats(conninfo: str, mailing_id: int) -> dict[int, dt.datetime | None]:
@@ -54,9 +60,7 @@ async def test_twin_batches_running_at_once_send_and_record_each_message_once(
     ids = await add_pending_messages(conninfo, mailing_id)
     await sending_provider.know(conninfo, mailing_id)
     # Two batches of 100, each deferred twice: four jobs on the same ids, run at once by one worker.
-    for half in (ids[:100], ids[100:]):
-        await _defer_batch(settings, mailing_id, half)
-        await _defer_batch(settings, mailing_id, half)
+    await _defer_batches(settings, mailing_id, [ids[:100], ids[:100], ids[100:], ids[100:]])
     sending_provider.set_latency(300)
     worker = start_worker(WORKER_CONCURRENCY="4", PROVIDER_CONCURRENCY="50")
 
