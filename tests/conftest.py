@@ -22,10 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from notification.app import create_app
 from notification.config import Settings, load_settings
 from notification.dev.fake_provider import RunningFakeProvider, serve_fake_provider
+from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
 from notification.migrate import upgrade_database
 from tests.api import API_TOKEN
 from tests.browser import launched_chromium, local_page
 from tests.console_client import Console
+from tests.either_provider import SendingProvider
 from tests.servers import serve_in_thread
 from tests.workers import WorkerProcess
 
@@ -173,6 +175,23 @@ async def fake_provider() -> AsyncIterator[RunningFakeProvider]:
     """The project's fake SMS provider on a free port, in this process; its record is the test's to read."""
     async with serve_fake_provider() as provider:
         yield provider
+
+
+@pytest.fixture(params=["http", "smpp"])
+async def sending_provider(
+    request: pytest.FixtureRequest, client: AsyncTestClient[Litestar], fake_provider: RunningFakeProvider
+) -> AsyncIterator[SendingProvider]:
+    """The provider a delivery guarantee is checked against: the fake provider over HTTP, or the
+    fake SMSC stored as the only provider (a window wide enough for the HTTP tests' concurrency)."""
+    if request.param == "http":
+        yield SendingProvider("http", fake_provider)
+        return
+    async with serve_fake_smsc(FakeSmscOptions()) as smsc:
+        settings = {"host": "127.0.0.1", "port": smsc.port, "system_id": "notification"}
+        body = {"name": "smsc", "kind": "smpp", "settings": settings, "window": 100}
+        stored = await client.post("/api/v1/providers", json=body)
+        assert stored.status_code == 201, stored.text
+        yield SendingProvider("smpp", fake_provider, smsc)
 
 
 @pytest.fixture

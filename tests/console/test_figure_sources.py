@@ -28,6 +28,8 @@ FIGURES: dict[str, tuple[TextClause, dict[str, Any]]] = {
     ),
     "mailing: counts": (queries.statements.text("mailing_counts"), {"mailing_id": 1}),
     "mailing: error kinds": (queries.statements.text("mailing_error_kinds"), {"mailing_id": 1}),
+    "mailing: messages per provider": (queries.statements.text("mailing_provider_counts"), {"mailing_id": 1}),
+    "dashboard: messages per provider": (queries.statements.text("provider_totals"), {}),
     "mailing: timings": (queries.statements.text("mailing_timings"), {"mailing_id": 1}),
 }
 

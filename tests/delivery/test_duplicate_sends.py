@@ -17,6 +17,7 @@ from notification.dev.fake_provider import Arrival, RunningFakeProvider
 from notification.jobs import SEND_TASK, create_connector
 from tests.api import Api, add_clients, create_mailing, database_now
 from tests.delivery.observe import add_mailing, add_pending_messages, insert_clients, jobs_left, rows, wait_for_log
+from tests.either_provider import SendingProvider
 from tests.sent_log import record_sends, sends_recorded
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
@@ -26,11 +27,17 @@ LEASE = dt.timedelta(seconds=2)
 
 async def _defer_batch(settings: Settings, mailing_id: int, message_ids: list[int]) -> None:
     """A send job, deferred by name as the planning would."""
+    await _defer_batches(settings, mailing_id, [message_ids])
+
+
+async def _defer_batches(settings: Settings, mailing_id: int, batches: list[list[int]]) -> None:
+    """Send jobs, deferred by name as the planning would, through one connection pool."""
     job_queue = App(connector=create_connector(settings, max_size=1))
     async with job_queue.open_async():
-        await job_queue.configure_task(SEND_TASK).defer_async(
-            mailing_id=mailing_id, plan_version=1, message_ids=message_ids
-        )
+        for message_ids in batches:
+            await job_queue.configure_task(SEND_TASK).defer_async(
+                mailing_id=mailing_id, plan_version=1, message_ids=message_ids
+            )
 
 
 async def _sent_ats(conninfo: str, mailing_id: int) -> dict[int, dt.datetime | None]:
@@ -43,7 +50,7 @@ async def _sent_ats(conninfo: str, mailing_id: int) -> dict[int, dt.datetime | N
 async def test_twin_batches_running_at_once_send_and_record_each_message_once(
     settings: Settings,
     db: AsyncSession,
-    fake_provider: RunningFakeProvider,
+    sending_provider: SendingProvider,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     conninfo = settings.psycopg_conninfo
@@ -51,11 +58,10 @@ async def test_twin_batches_running_at_once_send_and_record_each_message_once(
     await record_sends(db)
     mailing_id = await add_mailing(conninfo, start_at="now() - interval '1 minute'", end_at="now() + interval '1 hour'")
     ids = await add_pending_messages(conninfo, mailing_id)
+    await sending_provider.know(conninfo, mailing_id)
     # Two batches of 100, each deferred twice: four jobs on the same ids, run at once by one worker.
-    for half in (ids[:100], ids[100:]):
-        await _defer_batch(settings, mailing_id, half)
-        await _defer_batch(settings, mailing_id, half)
-    fake_provider.set_options(latency_ms=300)
+    await _defer_batches(settings, mailing_id, [ids[:100], ids[:100], ids[100:], ids[100:]])
+    sending_provider.set_latency(300)
     worker = start_worker(WORKER_CONCURRENCY="4", PROVIDER_CONCURRENCY="50")
 
     await wait_for(lambda: _sent_ats(conninfo, mailing_id), lambda sent: len(sent) == 200, timeout_s=30)
@@ -63,9 +69,8 @@ async def test_twin_batches_running_at_once_send_and_record_each_message_once(
     batches = [line for line in worker.log_lines() if '"event": "batch done"' in line]
     assert sum('"claimed": 0' not in line for line in batches) >= 2
     assert len(batches) >= 4, "each twin ran"
-    received = fake_provider.received()
-    assert received.requests == dict.fromkeys(ids, 1)
-    assert received.accepted == dict.fromkeys(ids, 1)
+    assert sending_provider.requests_per_message() == dict.fromkeys(ids, 1)
+    assert sending_provider.accepted_per_message() == dict.fromkeys(ids, 1)
     assert await sends_recorded(db) == dict.fromkeys(ids, 1)
 
 

@@ -25,6 +25,7 @@ from tests.delivery.observe import (
     log_contains,
     rows,
 )
+from tests.either_provider import SendingProvider
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
@@ -109,13 +110,13 @@ ATTEMPTS_WITHIN_THE_MARGIN = 5
 
 
 async def test_a_batch_claimed_at_or_near_end_at_expires_its_messages_without_a_request(
-    settings: Settings, fake_provider: RunningFakeProvider
+    settings: Settings, sending_provider: SendingProvider
 ) -> None:
     db = settings.psycopg_conninfo
     await insert_clients(db, 30)
     ended = await add_mailing(db, start_at="now() - interval '1 hour'", end_at="now() - interval '1 second'")
     ended_ids = await add_pending_messages(db, ended)
-    async with engine_in_process(settings, fake_provider.base_url) as (delivery, conn):
+    async with engine_in_process(settings, sending_provider.http.base_url) as (delivery, conn):
         too_late = await delivery.send_batch(conn, ended, 1, ended_ids)
         # Within the margin: no request may start any more, though end_at is still ahead. On a loaded machine
         # end_at may pass before the batch is done, and then this would be the case above: such a run proves
@@ -134,7 +135,7 @@ async def test_a_batch_claimed_at_or_near_end_at_expires_its_messages_without_a_
 
     for report in (too_late, nearly):
         assert (report.skipped, report.claimed, report.expired) == ("mailing ended", 0, 30)
-    assert fake_provider.received().total_requests == 0
+    assert sending_provider.total_requests() == 0
     for mailing_id in (ended, ending):
         statuses = await _statuses(db, mailing_id)
         assert {(status, kind, error) for status, _, kind, error in statuses.values()} == {

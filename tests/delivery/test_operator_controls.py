@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
 from psycopg import AsyncConnection
 from sqlalchemy import text
@@ -24,6 +26,7 @@ from notification.dev.fake_provider import (
     create_fake_provider_app,
     get_fake_provider_state,
 )
+from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
 from notification.mailings.schemas import RetryRequest
 from notification.mailings.services import MailingService
 from tests.api import API_TOKEN, Api, add_clients, create_mailing, database_now, mailing_stats, utc_now
@@ -37,6 +40,7 @@ from tests.delivery.observe import (
     rows,
 )
 from tests.delivery.test_delivery import _send_jobs_left
+from tests.either_provider import SendingProvider
 from tests.servers import serve_in_thread
 from tests.waiting import wait_for
 from tests.workers import WorkerProcess
@@ -67,21 +71,51 @@ def _requests_between(fake: RunningFakeProvider, start: dt.datetime, end: dt.dat
     return [a.msg_id for a in fake.arrivals() if start < a.arrived_at < end]
 
 
+@pytest.mark.parametrize("kind", ["http", "smpp"])
 async def test_pause_mid_mailing_holds_for_seconds_then_resume_sends_everything_once(
-    app: Litestar, settings: Settings, start_worker: Callable[..., WorkerProcess]
+    app: Litestar, settings: Settings, start_worker: Callable[..., WorkerProcess], kind: str
 ) -> None:
-    """The API and the fake provider each serve on a thread of their own, so that the time the pause is
-    answered and the time each request arrives are both taken as they happen."""
+    """The API and the fake provider (or the fake SMSC, stored as the only provider) each serve on a
+    thread of their own, so that the time the pause is answered and the time each request arrives
+    are both taken as they happen."""
     await insert_clients(settings.psycopg_conninfo, 300)
     provider_app = create_fake_provider_app(FakeProviderOptions(latency_ms=100))
-    provider = get_fake_provider_state(provider_app)
+    async with AsyncExitStack() as stack:
+        smsc = None
+        if kind == "smpp":
+            smsc = await stack.enter_async_context(serve_fake_smsc(FakeSmscOptions(latency_ms=100)))
+        provider = SendingProvider(kind, get_fake_provider_state(provider_app), smsc)
+        stats, during, resumed_at = await _pause_and_resume(app, settings, start_worker, provider_app, provider)
+
+    assert stats["by_status"] == {"pending": 0, "sent": 300, "failed": 0, "expired": 0, "cancelled": 0}
+    assert stats["mailing"]["status"] == "finished"
+    ids = {m["id"] for m in stats["messages"]["items"]}
+    assert provider.accepted_per_message() == dict.fromkeys(ids, 1), "each message accepted once"
+    assert provider.requests_per_message() == dict.fromkeys(ids, 1), "each message asked once"
+    after_resume = {r.msg_id for r in provider.requests() if r.arrived_at > resumed_at}
+    assert len(after_resume) >= during["by_status"]["pending"], "the resume sent the rest"
+
+
+async def _pause_and_resume(
+    app: Litestar,
+    settings: Settings,
+    start_worker: Callable[..., WorkerProcess],
+    provider_app: Litestar,
+    provider: SendingProvider,
+) -> tuple[dict[str, Any], dict[str, Any], dt.datetime]:
     with serve_in_thread(provider_app) as provider_url, serve_in_thread(app) as api_url:
         async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {API_TOKEN}"}) as http:
+            if provider.smsc is not None:
+                smpp = {"host": "127.0.0.1", "port": provider.smsc.port, "system_id": "notification"}
+                body = {"name": "smsc", "kind": "smpp", "settings": smpp, "window": 10}
+                stored = await http.post("/api/v1/providers", json=body)
+                assert stored.status_code == 201, stored.text
             worker = start_worker(PROVIDER_URL=f"{provider_url}/v1", **SLOW)
             await worker.ready()
             mailing = await create_mailing(http)
             url = f"/api/v1/mailings/{mailing['id']}"
             await wait_for(lambda: mailing_stats(http, mailing["id"]), lambda s: s["by_status"]["sent"] >= 20)
+            await provider.know(settings.psycopg_conninfo, mailing["id"])
 
             paused = await _post(http, f"{url}/pause")
             answered_at = utc_now()
@@ -95,7 +129,7 @@ async def test_pause_mid_mailing_holds_for_seconds_then_resume_sends_everything_
             assert during["by_status"]["pending"] >= 100, "the pause must land mid-mailing"
             assert worker.process.poll() is None
             resumed_at = utc_now()
-            late = [a for a in provider.arrivals() if answered_at + PAUSE_BOUND < a.arrived_at < resumed_at]
+            late = [a for a in provider.requests() if answered_at + PAUSE_BOUND < a.arrived_at < resumed_at]
             assert late == [], f"{len(late)} requests arrived more than {PAUSE_BOUND} after the pause's answer"
             assert await jobs_left(settings.psycopg_conninfo, "delivery:send_messages") == 0
             assert await counts(settings.psycopg_conninfo, mailing["id"]) == during["by_status"]
@@ -106,15 +140,7 @@ async def test_pause_mid_mailing_holds_for_seconds_then_resume_sends_everything_
             stats = await wait_for(
                 lambda: mailing_stats(http, mailing["id"]), lambda s: s["by_status"]["sent"] == 300, timeout_s=60
             )
-
-    assert stats["by_status"] == {"pending": 0, "sent": 300, "failed": 0, "expired": 0, "cancelled": 0}
-    assert stats["mailing"]["status"] == "finished"
-    received = provider.received()
-    ids = {m["id"] for m in stats["messages"]["items"]}
-    assert received.accepted == dict.fromkeys(ids, 1), "each message accepted once"
-    assert received.requests == dict.fromkeys(ids, 1), "each message asked once"
-    after_resume = {a.msg_id for a in provider.arrivals() if a.arrived_at > resumed_at}
-    assert len(after_resume) >= during["by_status"]["pending"], "the resume sent the rest"
+    return stats, during, resumed_at
 
 
 async def test_pause_past_the_end_expires_the_rest_then_retry_with_a_new_end_sends_it(

@@ -20,9 +20,11 @@ from notification.mailings.models import MailingStatus
 from notification.mailings.services import MailingService
 from notification.metrics import read_queue
 from notification.stats.queries import (
+    ProviderCounts,
     Totals,
     error_kinds_since,
     message_totals,
+    provider_totals,
     sends_per_minute,
     totals_of_mailings_running_between,
 )
@@ -49,6 +51,7 @@ class DashboardFigures:
     last_hour: SendRateChart
     last_day: SendRateChart
     errors_last_hour: list[tuple[str, int]]
+    providers: list[ProviderCounts]
 
 
 async def read_figures(db_session: AsyncSession, mailings: MailingService, zone: str) -> DashboardFigures:
@@ -70,6 +73,7 @@ async def read_figures(db_session: AsyncSession, mailings: MailingService, zone:
         last_hour=send_rate_chart(per_minute, now, 60, tz, tick_minutes=10),
         last_day=send_rate_chart(per_minute, now, 24 * 60, tz, tick_minutes=180),
         errors_last_hour=sorted(errors.items(), key=lambda item: (-item[1], item[0])),
+        providers=await provider_totals(db_session),
     )
 
 

@@ -46,6 +46,7 @@ from notification.stats.queries import (
     listed_total,
     mailing_counts,
     mailing_error_kinds,
+    mailing_provider_counts,
     mailing_timings,
     mailing_window_waits,
 )
@@ -282,6 +283,7 @@ class MailingConsoleController(Controller):
             # Read from the pending messages themselves: only a mailing with a window has any to read.
             "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),
             "error_kinds": sorted((await mailing_error_kinds(db_session, mailing_id)).items()),
+            "providers": await mailing_provider_counts(db_session, mailing_id),
             "live": mailing.status != MailingStatus.FINISHED,
             "refresh_s": PROGRESS_REFRESH_S,
         }

@@ -41,7 +41,7 @@ from notification.delivery.claim import ClaimedMessage, FollowUp, Skipped
 from notification.delivery.senders import Lane, SenderPool
 from notification.delivery.watcher import BatchWatcher
 from notification.provider.registry import ProviderRegistry, RegisteredProvider, build_provider
-from notification.provider.routes import Router
+from notification.provider.routes import Router, stored_router
 from notification.provider.secrets import SecretBox
 from notification.provider.store import StoredConfig, config_version, read_config
 
@@ -140,11 +140,9 @@ class Delivery:
 
     async def _apply(self, config: StoredConfig) -> None:
         """Builds the providers whose spec changed, swaps them in, and retires the old ones."""
-        default: str | None
         if not config.providers:
             new_lanes = dict(self._settings_lanes)
             specs = {name: self._specs.get(name) for name in new_lanes}
-            default = self.providers.default.name
         else:
             new_lanes = {}
             specs = {}
@@ -161,7 +159,6 @@ class Delivery:
                     await entry.provider.open()
                     new_lanes[spec.name] = _lane(entry)
                 specs[spec.name] = spec
-            default = next((s.name for s in config.providers if s.enabled), None)
         enabled = [name for name, spec in specs.items() if spec is None or spec.enabled]
         retired = [
             lane
@@ -170,7 +167,9 @@ class Delivery:
         ]
         self.lanes = new_lanes
         self._specs = {name: spec for name, spec in specs.items() if spec is not None}
-        self.router = Router(config.rules if config.providers else [], enabled, default)
+        self.router = stored_router(
+            [(spec.name, spec.enabled) for spec in config.providers], config.rules, self.providers.default.name
+        )
         self._version = config.version
         for lane in retired:
             task = asyncio.create_task(_close_after_sends(lane))

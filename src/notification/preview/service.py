@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import case, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.audiences.service import check_audience_choice, with_saved_audience
@@ -22,6 +22,8 @@ from notification.mailings.models import Mailing
 from notification.mailings.schemas import MailingCreate
 from notification.mailings.services import parse_local_time
 from notification.mailings.sms import measure
+from notification.provider.models import ProviderRoute, StoredProvider
+from notification.provider.routes import Router, rule_of, stored_router
 from notification.send_window import is_open, next_opening
 
 TOP = 20
@@ -36,6 +38,13 @@ class OperatorCodeShare(msgspec.Struct):
 
 class TimezoneShare(msgspec.Struct):
     timezone: str
+    clients: int
+
+
+class ProviderShare(msgspec.Struct):
+    name: Annotated[
+        str | None, msgspec.Meta(description="The provider; null: no enabled provider takes them (not sent)")
+    ]
     clients: int
 
 
@@ -57,6 +66,15 @@ class AudiencePreview(msgspec.Struct):
     ]
     text: TextCost
     parts_total: Annotated[int, msgspec.Meta(description="SMS parts the mailing would send: clients times parts")]
+    providers: Annotated[
+        list[ProviderShare],
+        msgspec.Meta(
+            description=(
+                "The matching clients by the provider their first attempt goes to under the current routes "
+                "(a retry or a provider that is down may move one to the rule's next provider), largest first"
+            )
+        ),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +128,41 @@ def _window_reach(audience: Audience, by_zone: dict[str, int]) -> tuple[int, int
     return outside, never
 
 
+async def current_router(session: Session) -> Router:
+    """The routes as the workers read them (provider/store.py), without the secrets: enough to route."""
+    providers = await session.execute(select(StoredProvider.name, StoredProvider.enabled).order_by(StoredProvider.id))
+    routes = await session.execute(select(ProviderRoute).order_by(ProviderRoute.position))
+    rules = [rule_of(r.operator_codes, r.phone_prefixes, r.providers) for r in routes.scalars()]
+    return stored_router([(name, enabled) for name, enabled in providers], rules)
+
+
+async def _provider_split(
+    session: Session, audience: Audience, router: Router, by_code: dict[str, int]
+) -> list[ProviderShare]:
+    """The router itself decides, once per (operator code, longest rule prefix of the phone) group:
+    the directory is counted by those groups in one statement (by operator code alone, from the
+    rollup already read, when no rule names a prefix)."""
+    prefixes = sorted(router.phone_prefixes, key=lambda p: (-len(p), p))
+    groups: list[tuple[str, str, int]]
+    if not prefixes:
+        groups = [(code, "", n) for code, n in by_code.items()]
+    else:
+        longest = case(*((func.starts_with(Client.phone, p), literal(p)) for p in prefixes), else_=literal(""))
+        query = (
+            select(Client.operator_code, longest.label("prefix"), func.count())
+            .where(*audience_conditions(audience.operator_codes, audience.tags))
+            .group_by(Client.operator_code, longest)
+        )
+        groups = [(code, prefix, int(n)) for code, prefix, n in await session.execute(query)]
+    split: dict[str | None, int] = {}
+    for code, prefix, n in groups:
+        name = router.first_choice(code, prefix)
+        split[name] = split.get(name, 0) + n
+    return [
+        ProviderShare(name, n) for name, n in sorted(split.items(), key=lambda item: (-item[1], item[0] or "")) if n
+    ]
+
+
 async def preview(session: AsyncSession | async_scoped_session[AsyncSession], audience: Audience) -> AudiencePreview:
     by_code: dict[str, int] = {}
     by_zone: dict[str, int] = {}
@@ -119,6 +172,7 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         else:
             by_zone[timezone] = int(clients)
     total = sum(by_code.values())
+    providers = await _provider_split(session, audience, await current_router(session), by_code)
     outside, never = _window_reach(audience, by_zone)
     sms = measure(audience.text)
     return AudiencePreview(
@@ -129,6 +183,7 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         never_inside_before_end=never,
         text=TextCost(encoding=sms.encoding.value, units=sms.units, parts=sms.parts),
         parts_total=total * sms.parts,
+        providers=providers,
     )
 
 

@@ -23,12 +23,9 @@ from notification.provider.base import Provider
 from notification.provider.http import KIND as HTTP
 from notification.provider.http import HttpProvider
 from notification.provider.rate_limit import RateBudget
-from notification.provider.routes import RouteRule
+from notification.provider.routes import DEFAULT_PROVIDER, RouteRule
 
 SMPP = "smpp"
-
-DEFAULT_PROVIDER = "default"
-"""The provider of the ``NOTIFICATION_PROVIDER_*`` settings (its rate budget's row was the only one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+DEFAULT_PROVIDER = "default"
+"""The provider of the ``NOTIFICATION_PROVIDER_*`` settings, the one used while none is stored."""
+
 
 @dataclass(frozen=True, slots=True)
 class RouteRule:
@@ -39,6 +42,29 @@ class Router:
             if rule.matches(operator_code, phone):
                 return rule.providers
         return self._fallback
+
+    def first_choice(self, operator_code: str | None, phone: str) -> str | None:
+        """The provider a message's first attempt goes to (None: no enabled provider takes it)."""
+        names = self.candidates(operator_code, phone)
+        return names[0] if names else None
+
+    @property
+    def phone_prefixes(self) -> frozenset[str]:
+        """Every prefix a rule names: a phone stands for all phones starting with the longest of
+        them it starts with (or with none), so counting by that prefix routes exactly."""
+        return frozenset(p for rule in self._rules for p in rule.phone_prefixes or ())
+
+
+def stored_router(
+    providers: Sequence[tuple[str, bool]], rules: Iterable[RouteRule], settings_default: str = DEFAULT_PROVIDER
+) -> Router:
+    """The router of the stored providers ((name, enabled), in the order they were added) and
+    routes; with no provider stored, the routes are not read and everything goes to the settings'
+    provider."""
+    if not providers:
+        return Router([], [settings_default], settings_default)
+    default = next((name for name, enabled in providers if enabled), None)
+    return Router(rules, [name for name, enabled in providers if enabled], default)
 
 
 def rule_of(

@@ -21,6 +21,7 @@ from notification.messages.services import MessageService
 from notification.pagination import Limit, Offset, Page
 from notification.stats.queries import (
     MailingSendCounts,
+    ProviderCounts,
     SendTotals,
     StatusCounts,
     Timings,
@@ -28,6 +29,7 @@ from notification.stats.queries import (
     all_mailing_counts,
     listed_total,
     mailing_counts,
+    mailing_provider_counts,
     mailing_timings,
     mailing_window_waits,
     parts_sent,
@@ -52,6 +54,15 @@ class MailingStats(msgspec.Struct):
     # first of them is due: both 0 / null for a mailing without a window.
     waiting_for_window: int
     next_window_opening: dt.datetime | None
+    providers: Annotated[
+        list[ProviderCounts],
+        msgspec.Meta(
+            description=(
+                "Messages by the provider of their last attempt, most sent first, from counters (messages never "
+                "attempted are in none)"
+            )
+        ),
+    ]
     mailing: MailingRead
     messages: Page[MessageRead]
 
@@ -102,6 +113,7 @@ class StatsController(Controller):
             timings=await mailing_timings(db_session, mailing_id),
             waiting_for_window=waits.waiting_for_window,
             next_window_opening=waits.next_window_opening,
+            providers=await mailing_provider_counts(db_session, mailing_id),
             mailing=mailings.to_schema(mailing, schema_type=MailingRead),
             messages=Page.of(messages.to_schema(rows, total, filters=[page], schema_type=MessageRead)),
         )

@@ -31,6 +31,8 @@ _REBUILD = (
     "rebuild_clients",
     "rebuild_forget_errors",
     "rebuild_errors",
+    "rebuild_forget_providers",
+    "rebuild_providers",
 )
 _FOLD = (
     "fold_counts",
@@ -44,6 +46,9 @@ _FOLD = (
     "fold_errors",
     "fold_empty_errors",
     "fold_drop_zero_errors",
+    "fold_providers",
+    "fold_empty_providers",
+    "fold_drop_zero_providers",
 )
 
 
@@ -115,18 +120,40 @@ class ErrorsDifference:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvidersDifference:
+    """A (mailing, provider, status) whose provider counter disagrees with its messages."""
+
+    mailing_id: int
+    provider: str
+    status: str
+    counted_messages: int
+    stored_messages: int
+
+    def __str__(self) -> str:
+        return (
+            f"mailing {self.mailing_id} {self.status} by {self.provider}:"
+            f" counted {self.counted_messages}, stored {self.stored_messages}"
+        )
+
+
+Difference = CountDifference | SendsDifference | ClientsDifference | ErrorsDifference | ProvidersDifference
+
+
+@dataclass(frozen=True, slots=True)
 class Verification:
     counts: list[CountDifference]
     sends: list[SendsDifference]
     clients: ClientsDifference | None = None
     errors: list[ErrorsDifference] = field(default_factory=list)
+    providers: list[ProvidersDifference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.counts and not self.sends and self.clients is None and not self.errors
+        return not self.differences()
 
-    def differences(self) -> list[CountDifference | SendsDifference | ClientsDifference | ErrorsDifference]:
-        return [*self.counts, *self.sends, *([self.clients] if self.clients else []), *self.errors]
+    def differences(self) -> list[Difference]:
+        clients = [self.clients] if self.clients else []
+        return [*self.counts, *self.sends, *clients, *self.errors, *self.providers]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +171,12 @@ async def verify_counters(conn: AsyncConnection) -> Verification:
         sends = [SendsDifference(**r) for r in await (await cur.execute(statements["sends_differences"])).fetchall()]
         row = await (await cur.execute(statements["clients_difference"])).fetchone()
         errors = [ErrorsDifference(**r) for r in await (await cur.execute(statements["errors_differences"])).fetchall()]
+        by_provider = await (await cur.execute(statements["providers_differences"])).fetchall()
     clients = ClientsDifference(**row) if row is not None else None
     if clients is not None and clients.counted == clients.stored:
         clients = None
-    return Verification(counts=counts, sends=sends, clients=clients, errors=errors)
+    providers = [ProvidersDifference(**r) for r in by_provider]
+    return Verification(counts=counts, sends=sends, clients=clients, errors=errors, providers=providers)
 
 
 async def rebuild_counters(conn: AsyncConnection) -> Rebuilt:

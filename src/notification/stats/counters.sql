@@ -91,6 +91,8 @@ FROM (
     UNION
     SELECT shard FROM message_errors_per_minute
     UNION
+    SELECT shard FROM message_provider_counts
+    UNION
     SELECT 0
 ) used
 WHERE shard < %(shards)s AND pg_try_advisory_xact_lock(%(key)s, shard)
@@ -140,6 +142,7 @@ DELETE FROM client_counts WHERE shard = ANY(%(others)s)
 -- name: counter_rows
 SELECT (SELECT count(*) FROM message_counts) + (SELECT count(*) FROM message_sends_per_minute)
        + (SELECT count(*) FROM client_counts) + (SELECT count(*) FROM message_errors_per_minute)
+       + (SELECT count(*) FROM message_provider_counts)
 
 -- name: read_only_snapshot
 -- Every statement of the transaction reads the same moment, and none writes.
@@ -189,3 +192,48 @@ DELETE FROM message_errors_per_minute WHERE shard = ANY(%(others)s)
 
 -- name: fold_drop_zero_errors
 DELETE FROM message_errors_per_minute WHERE shard = %(target)s AND messages = 0
+
+-- name: providers_differences
+-- Messages counted under the provider of their last attempt (migration 0021).
+WITH counted AS (
+    SELECT mailing_id, provider, status, sum(messages) AS messages
+    FROM message_provider_counts
+    GROUP BY mailing_id, provider, status
+    HAVING sum(messages) <> 0
+), stored AS (
+    SELECT mailing_id, provider, status, count(*) AS messages
+    FROM messages
+    WHERE provider IS NOT NULL
+    GROUP BY mailing_id, provider, status
+)
+SELECT mailing_id, provider, status,
+       coalesce(c.messages, 0)::bigint AS counted_messages, coalesce(s.messages, 0)::bigint AS stored_messages
+FROM counted c FULL JOIN stored s USING (mailing_id, provider, status)
+WHERE coalesce(c.messages, 0) <> coalesce(s.messages, 0)
+  AND NOT EXISTS (SELECT 1 FROM mailings g WHERE g.id = mailing_id AND g.messages_purged_at IS NOT NULL)
+ORDER BY mailing_id, provider, status
+
+-- name: rebuild_forget_providers
+DELETE FROM message_provider_counts p USING mailings g
+WHERE g.id = p.mailing_id AND g.messages_purged_at IS NULL
+
+-- name: rebuild_providers
+INSERT INTO message_provider_counts (mailing_id, provider, status, shard, messages)
+SELECT m.mailing_id, m.provider, m.status, 0, count(*)
+FROM messages m JOIN mailings g ON g.id = m.mailing_id AND g.messages_purged_at IS NULL
+WHERE m.provider IS NOT NULL
+GROUP BY m.mailing_id, m.provider, m.status
+
+-- name: fold_providers
+INSERT INTO message_provider_counts AS p (mailing_id, provider, status, shard, messages)
+SELECT mailing_id, provider, status, %(target)s, sum(messages)
+FROM message_provider_counts WHERE shard = ANY(%(others)s)
+GROUP BY mailing_id, provider, status
+ORDER BY mailing_id, provider, status
+ON CONFLICT (mailing_id, provider, status, shard) DO UPDATE SET messages = p.messages + excluded.messages
+
+-- name: fold_empty_providers
+DELETE FROM message_provider_counts WHERE shard = ANY(%(others)s)
+
+-- name: fold_drop_zero_providers
+DELETE FROM message_provider_counts WHERE shard = %(target)s AND messages = 0

@@ -72,6 +72,19 @@ class MessageErrorsPerMinute(Base):
     messages: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
+class MessageProviderCount(Base):
+    """Messages of a mailing in one status whose last attempt went to one provider (migration
+    0021): a mailing's messages per provider, and the dashboard's."""
+
+    __tablename__ = "message_provider_counts"
+
+    mailing_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mailings.id", ondelete="CASCADE"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
+    messages: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
 class ClientCount(Base):
     """Clients in the directory, for the metrics; sharded like the message counters."""
 

@@ -203,3 +203,26 @@ async def mailing_error_kinds(session: AsyncSession, mailing_id: int) -> dict[st
 async def counted_error_kinds(conn: AsyncConnection | AsyncSession) -> dict[str, int]:
     """Every counted message whose last provider error is of each kind, retention's deletions included."""
     return {kind: int(count) for kind, count in await conn.execute(statements.text("counted_error_kinds"))}
+
+
+# -- messages per provider (migration 0021) ----------------------------------------------------------
+
+
+class ProviderCounts(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(description="The provider of the messages' last attempt")]
+    messages: Annotated[int, msgspec.Meta(description="Messages whose last attempt went to it, in any status")]
+    sent: Annotated[int, msgspec.Meta(description="Of those, sent")]
+    failed: Annotated[int, msgspec.Meta(description="Of those, failed for good")]
+
+
+async def mailing_provider_counts(session: AsyncSession, mailing_id: int) -> list[ProviderCounts]:
+    """The mailing's messages by the provider of their last attempt, most sent first; a message
+    never attempted has no provider and is in none."""
+    rows = await session.execute(statements.text("mailing_provider_counts"), {"mailing_id": mailing_id})
+    return [ProviderCounts(r.provider, int(r.messages), int(r.sent), int(r.failed)) for r in rows]
+
+
+async def provider_totals(session: AsyncSession) -> list[ProviderCounts]:
+    """Every counted message by the provider of its last attempt, most sent first."""
+    rows = await session.execute(statements.text("provider_totals"))
+    return [ProviderCounts(r.provider, int(r.messages), int(r.sent), int(r.failed)) for r in rows]

@@ -94,3 +94,26 @@ HAVING sum(messages) <> 0
 SELECT error_kind AS kind, sum(messages)::bigint AS messages
 FROM message_counts WHERE error_kind <> ''
 GROUP BY error_kind
+
+-- name: mailing_provider_counts
+-- A mailing's messages by the provider of their last attempt, from its counters (migration 0021).
+SELECT provider,
+       sum(messages)::bigint AS messages,
+       coalesce(sum(messages) FILTER (WHERE status = {status.sent}), 0)::bigint AS sent,
+       coalesce(sum(messages) FILTER (WHERE status = {status.failed}), 0)::bigint AS failed
+FROM message_provider_counts
+WHERE mailing_id = %(mailing_id)s
+GROUP BY provider
+HAVING sum(messages) <> 0
+ORDER BY 3 DESC, provider
+
+-- name: provider_totals
+-- The same over every counted message, retention's deletions included: a few rows per mailing.
+SELECT provider,
+       sum(messages)::bigint AS messages,
+       coalesce(sum(messages) FILTER (WHERE status = {status.sent}), 0)::bigint AS sent,
+       coalesce(sum(messages) FILTER (WHERE status = {status.failed}), 0)::bigint AS failed
+FROM message_provider_counts
+GROUP BY provider
+HAVING sum(messages) <> 0
+ORDER BY 3 DESC, provider
