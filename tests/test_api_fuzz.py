@@ -42,6 +42,9 @@ DOCUMENTED_RULES = (
     "must be a known IANA time zone",
     "excludes a non-empty filter",
     "must name an existing audience",
+    "must be a valid template",
+    "must use only known variables",
+    "must not be the name of a client field",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

@@ -61,7 +61,9 @@ class AudienceConsoleController(Controller):
     ) -> Template:
         rows = []
         for audience in await audiences.all_audiences():
-            matching = await clients.count_matching(audience.filter_operator_codes, audience.filter_tags)
+            matching = await clients.count_matching(
+                audience.filter_operator_codes, audience.filter_tags, audience.filter_attributes
+            )
             rows.append((audiences.to_schema(audience, schema_type=AudienceRead), matching))
         return page(request, "audiences/list.html", rows=rows)
 

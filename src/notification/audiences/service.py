@@ -11,7 +11,8 @@ from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.audiences.models import Audience, OperatorCodeName
@@ -47,7 +48,7 @@ def audience_key(audience_id: float | None) -> int | None:
 
 
 def is_empty(filter_: MailingFilter) -> bool:
-    return not filter_.operator_codes and not filter_.tags
+    return filter_.is_empty()
 
 
 async def check_audience_choice(session: Session, audience_id: float | None, filter_: MailingFilter) -> None:
@@ -69,7 +70,12 @@ async def with_saved_audience(
     saved = await session.get(Audience, int(audience_id))
     if saved is None:
         raise InvalidInput.of("audience_id", f"must name an existing audience ({audience_id} does not exist)")
-    return dataclasses.replace(audience, operator_codes=list(saved.filter_operator_codes), tags=list(saved.filter_tags))
+    return dataclasses.replace(
+        audience,
+        operator_codes=list(saved.filter_operator_codes),
+        tags=list(saved.filter_tags),
+        attributes=dict(saved.filter_attributes),
+    )
 
 
 async def planned_filter(session: Session, filter_: MailingFilter, audience_id: float | None) -> MailingFilter:
@@ -78,12 +84,15 @@ async def planned_filter(session: Session, filter_: MailingFilter, audience_id: 
     saved = await session.get(Audience, int(audience_id)) if audience_id is not None else None
     if saved is None:
         return filter_
-    return MailingFilter(operator_codes=list(saved.filter_operator_codes), tags=list(saved.filter_tags))
+    return MailingFilter(
+        operator_codes=list(saved.filter_operator_codes),
+        tags=list(saved.filter_tags),
+        attributes=dict(saved.filter_attributes),
+    )
 
 
-def _filter_columns(filter_: MailingFilter) -> dict[str, list[str]]:
-    # Sorted and deduplicated so that equal filters compare equal.
-    return {"filter_operator_codes": sorted(set(filter_.operator_codes)), "filter_tags": sorted(set(filter_.tags))}
+def _filter_columns(filter_: MailingFilter) -> dict[str, Any]:
+    return filter_.columns()
 
 
 def _check_name(name: str) -> str:
@@ -177,7 +186,9 @@ class AudienceService(SQLAlchemyAsyncRepositoryService[Audience, AudienceReposit
             await self.repository.session.rollback()
             raise Conflict("id", f"audience {audience_id} is in use by {_named(mailing_ids, schedule_ids)}")
         await self.repository.session.execute(
-            statements.text("keep_filter_of_finished"),
+            statements.text("keep_filter_of_finished").bindparams(
+                bindparam("attributes", dict(audience.filter_attributes), type_=JSONB)
+            ),
             {
                 "audience_id": audience_id,
                 "operator_codes": list(audience.filter_operator_codes),

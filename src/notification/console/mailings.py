@@ -81,16 +81,16 @@ def _fields(form: FormMultiDict) -> tuple[dict[str, str], dict[str, list[str]]]:
 async def _rows(db_session: AsyncSession, clients: ClientService, mailings: list[MailingRead]) -> list[MailingRow]:
     counts = await counts_of_mailings(db_session, [m.id for m in mailings])
     # Mailings not planned yet often share a filter ("everyone"): each one is counted once.
-    audiences: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
+    audiences: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]], int] = {}
     rows = []
     for mailing in mailings:
         mailing_count = counts[mailing.id]
         audience = mailing_count.total
         if not audience:
             matching = await planned_filter(db_session, mailing.filter, mailing.audience_id)
-            key = (tuple(matching.operator_codes), tuple(matching.tags))
+            key = (tuple(matching.operator_codes), tuple(matching.tags), tuple(sorted(matching.attributes.items())))
             if key not in audiences:
-                audiences[key] = await clients.count_matching(*key)
+                audiences[key] = await clients.count_matching(key[0], key[1], dict(key[2]))
             audience = audiences[key]
         rows.append(MailingRow(mailing, mailing_count, audience, status_shares(mailing_count.by_status, audience)))
     return rows
@@ -277,7 +277,8 @@ class MailingConsoleController(Controller):
             "mailing": mailing,
             "counts": counts,
             "shares": status_shares(counts.by_status, counts.total),
-            "audience": counts.total or await clients.count_matching(matching.operator_codes, matching.tags),
+            "audience": counts.total
+            or await clients.count_matching(matching.operator_codes, matching.tags, matching.attributes),
             "timings": await mailing_timings(db_session, mailing_id),
             # Read from the pending messages themselves: only a mailing with a window has any to read.
             "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),

@@ -15,6 +15,7 @@
 SELECT g.id, g.start_at, g.end_at,
        coalesce(a.filter_operator_codes, g.filter_operator_codes) AS filter_operator_codes,
        coalesce(a.filter_tags, g.filter_tags) AS filter_tags,
+       coalesce(a.filter_attributes, g.filter_attributes) AS filter_attributes,
        g.send_window_start, g.send_window_end, g.plan_version, g.planned_version, g.paused_at, now() AS now
 FROM mailings g LEFT JOIN audiences a ON a.id = g.audience_id
 WHERE g.id = %(mailing_id)s FOR NO KEY UPDATE OF g

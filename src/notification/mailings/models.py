@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, column_property, mapped_column
 from notification.clients.models import filter_of
 from notification.db import Entity
 from notification.mailings.sms import Encoding
+from notification.texts.templates import variables_of
 
 TEXT_MAX_LENGTH = 1600
 _ENCODINGS = ", ".join(f"'{e.value}'" for e in Encoding)
@@ -95,6 +96,10 @@ class Mailing(Entity):
     @property
     def filter(self) -> dict[str, Any]:
         return filter_of(self)
+
+    @property
+    def variables(self) -> list[str]:
+        return sorted(variables_of(self.text))
 
     @property
     def send_window(self) -> dict[str, str] | None:

@@ -6,6 +6,7 @@ same functions the engine plans with."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -69,12 +70,13 @@ class Audience:
     operator_codes: list[str]
     tags: list[str]
     window: tuple[dt.time, dt.time] | None
+    attributes: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _rollup_query(audience: Audience) -> Any:
     groups = (
         select(Client.operator_code, Client.timezone, func.count().label("clients"))
-        .where(*audience_conditions(audience.operator_codes, audience.tags))
+        .where(*audience_conditions(audience.operator_codes, audience.tags, audience.attributes))
         .group_by(Client.operator_code, Client.tag, Client.timezone)
         .subquery()
     )
@@ -148,7 +150,13 @@ def audience_of_request(data: MailingCreate) -> Audience:
     if data.send_window is not None:
         window = (parse_local_time(data.send_window.start), parse_local_time(data.send_window.end))
     return Audience(
-        data.text, data.start_at, data.end_at, list(data.filter.operator_codes), list(data.filter.tags), window
+        data.text,
+        data.start_at,
+        data.end_at,
+        list(data.filter.operator_codes),
+        list(data.filter.tags),
+        window,
+        dict(data.filter.attributes),
     )
 
 
@@ -163,4 +171,5 @@ def audience_of_mailing(mailing: Mailing) -> Audience:
         list(mailing.filter_operator_codes),
         list(mailing.filter_tags),
         window,
+        dict(mailing.filter_attributes),
     )
