@@ -37,7 +37,8 @@ GROUP BY batch ORDER BY batch
 UPDATE mailings SET planned_version = %(plan_version)s, planned_at = now() WHERE id = %(mailing_id)s
 
 -- name: mailing_for_batch
-SELECT text, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end, now() AS now
+SELECT text, encoding, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end,
+       now() AS now
 FROM mailings WHERE id = %(mailing_id)s
 
 -- name: closed_zones_in_batch
@@ -63,7 +64,7 @@ WHERE g.start_at <= now() AND g.end_at > now() AND g.planned_version < g.plan_ve
   )
 
 -- name: watch_mailings
-SELECT id, plan_version, paused_at, text, parts FROM mailings WHERE id = ANY(%(ids)s)
+SELECT id, plan_version, paused_at, text, encoding, parts FROM mailings WHERE id = ANY(%(ids)s)
 
 -- name: settled_among
 -- Messages held by running batches that were settled elsewhere meanwhile (a client deletion
