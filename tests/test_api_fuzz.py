@@ -45,6 +45,7 @@ DOCUMENTED_RULES = (
     "must be a valid template",
     "must use only known variables",
     "must not be the name of a client field",
+    "must name an existing client",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

@@ -79,7 +79,7 @@ def measure(text: str) -> SmsText:
         wide = 0 if GSM7_EXTENSION.isdisjoint(text) else sum(map(text.count, GSM7_EXTENSION))
     else:
         encoding = Encoding.UCS2
-        wide = len(text.encode("utf-16-le")) // 2 - len(text)
+        wide = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)
     units = len(text) + wide
     limits = LIMITS[encoding]
     if units <= limits.single:
