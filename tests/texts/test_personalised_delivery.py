@@ -8,6 +8,7 @@ import psycopg
 import smsutil
 
 from notification.config import Settings
+from notification.delivery.planning import plan_mailing
 from notification.dev.fake_provider import RunningFakeProvider
 from notification.stats.counters import verify_counters
 from tests.api import CLIENTS, Api, create_client, create_mailing, mailing_stats
@@ -78,3 +79,30 @@ async def test_each_client_gets_its_own_text_and_parts(
     )
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as check:
         assert (await verify_counters(check)).ok
+
+
+async def test_planning_an_attribute_filter_or_audience_reaches_the_matching_clients(
+    client: Api, settings: Settings
+) -> None:
+    kazan = await create_client(client, attributes={"city": "Kazan", "name": "A"})
+    kazan_vip = await create_client(client, tag="vip", attributes={"city": "Kazan"})
+    await create_client(client, tag="vip", attributes={"city": "Moscow"})
+    await create_client(client)
+    by_filter = await create_mailing(client, filter={"attributes": {"city": "Kazan"}})
+    audience = await client.post(
+        "/api/v1/audiences", json={"name": "Kazan VIP", "filter": {"tags": ["vip"], "attributes": {"city": "Kazan"}}}
+    )
+    assert audience.status_code == 201, audience.text
+    by_audience = await create_mailing(client, audience_id=audience.json()["id"])
+
+    conninfo = settings.psycopg_conninfo
+    for mailing in (by_filter, by_audience):
+        async with await psycopg.AsyncConnection.connect(conninfo) as conn, conn.transaction():
+            await plan_mailing(conn, mailing["id"], 1, 100)
+    planned = await rows(
+        conninfo, "SELECT mailing_id, array_agg(client_id ORDER BY client_id) FROM messages GROUP BY 1 ORDER BY 1"
+    )
+    assert planned == [
+        (by_filter["id"], sorted([kazan["id"], kazan_vip["id"]])),
+        (by_audience["id"], [kazan_vip["id"]]),
+    ]

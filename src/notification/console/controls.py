@@ -26,7 +26,15 @@ from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
 from notification.config import Settings
 from notification.console.errors import is_htmx
-from notification.console.forms import FieldErrors, decode_as, field_errors, local_datetime, local_input, mailing_json
+from notification.console.forms import (
+    FieldErrors,
+    attributes_of,
+    decode_as,
+    field_errors,
+    local_datetime,
+    local_input,
+    mailing_json,
+)
 from notification.console.identity import operator_timezone, require_admin
 from notification.console.templating import page
 from notification.errors import Conflict, InvalidInput
@@ -261,7 +269,11 @@ class MailingControlsController(Controller):
         form = await request.form()
         lists = _lists(form)
         text = _singles(form).get("text", "").replace("\r\n", "\n")
-        matching = await clients.count_matching(lists.get("operator_codes", []), lists.get("tags", []))
+        try:
+            attributes = attributes_of(_singles(form).get("filter_attributes", ""))
+        except InvalidInput:
+            attributes = {}  # the form says what is wrong with them beside their field when saved
+        matching = await clients.count_matching(lists.get("operator_codes", []), lists.get("tags", []), attributes)
         problem = None
         try:
             await check_text(clients.repository.session, text)

@@ -100,7 +100,11 @@ def mailing_json(form: Mapping[str, str], lists: Mapping[str, list[str]], zone: 
         "text": form.get("text", "").replace("\r\n", "\n"),
         "start_at": local_datetime(form.get("start_at"), zone),
         "end_at": local_datetime(form.get("end_at"), zone),
-        "filter": {"operator_codes": lists.get("operator_codes", []), "tags": lists.get("tags", [])},
+        "filter": {
+            "operator_codes": lists.get("operator_codes", []),
+            "tags": lists.get("tags", []),
+            "attributes": attributes_of(form.get("filter_attributes", ""), "filter.attributes"),
+        },
         "send_window": None,
     }
     window_start, window_end = form.get("window_start", ""), form.get("window_end", "")
@@ -114,7 +118,7 @@ def attributes_text(attributes: Mapping[str, str]) -> str:
     return "\n".join(f"{name}={value}" for name, value in attributes.items())
 
 
-def attributes_of(text: str) -> dict[str, str]:
+def attributes_of(text: str, field: str = "attributes") -> dict[str, str]:
     """The textarea's ``name=value`` lines (blank ones skipped) as the API's attributes object; a
     line without ``=`` is refused, naming the field and the line."""
     attributes: dict[str, str] = {}
@@ -123,7 +127,7 @@ def attributes_of(text: str) -> dict[str, str]:
             continue
         name, equals, value = line.partition("=")
         if not equals:
-            raise InvalidInput.of("attributes", f"line {number}: write name=value")
+            raise InvalidInput.of(field, f"line {number}: write name=value")
         attributes[name.strip()] = value.strip()
     return attributes
 

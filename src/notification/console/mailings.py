@@ -26,7 +26,15 @@ from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
 from notification.console.charts import StatusShare, status_shares
-from notification.console.forms import FieldErrors, decode_as, field_errors, local_input, mailing_json
+from notification.console.forms import (
+    FieldErrors,
+    attributes_of,
+    attributes_text,
+    decode_as,
+    field_errors,
+    local_input,
+    mailing_json,
+)
 from notification.console.identity import operator_timezone, require_admin, require_sign_in
 from notification.console.templating import page, refreshing
 from notification.errors import InvalidInput
@@ -169,6 +177,7 @@ class MailingConsoleController(Controller):
             "end_at": local_input(start + dt.timedelta(days=1), zone),
             "operator_codes": [],
             "tags": [],
+            "filter_attributes": "",
             "window_start": "",
             "window_end": "",
         }
@@ -178,14 +187,14 @@ class MailingConsoleController(Controller):
         """The form as it was filled in, and the mailing it describes or what is wrong with it."""
         single, lists = _fields(await request.form())
         values: dict[str, Any] = {
-            **dict.fromkeys(("text", "start_at", "end_at", "window_start", "window_end"), ""),
+            **dict.fromkeys(("text", "start_at", "end_at", "window_start", "window_end", "filter_attributes"), ""),
             **single,
             "operator_codes": lists.get("operator_codes", []),
             "tags": lists.get("tags", []),
         }
         try:
             return values, decode_as(mailing_json(single, lists, operator_timezone(request)), MailingCreate)
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, InvalidInput) as exc:
             return values, field_errors(exc)
 
     @post("/", guards=[require_admin])
@@ -218,8 +227,13 @@ class MailingConsoleController(Controller):
         clients: ClientService,
         operator_codes: Annotated[list[str] | None, Parameter(max_items=1000)] = None,
         tags: Annotated[list[str] | None, Parameter(max_items=1000)] = None,
+        filter_attributes: Annotated[str | None, Parameter(max_length=20_000)] = None,
     ) -> Template:
-        matching = await clients.count_matching(operator_codes or [], tags or [])
+        try:
+            attributes = attributes_of(filter_attributes or "")
+        except InvalidInput:
+            attributes = {}  # shown beside their field when the form is saved
+        matching = await clients.count_matching(operator_codes or [], tags or [], attributes)
         return page(request, "mailings/_audience.html", matching=matching)
 
     @get("/{mailing_id:int}/edit", guards=[require_admin])
@@ -234,6 +248,7 @@ class MailingConsoleController(Controller):
             "end_at": local_input(mailing.end_at, zone),
             "operator_codes": mailing.filter.operator_codes,
             "tags": mailing.filter.tags,
+            "filter_attributes": attributes_text(mailing.filter.attributes),
             "window_start": mailing.send_window.start if mailing.send_window else "",
             "window_end": mailing.send_window.end if mailing.send_window else "",
         }
