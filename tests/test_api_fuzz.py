@@ -46,6 +46,8 @@ DOCUMENTED_RULES = (
     "must use only known variables",
     "must not be the name of a client field",
     "must name an existing client",
+    "must be an attribute name",
+    "must be an attribute value",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

@@ -28,6 +28,7 @@ from notification.audiences.schemas import (
 )
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
+from notification.clients.schemas import attribute_name_errors
 from notification.errors import Conflict, InvalidInput, NotFound
 from notification.mailings.models import Mailing, MailingStatus
 from notification.mailings.schemas import MailingFilter
@@ -51,8 +52,16 @@ def is_empty(filter_: MailingFilter) -> bool:
     return filter_.is_empty()
 
 
+def check_filter(filter_: MailingFilter) -> None:
+    """A filter's attribute names are names a client can have."""
+    if errors := attribute_name_errors(filter_.attributes, "filter.attributes"):
+        raise InvalidInput(errors)
+
+
 async def check_audience_choice(session: Session, audience_id: float | None, filter_: MailingFilter) -> None:
-    """A mailing or schedule uses a saved audience or its own filter, never both; the audience must exist."""
+    """A mailing or schedule uses a saved audience or its own filter, never both; the audience must exist;
+    the filter's attribute names are names a client can have."""
+    check_filter(filter_)
     if audience_id is None:
         return
     if not is_empty(filter_):
@@ -92,6 +101,7 @@ async def planned_filter(session: Session, filter_: MailingFilter, audience_id: 
 
 
 def _filter_columns(filter_: MailingFilter) -> dict[str, Any]:
+    check_filter(filter_)
     return filter_.columns()
 
 

@@ -17,7 +17,13 @@ from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.clients.models import Client
 from notification.clients.queries import audience_conditions, statements
-from notification.clients.schemas import ClientCreate, ClientPatch, ClientRead, ClientSearch
+from notification.clients.schemas import (
+    ClientCreate,
+    ClientPatch,
+    ClientRead,
+    ClientSearch,
+    attribute_name_errors,
+)
 from notification.errors import Conflict, InvalidInput, NotFound
 from notification.idempotency.store import IdempotentCreate
 from notification.messages.state import state
@@ -130,6 +136,7 @@ def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> No
 
 
 def _check_attributes(attributes: dict[str, str], prefix: str, errors: list[tuple[str, str]]) -> None:
+    errors.extend(attribute_name_errors(attributes, f"{prefix}attributes"))
     # A text names a client's field and its attributes alike: one name must mean one thing.
     errors.extend(
         (f"{prefix}attributes.{name}", "must not be the name of a client field")

@@ -69,7 +69,10 @@ AttributeFilter = Annotated[
     dict[AttributeName, AttributeValue],
     msgspec.Meta(
         max_length=FILTER_MAX_ATTRIBUTES,
-        description='Attribute values a client must have, each equal: {"city": "Kazan"}',
+        description='Attribute values a client must have, each equal: {"city": "Kazan"}. Rules beyond the'
+        " schema, each refused with a 400 naming the field: each name must be an attribute name (letters, digits"
+        " and _, not starting with a digit, 1 to 64 characters); each value must be an attribute value (at most"
+        " 500 characters, no NUL character)",
         examples=[{"city": "Kazan"}],
     ),
 ]
