@@ -1,7 +1,8 @@
 """Personalised texts: client attributes, attribute filters, and the parts of each message.
 
 - ``clients.attributes``: a JSON object of named values, with a GIN index (``jsonb_path_ops``) that
-  serves the containment (``attributes @> '{"city": "Kazan"}'``) a filter on attributes is.
+  serves the containment (``attributes @> '{"city": "Kazan"}'``) a filter on attributes is; partial,
+  over the clients that have attributes, so that an import of clients without any maintains nothing.
 - ``client_attribute_names``: every attribute name any client has had, kept by a statement-level
   trigger on ``clients``, so that a text naming an unknown variable is refused with one index probe
   per name instead of a scan of the directory.
@@ -177,6 +178,8 @@ def upgrade() -> None:
         ["attributes"],
         postgresql_using="gin",
         postgresql_ops={"attributes": "jsonb_path_ops"},
+        # Clients without attributes (most, in a directory that does not use them) cost an import nothing.
+        postgresql_where=sa.text("attributes <> '{}'::jsonb"),
     )
     op.create_table(
         "client_attribute_names",

@@ -11,8 +11,10 @@ operator_code = ANY(%(operator_codes)s)
 tag = ANY(%(tags)s)
 
 -- name: audience_by_attributes
--- Containment, which the GIN index ix_clients_attributes (jsonb_path_ops) answers.
-attributes @> %(attributes)s::jsonb
+-- Containment, which the GIN index ix_clients_attributes (jsonb_path_ops) answers. The fragment
+-- applies only with attributes given, so a match has some: saying so lets the planner use the
+-- index, which is partial over the clients with attributes.
+(attributes @> %(attributes)s::jsonb AND attributes <> '{}'::jsonb)
 
 -- name: present_values
 -- The distinct values of an indexed column, one index probe each (a loose index scan): the
