@@ -117,20 +117,19 @@ async def send_one(
     early = _not_now(message, batch, now)
     if early is not None:
         return early, None
-    # Rendered here, at its turn, from the client as claimed: a change made before then is used.
-    text, sms = batch.text_for(message)
-    answer = await _request(message, batch, lane, text, sms)
-    if answer is None:
-        return None
-    result, asked = answer
-    return result, sms if asked else None
+    return await _request(message, batch, lane)
 
 
 async def _request(
-    message: ClaimedMessage, batch: RunningBatch, lane: Lane, text: str, sms: SmsText
-) -> tuple[SendResult, bool] | None:
-    """The answer, and whether the provider gave it (False: a reason found before asking)."""
+    message: ClaimedMessage, batch: RunningBatch, lane: Lane
+) -> tuple[SendResult, SmsText | None] | None:
+    """The answer with the cost of the text the provider was asked to send (None: a reason found
+    before asking)."""
     now = dt.datetime.now(dt.UTC)
+    # Rendered at its turn, from the client as claimed: a change made before then is used. The
+    # rate budget is asked for that text's parts.
+    text, sms = batch.text_for(message)
+    rendered_from = batch.text
     held = await lane.breaker.admit()
     result: SendResult | None = None
     try:
@@ -142,7 +141,7 @@ async def _request(
             now = dt.datetime.now(dt.UTC)
             early = _not_now(message, batch, now)
             if early is not None:
-                return early, False
+                return early, None
         try:
             waited = await lane.budget.admit(sms.parts)
         except BudgetUnavailable:
@@ -154,7 +153,11 @@ async def _request(
                 return None
             early = _not_now(message, batch, now)
             if early is not None:
-                return early, False
+                return early, None
+        if batch.text is not rendered_from:
+            # The mailing's text changed while this waited for the breaker or the budget: the
+            # request carries the new one, as every request starting after the change does.
+            text, sms = batch.text_for(message)
         time_left_s = (last_request_start(batch.end_at) - now).total_seconds()
         outgoing = OutgoingMessage(message.id, message.phone, text)
         result = await lane.provider.send(outgoing, time_left_s)
@@ -174,7 +177,7 @@ async def _request(
         attempt=message.attempts,
         latency_ms=round(result.latency_s * 1000, 1),
     )
-    return result, True
+    return result, sms
 
 
 def _not_now(message: ClaimedMessage, batch: RunningBatch, now: dt.datetime) -> SendResult | None:
