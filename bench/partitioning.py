@@ -153,6 +153,8 @@ def main() -> None:
             "answered_ats": [None] * len(answers),
             "providers": [None] * len(answers),
             "provider_message_ids": [None] * len(answers),
+            "encodings": [None] * len(answers),
+            "parts": [None] * len(answers),
             "unattempted": [False] * len(answers),
         }
         rows = [

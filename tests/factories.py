@@ -29,6 +29,7 @@ class ClientFactory(SQLAlchemyFactory[Client]):
     operator_code = Use(lambda: ClientFactory.__random__.choice(["916", "903", "999"]))
     tag = Use(lambda: ClientFactory.__random__.choice(["", "vip", "new"]))
     timezone = Use(lambda: ClientFactory.__random__.choice(TIMEZONES))
+    attributes = Use(dict)
     created_at = Use(lambda: dt.datetime.now(dt.UTC))
     updated_at = Use(lambda: dt.datetime.now(dt.UTC))
 
@@ -42,6 +43,7 @@ class MailingFactory(SQLAlchemyFactory[Mailing]):
     end_at = Use(lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     filter_operator_codes = Use(list)
     filter_tags = Use(list)
+    filter_attributes = Use(dict)
     send_window_start = None
     send_window_end = None
     plan_version = 1
@@ -65,6 +67,7 @@ class ClientCreateFactory(MsgspecFactory[ClientCreate]):
     timezone = Use(lambda: ClientCreateFactory.__random__.choice(TIMEZONES))
     operator_code = None
     tag = Use(lambda: ClientCreateFactory.__random__.choice(["", "vip", "new"]))
+    attributes = Use(dict)
 
 
 class MailingCreateFactory(MsgspecFactory[MailingCreate]):

@@ -51,6 +51,12 @@ DOCUMENTED_RULES = (
     "cannot be stored: NOTIFICATION_SECRET_KEY is not set",
     "no provider named",
     "a rule matches operator codes or phone prefixes, not both",
+    "must be a valid template",
+    "must use only known variables",
+    "must not be the name of a client field",
+    "must name an existing client",
+    "must be an attribute name",
+    "must be an attribute value",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

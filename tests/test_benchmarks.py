@@ -38,6 +38,15 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
         ["--clients", "2000", "--tags", "20", "--runs", "2"],
         [r"GET /clients/facets", r"19 tags, 100 operator codes"],
     ),
+    "delivery personalised": (
+        ["--clients", "60", "--latency-ms", "0", "--personalised"],
+        [
+            r"sent\s+60\n",
+            r"text\s+personalised",
+            r"messages by parts\s+1 part\(s\) 60",
+            r"render \+ measure\s+[\d.]+ \+ [\d.]+ us",
+        ],
+    ),
     "delivery smpp": (
         ["--clients", "100", "--latency-ms", "10", "--smpp"],
         [r"providers\s+smpp \(fake SMSC, window 50\)", r"sent\s+100\n", r"messages per provider\s+smsc 100"],

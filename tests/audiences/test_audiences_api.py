@@ -24,7 +24,7 @@ async def create_audience(api: Api, **fields: Any) -> dict[str, Any]:
 
 async def test_an_audience_is_created_read_changed_and_audited(client: Api) -> None:
     audience = await create_audience(client, filter={"tags": ["vip", "vip"], "operator_codes": ["916"]})
-    assert audience["filter"] == {"tags": ["vip"], "operator_codes": ["916"]}
+    assert audience["filter"] == {"tags": ["vip"], "operator_codes": ["916"], "attributes": {}}
     assert (await client.get(f"{AUDIENCES}/{audience['id']}")).json()["name"] == "VIP"
     changed = await client.patch(f"{AUDIENCES}/{audience['id']}", json={"name": "Gold"})
     assert changed.status_code == 200, changed.text

@@ -458,7 +458,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
         "text": (None, "Winter sale"),
         "start_at": (None, mailing["start_at"]),
         "end_at": (None, mailing["end_at"]),
-        "filter": (None, {"operator_codes": [], "tags": []}),
+        "filter": (None, {"operator_codes": [], "tags": [], "attributes": {}}),
     }
     assert await audit_rows(db) == [
         _row(
@@ -471,6 +471,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
             operator_code=(None, "916"),
             tag=(None, "vip"),
             timezone=(None, "Europe/Moscow"),
+            attributes=(None, {}),
         ),
         _row(TOKEN_ACTOR, "api", "update", "client", first["id"], tag=("vip", "regular")),
         _row(TOKEN_ACTOR, "api", "create", "mailing", mailing["id"], **mailing_fields),
@@ -485,6 +486,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
             operator_code=(None, "916"),
             tag=(None, ""),
             timezone=(None, "Asia/Tokyo"),
+            attributes=(None, {}),
         ),
         _row(ADMIN, "console", "update", "mailing", mailing["id"], text=("Winter sale", "Winter sale!")),
         _row(
@@ -497,6 +499,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
             operator_code=("916", None),
             tag=("regular", None),
             timezone=("Europe/Moscow", None),
+            attributes=({}, None),
         ),
         _row(ADMIN, "console", "sign-out", "session", None, method=("oidc", None)),
         _row(
@@ -508,7 +511,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
             text=("Winter sale!", None),
             start_at=(mailing["start_at"], None),
             end_at=(mailing["end_at"], None),
-            filter=({"operator_codes": [], "tags": []}, None),
+            filter=({"operator_codes": [], "tags": [], "attributes": {}}, None),
         ),
     ]
     # No phone number is stored whole: the audit log is masked as the logs are.

@@ -45,12 +45,31 @@ async def test_a_file_is_imported_whole(console: Console, db: AsyncSession) -> N
     ]
 
 
+async def test_columns_beyond_the_known_ones_become_attributes(console: Console, db: AsyncSession) -> None:
+    content = (
+        "phone,timezone,Name,city,tag\n79160000001,UTC,Анна,Kazan,vip\n79160000002,UTC,,Moscow,\n79160000003,UTC,,,\n"
+    ).encode()
+    response = await console.upload("/admin/clients/import", content)
+    assert response.status_code == 200, response.text
+    rows = (await db.execute(text("SELECT phone, tag, attributes FROM clients ORDER BY id"))).all()
+    await db.commit()
+    # The header's own spelling names the attribute; an empty cell is an attribute the client has not.
+    assert [tuple(row) for row in rows] == [
+        ("79160000001", "vip", {"Name": "Анна", "city": "Kazan"}),
+        ("79160000002", "", {"city": "Moscow"}),
+        ("79160000003", "", {}),
+    ]
+
+
 BAD_FILES: list[tuple[bytes, list[str]]] = [
     (b"", ["The file is empty: it needs a header line and one client per line"]),
     (HEADER.encode(), ["The file has a header but no clients"]),
     (
-        b"phone,mobile,timezone\n79160000001,x,UTC\n",
-        ["Line 1, column mobile: Unknown column 'mobile': the columns are " + ", ".join(COLUMNS)],
+        b"phone,2nd name,timezone\n79160000001,x,UTC\n",
+        [
+            "Line 1, column 2nd name: Column '2nd name' is not a usable attribute name:"
+            " letters, digits and _, not starting with a digit"
+        ],
     ),
     (
         b"phone,tag\n79160000001,vip\n",

@@ -186,7 +186,7 @@ async def test_patch_adds_new_clients_and_never_sends_twice(
         f"/api/v1/mailings/{mailing['id']}", json={"text": "Second wave", "filter": {"tags": ["vip", "new"]}}
     )
     assert response.status_code == 200, response.text
-    assert response.json()["filter"] == {"operator_codes": [], "tags": ["new", "vip"]}
+    assert response.json()["filter"] == {"operator_codes": [], "tags": ["new", "vip"], "attributes": {}}
 
     stats = await wait_for(lambda: mailing_stats(client, mailing["id"]), lambda s: s["by_status"]["sent"] == 15)
     assert stats["total"] == 15

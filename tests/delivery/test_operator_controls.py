@@ -258,6 +258,8 @@ async def test_a_retry_and_a_batch_writing_its_answers_at_once_do_not_deadlock(
                 "answered_ats": [utc_now()],
                 "providers": [None],
                 "provider_message_ids": [None],
+                "encodings": [None],
+                "parts": [None],
                 "unattempted": [False],
             },
         )

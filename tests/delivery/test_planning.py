@@ -262,6 +262,8 @@ async def test_a_re_plan_and_a_batch_writing_its_answers_at_once_do_not_deadlock
                 "answered_ats": [dt.datetime.now(dt.UTC)] * 2,
                 "providers": [None] * 2,
                 "provider_message_ids": [None] * 2,
+                "encodings": [None] * 2,
+                "parts": [None] * 2,
                 "unattempted": [False, False],
             },
         )

@@ -220,10 +220,15 @@ async def test_last_check_before_the_request_reschedules_instead_of_sending(sett
     batch = SimpleNamespace(
         end_at=now + dt.timedelta(hours=3), window=closed, log=log, lane=lane, parts=1, text="hi", may_send=bool
     )
-    result = await send_one(message, batch, lane)  # type: ignore[arg-type]
+    answer = await send_one(message, batch, lane)  # type: ignore[arg-type]
+    assert answer is not None
+    result, cost = answer
     assert isinstance(result, WindowClosed)
+    assert cost is None  # no request, so no text's parts to record
     assert result.opens_at == next_opening(*closed, ZoneInfo("Europe/Berlin"), now)
     batch.end_at = now + dt.timedelta(minutes=30)
-    too_late = await send_one(message, batch, lane)  # type: ignore[arg-type]
+    answer = await send_one(message, batch, lane)  # type: ignore[arg-type]
+    assert answer is not None
+    too_late, _ = answer
     assert isinstance(too_late, WindowClosed)
     assert too_late.opens_at is None

@@ -111,7 +111,7 @@ async def test_no_request_for_a_client_a_filter_patch_removed_starts_more_than_1
     response = await client.patch(f"/api/v1/mailings/{mailing['id']}", json={"filter": {"tags": ["vip"]}})
     patched_at = time.time()
     assert response.status_code == 200
-    assert response.json()["filter"] == {"operator_codes": [], "tags": ["vip"]}
+    assert response.json()["filter"] == {"operator_codes": [], "tags": ["vip"], "attributes": {}}
     await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["pending"] == 0 and c["cancelled"] > 0, timeout_s=30)
     await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
 
@@ -194,7 +194,11 @@ async def test_a_put_during_delivery_reaches_running_batches_and_sends_nothing_t
     put_at = time.time()
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["text"], body["filter"], body["send_window"]) == ("New text", replacement["filter"], None)
+    assert (body["text"], body["filter"], body["send_window"]) == (
+        "New text",
+        {**replacement["filter"], "attributes": {}},
+        None,
+    )
     await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["pending"] == 0 and c["cancelled"] > 0, timeout_s=30)
     await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
 

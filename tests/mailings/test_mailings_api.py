@@ -62,7 +62,7 @@ async def test_create_a_future_mailing_without_filter_or_window(client: Api) -> 
     assert body["text"] == payload["text"]
     assert instant(body["start_at"]) == instant(payload["start_at"])
     assert instant(body["end_at"]) == instant(payload["end_at"])
-    assert body["filter"] == {"operator_codes": [], "tags": []}
+    assert body["filter"] == {"operator_codes": [], "tags": [], "attributes": {}}
     assert body["send_window"] is None
     assert body["status"] == "scheduled"
     created_at = instant(body["created_at"])
@@ -77,7 +77,7 @@ async def test_create_echoes_filter_and_send_window(client: Api) -> None:
         send_window={"start": "22:00", "end": "06:30"},
     )
 
-    assert body["filter"] == {"operator_codes": ["903", "916"], "tags": ["new", "vip"]}
+    assert body["filter"] == {"operator_codes": ["903", "916"], "tags": ["new", "vip"], "attributes": {}}
     # Wrapping past midnight is a valid window, not an empty one.
     assert body["send_window"] == {"start": "22:00", "end": "06:30"}
     assert body["status"] == "scheduled"
@@ -87,7 +87,7 @@ async def test_create_echoes_filter_and_send_window(client: Api) -> None:
 async def test_create_with_only_one_filter_list(client: Api) -> None:
     body = await create(client, filter={"tags": ["vip"]})
 
-    assert body["filter"] == {"operator_codes": [], "tags": ["vip"]}
+    assert body["filter"] == {"operator_codes": [], "tags": ["vip"], "attributes": {}}
 
 
 async def test_create_a_mailing_that_is_due_now(client: Api) -> None:
@@ -202,7 +202,7 @@ async def test_patch_filter(client: Api) -> None:
     body = (await client.patch(f"{MAILINGS}/{created['id']}", json={"filter": {"operator_codes": ["903"]}})).json()
 
     # The filter is replaced as a whole: an omitted list is empty, not kept.
-    assert body["filter"] == {"operator_codes": ["903"], "tags": []}
+    assert body["filter"] == {"operator_codes": ["903"], "tags": [], "attributes": {}}
     assert body["text"] == created["text"]
     assert (await client.get(f"{MAILINGS}/{created['id']}")).json()["filter"] == body["filter"]
 
@@ -240,7 +240,7 @@ async def test_put_replaces_every_field(client: Api) -> None:
     assert instant(body["start_at"]) == start
     assert instant(body["end_at"]) == end
     # Omitted fields take their defaults rather than keeping the old values.
-    assert body["filter"] == {"operator_codes": [], "tags": []}
+    assert body["filter"] == {"operator_codes": [], "tags": [], "attributes": {}}
     assert body["send_window"] is None
     assert body["created_at"] == created["created_at"]
     assert (await client.get(f"{MAILINGS}/{created['id']}")).json() == body
@@ -256,7 +256,7 @@ async def test_put_with_filter_and_window(client: Api) -> None:
         )
     ).json()
 
-    assert body["filter"] == {"operator_codes": [], "tags": ["new"]}
+    assert body["filter"] == {"operator_codes": [], "tags": ["new"], "attributes": {}}
     assert body["send_window"] == {"start": "10:00", "end": "11:00"}
 
 

@@ -111,7 +111,11 @@ async def test_a_purged_mailing_cannot_be_planned_again_but_can_be_renamed_and_d
     problem = response.json()
     assert problem["errors"][0]["field"] == "filter"
     assert "deleted by retention" in problem["errors"][0]["message"]
-    assert (await client.get(f"/api/v1/mailings/{old}")).json()["filter"] == {"operator_codes": [], "tags": []}
+    assert (await client.get(f"/api/v1/mailings/{old}")).json()["filter"] == {
+        "operator_codes": [],
+        "tags": [],
+        "attributes": {},
+    }
 
     response = await client.patch(f"/api/v1/mailings/{old}", json={"text": "Renamed"})
     assert response.status_code == 200, response.text

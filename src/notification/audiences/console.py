@@ -21,7 +21,7 @@ from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
 from notification.clients.schemas import OPERATOR_CODE_PATTERN
 from notification.clients.services import ClientService
-from notification.console.forms import FieldErrors, decode_as, field_errors
+from notification.console.forms import FieldErrors, attributes_of, attributes_text, decode_as, field_errors
 from notification.console.identity import require_admin, require_sign_in
 from notification.console.templating import page
 from notification.errors import Conflict, InvalidInput, NotFound
@@ -61,7 +61,9 @@ class AudienceConsoleController(Controller):
     ) -> Template:
         rows = []
         for audience in await audiences.all_audiences():
-            matching = await clients.count_matching(audience.filter_operator_codes, audience.filter_tags)
+            matching = await clients.count_matching(
+                audience.filter_operator_codes, audience.filter_tags, audience.filter_attributes
+            )
             rows.append((audiences.to_schema(audience, schema_type=AudienceRead), matching))
         return page(request, "audiences/list.html", rows=rows)
 
@@ -86,7 +88,8 @@ class AudienceConsoleController(Controller):
 
     @get("/new", guards=[require_admin])
     async def new_form(self, request: Request[Any, Any, Any], db_session: AsyncSession) -> Template:
-        return await self._form(request, db_session, {"name": "", "operator_codes": [], "tags": []}, {})
+        empty = {"name": "", "operator_codes": [], "tags": [], "filter_attributes": ""}
+        return await self._form(request, db_session, empty, {})
 
     @get("/{audience_id:int}/edit", guards=[require_admin])
     async def edit_form(
@@ -97,7 +100,12 @@ class AudienceConsoleController(Controller):
         audience_id: AudienceId,
     ) -> Template:
         audience = await audiences.get_audience(audience_id)
-        values = {"name": audience.name, "operator_codes": audience.filter_operator_codes, "tags": audience.filter_tags}
+        values = {
+            "name": audience.name,
+            "operator_codes": audience.filter_operator_codes,
+            "tags": audience.filter_tags,
+            "filter_attributes": attributes_text(audience.filter_attributes),
+        }
         return await self._form(request, db_session, values, {}, audience_id)
 
     async def _save(
@@ -113,9 +121,18 @@ class AudienceConsoleController(Controller):
             "name": single.get("name", ""),
             "operator_codes": lists.get("operator_codes", []),
             "tags": lists.get("tags", []),
+            "filter_attributes": single.get("filter_attributes", ""),
         }
-        body = {"name": values["name"], "filter": {"operator_codes": values["operator_codes"], "tags": values["tags"]}}
         try:
+            attributes = attributes_of(values["filter_attributes"], "filter.attributes")
+            body = {
+                "name": values["name"],
+                "filter": {
+                    "operator_codes": values["operator_codes"],
+                    "tags": values["tags"],
+                    "attributes": attributes,
+                },
+            }
             data = decode_as(body, AudienceCreate)
             if audience_id is None:
                 audience = await audiences.create_audience(data, audit)

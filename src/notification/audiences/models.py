@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import ARRAY, BigInteger, CheckConstraint, SmallInteger, String, func
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from notification.clients.models import filter_of
 from notification.db import Base, Entity, utcnow
 
 AUDIENCE_NAME_MAX_LENGTH = 200
@@ -21,10 +25,13 @@ class Audience(Entity):
     name: Mapped[str] = mapped_column(String(AUDIENCE_NAME_MAX_LENGTH), unique=True)
     filter_operator_codes: Mapped[list[str]] = mapped_column(ARRAY(String(3)), default=list, server_default="{}")
     filter_tags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list, server_default="{}")
+    filter_attributes: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=sql_text("'{}'::jsonb")
+    )
 
     @property
-    def filter(self) -> dict[str, list[str]]:
-        return {"operator_codes": list(self.filter_operator_codes), "tags": list(self.filter_tags)}
+    def filter(self) -> dict[str, Any]:
+        return filter_of(self)
 
 
 class OperatorCodeName(Base):

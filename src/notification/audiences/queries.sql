@@ -21,5 +21,6 @@ ORDER BY n.code
 -- name: keep_filter_of_finished
 -- A finished mailing keeps the filter it was last planned with, so that a later retry plans the
 -- same clients rather than everyone.
-UPDATE mailings SET audience_id = NULL, filter_operator_codes = %(operator_codes)s, filter_tags = %(tags)s
+UPDATE mailings SET audience_id = NULL, filter_operator_codes = %(operator_codes)s, filter_tags = %(tags)s,
+    filter_attributes = %(attributes)s
 WHERE audience_id = %(audience_id)s

@@ -11,7 +11,8 @@ from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.audiences.models import Audience, OperatorCodeName
@@ -27,6 +28,7 @@ from notification.audiences.schemas import (
 )
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
+from notification.clients.schemas import attribute_name_errors
 from notification.errors import Conflict, InvalidInput, NotFound
 from notification.mailings.models import Mailing, MailingStatus
 from notification.mailings.schemas import MailingFilter
@@ -47,11 +49,19 @@ def audience_key(audience_id: float | None) -> int | None:
 
 
 def is_empty(filter_: MailingFilter) -> bool:
-    return not filter_.operator_codes and not filter_.tags
+    return filter_.is_empty()
+
+
+def check_filter(filter_: MailingFilter) -> None:
+    """A filter's attribute names are names a client can have."""
+    if errors := attribute_name_errors(filter_.attributes, "filter.attributes"):
+        raise InvalidInput(errors)
 
 
 async def check_audience_choice(session: Session, audience_id: float | None, filter_: MailingFilter) -> None:
-    """A mailing or schedule uses a saved audience or its own filter, never both; the audience must exist."""
+    """A mailing or schedule uses a saved audience or its own filter, never both; the audience must exist;
+    the filter's attribute names are names a client can have."""
+    check_filter(filter_)
     if audience_id is None:
         return
     if not is_empty(filter_):
@@ -69,7 +79,12 @@ async def with_saved_audience(
     saved = await session.get(Audience, int(audience_id))
     if saved is None:
         raise InvalidInput.of("audience_id", f"must name an existing audience ({audience_id} does not exist)")
-    return dataclasses.replace(audience, operator_codes=list(saved.filter_operator_codes), tags=list(saved.filter_tags))
+    return dataclasses.replace(
+        audience,
+        operator_codes=list(saved.filter_operator_codes),
+        tags=list(saved.filter_tags),
+        attributes=dict(saved.filter_attributes),
+    )
 
 
 async def planned_filter(session: Session, filter_: MailingFilter, audience_id: float | None) -> MailingFilter:
@@ -78,12 +93,16 @@ async def planned_filter(session: Session, filter_: MailingFilter, audience_id: 
     saved = await session.get(Audience, int(audience_id)) if audience_id is not None else None
     if saved is None:
         return filter_
-    return MailingFilter(operator_codes=list(saved.filter_operator_codes), tags=list(saved.filter_tags))
+    return MailingFilter(
+        operator_codes=list(saved.filter_operator_codes),
+        tags=list(saved.filter_tags),
+        attributes=dict(saved.filter_attributes),
+    )
 
 
-def _filter_columns(filter_: MailingFilter) -> dict[str, list[str]]:
-    # Sorted and deduplicated so that equal filters compare equal.
-    return {"filter_operator_codes": sorted(set(filter_.operator_codes)), "filter_tags": sorted(set(filter_.tags))}
+def _filter_columns(filter_: MailingFilter) -> dict[str, Any]:
+    check_filter(filter_)
+    return filter_.columns()
 
 
 def _check_name(name: str) -> str:
@@ -177,7 +196,9 @@ class AudienceService(SQLAlchemyAsyncRepositoryService[Audience, AudienceReposit
             await self.repository.session.rollback()
             raise Conflict("id", f"audience {audience_id} is in use by {_named(mailing_ids, schedule_ids)}")
         await self.repository.session.execute(
-            statements.text("keep_filter_of_finished"),
+            statements.text("keep_filter_of_finished").bindparams(
+                bindparam("attributes", dict(audience.filter_attributes), type_=JSONB)
+            ),
             {
                 "audience_id": audience_id,
                 "operator_codes": list(audience.filter_operator_codes),

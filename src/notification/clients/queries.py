@@ -4,34 +4,53 @@ with the same fragments."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from psycopg import sql
-from sqlalchemy import ColumnElement, TextClause
+from psycopg.types.json import Jsonb
+from sqlalchemy import ColumnElement, TextClause, bindparam
+from sqlalchemy.dialects.postgresql import JSONB
 
 from notification.lib.sql import load
 
 statements = load(__package__, "queries.sql")
 
 
-def _audience(operator_codes: Sequence[str], tags: Sequence[str]) -> list[tuple[str, str, list[str]]]:
-    """The fragments a filter needs, with their parameter: an empty list filters nothing (a mailing
-    with both lists empty reaches everyone)."""
-    given = (("audience_by_operator_code", "operator_codes", operator_codes), ("audience_by_tag", "tags", tags))
-    return [(fragment, parameter, list(values)) for fragment, parameter, values in given if values]
+def _audience(
+    operator_codes: Sequence[str], tags: Sequence[str], attributes: Mapping[str, str] | None = None
+) -> list[tuple[str, str, Any]]:
+    """The fragments a filter needs, with their parameter: an empty list or object filters nothing
+    (a mailing with everything empty reaches everyone)."""
+    given: tuple[tuple[str, str, Any], ...] = (
+        ("audience_by_operator_code", "operator_codes", list(operator_codes)),
+        ("audience_by_tag", "tags", list(tags)),
+        ("audience_by_attributes", "attributes", dict(attributes or {})),
+    )
+    return [(fragment, parameter, values) for fragment, parameter, values in given if values]
 
 
-def audience_filter(operator_codes: Sequence[str], tags: Sequence[str]) -> sql.Composable:
-    """The filter for a psycopg statement over ``clients``; the caller passes ``operator_codes`` and
-    ``tags`` among its parameters."""
-    conditions = [sql.SQL(statements[fragment]) for fragment, _, _ in _audience(operator_codes, tags)]
+def audience_filter(
+    operator_codes: Sequence[str], tags: Sequence[str], attributes: Mapping[str, str] | None = None
+) -> sql.Composable:
+    """The filter for a psycopg statement over ``clients``; the caller passes ``operator_codes``,
+    ``tags`` and ``attributes`` (as :func:`attributes_parameter`) among its parameters."""
+    conditions = [sql.SQL(statements[fragment]) for fragment, _, _ in _audience(operator_codes, tags, attributes)]
     return sql.SQL(" AND ").join([sql.SQL("TRUE"), *conditions])
 
 
-def audience_conditions(operator_codes: Sequence[str], tags: Sequence[str]) -> list[ColumnElement[bool]]:
+def attributes_parameter(attributes: Mapping[str, str] | None) -> Jsonb:
+    """A filter's attributes as psycopg sends them to ``audience_by_attributes``."""
+    return Jsonb(dict(attributes or {}))
+
+
+def audience_conditions(
+    operator_codes: Sequence[str], tags: Sequence[str], attributes: Mapping[str, str] | None = None
+) -> list[ColumnElement[bool]]:
     """The filter as conditions of a SQLAlchemy query over ``clients``, their values bound."""
     conditions: list[ColumnElement[bool]] = []
-    for fragment, parameter, values in _audience(operator_codes, tags):
-        clause: TextClause = statements.text(fragment).bindparams(**{parameter: values})
+    for fragment, parameter, values in _audience(operator_codes, tags, attributes):
+        value = bindparam(parameter, values, type_=JSONB) if parameter == "attributes" else bindparam(parameter, values)
+        clause: TextClause = statements.text(fragment).bindparams(value)
         conditions.append(clause)  # type: ignore[arg-type]  # a text condition stands where a boolean column does
     return conditions

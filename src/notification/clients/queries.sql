@@ -10,6 +10,12 @@ operator_code = ANY(%(operator_codes)s)
 -- name: audience_by_tag
 tag = ANY(%(tags)s)
 
+-- name: audience_by_attributes
+-- Containment, which the GIN index ix_clients_attributes (jsonb_path_ops) answers. The fragment
+-- applies only with attributes given, so a match has some: saying so lets the planner use the
+-- index, which is partial over the clients with attributes.
+(attributes @> %(attributes)s::jsonb AND attributes <> '{}'::jsonb)
+
 -- name: present_values
 -- The distinct values of an indexed column, one index probe each (a loose index scan): the
 -- directory may hold a million clients and a few dozen operator codes.
@@ -23,4 +29,6 @@ SELECT value FROM present WHERE value IS NOT NULL LIMIT %(limit)s
 
 -- name: imported_rows
 -- The rows of an import as one relation, each column an array: one statement inserts them all.
-unnest(%(phone)s, %(operator_code)s, %(tag)s, %(timezone)s) AS unnest_rows(phone, operator_code, tag, timezone)
+-- Attributes arrive as JSON texts (an array of jsonb does not travel as one parameter).
+unnest(%(phone)s, %(operator_code)s, %(tag)s, %(timezone)s, %(attributes)s)
+    AS unnest_rows(phone, operator_code, tag, timezone, attributes)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -9,7 +9,7 @@ from advanced_alchemy.filters import LimitOffset, OrderBy
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
 
@@ -17,10 +17,17 @@ from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.clients.models import Client
 from notification.clients.queries import audience_conditions, statements
-from notification.clients.schemas import ClientCreate, ClientPatch, ClientRead, ClientSearch
+from notification.clients.schemas import (
+    ClientCreate,
+    ClientPatch,
+    ClientRead,
+    ClientSearch,
+    attribute_name_errors,
+)
 from notification.errors import Conflict, InvalidInput, NotFound
 from notification.idempotency.store import IdempotentCreate
 from notification.messages.state import state
+from notification.texts.templates import CLIENT_FIELDS
 from notification.timezones import is_known_timezone
 
 
@@ -128,6 +135,16 @@ def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> No
         errors.append((field, f"unknown IANA time zone {value!r}"))
 
 
+def _check_attributes(attributes: dict[str, str], prefix: str, errors: list[tuple[str, str]]) -> None:
+    errors.extend(attribute_name_errors(attributes, f"{prefix}attributes"))
+    # A text names a client's field and its attributes alike: one name must mean one thing.
+    errors.extend(
+        (f"{prefix}attributes.{name}", "must not be the name of a client field")
+        for name in CLIENT_FIELDS
+        if name in attributes
+    )
+
+
 class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     """Every change commits here, its audit record with it: the API and the console only call
     these methods."""
@@ -169,9 +186,12 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
     async def count_clients(self, search: ClientSearch, cap: int) -> int:
         return int((await self.repository.session.execute(search_count_statement(search, cap))).scalar_one())
 
-    async def count_matching(self, operator_codes: Sequence[str], tags: Sequence[str]) -> int:
+    async def count_matching(
+        self, operator_codes: Sequence[str], tags: Sequence[str], attributes: Mapping[str, str] | None = None
+    ) -> int:
         """The audience of a mailing filter, counted set-based."""
-        statement = select(func.count()).select_from(Client).where(*audience_conditions(operator_codes, tags))
+        conditions = audience_conditions(operator_codes, tags, attributes)
+        statement = select(func.count()).select_from(Client).where(*conditions)
         return int((await self.repository.session.execute(statement)).scalar_one())
 
     async def present_values(self, column: PresentColumn, limit: int = 500) -> list[str]:
@@ -212,6 +232,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         for i, row in enumerate(rows):
             prefix = field_prefix.format(i=i)
             _check_timezone(row.timezone, f"{prefix}timezone", errors)
+            _check_attributes(row.attributes, prefix, errors)
             if (seen := first_row_of_phone.setdefault(row.phone, i)) != i:
                 errors.append((f"{prefix}phone", f"phone {row.phone} repeats row {seen}"))
         if errors:
@@ -222,8 +243,11 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             "operator_code": [r.operator_code or _default_operator_code(r.phone) for r in rows],
             "tag": [r.tag for r in rows],
             "timezone": [r.timezone for r in rows],
+            "attributes": [msgspec.json.encode(r.attributes).decode() for r in rows],
         }
-        source = select(*(literal_column(f"unnest_rows.{name}", String) for name in columns)).select_from(
+        selected = [literal_column(f"unnest_rows.{name}", String) for name in columns if name != "attributes"]
+        selected.append(literal_column("unnest_rows.attributes::jsonb", JSONB))
+        source = select(*selected).select_from(
             statements.text("imported_rows").bindparams(*(bindparam(name, type_=ARRAY(String)) for name in columns))
         )
         inserted = (
@@ -250,6 +274,8 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
         errors: list[tuple[str, str]] = []
         if "timezone" in changes:
             _check_timezone(changes["timezone"], "timezone", errors)
+        if "attributes" in changes:
+            _check_attributes(changes["attributes"], "", errors)
         if errors:
             raise InvalidInput(errors)
         for name, value in changes.items():
@@ -270,6 +296,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             timezone=data.timezone,
             operator_code=data.operator_code or _default_operator_code(data.phone),
             tag=data.tag,
+            attributes=data.attributes,
         )
         return await self.patch_client(client_id, full, audit)
 

@@ -28,6 +28,7 @@ from notification.console.forms import (
     CsvProblem,
     CsvRejected,
     FieldErrors,
+    attributes_text,
     client_json,
     decode_as,
     field_errors,
@@ -64,7 +65,7 @@ async def _choices(clients: ClientService) -> dict[str, list[str]]:
 async def _client_values(request: Request[Any, Any, Any]) -> dict[str, str]:
     """The client form as it was filled in, every field present."""
     form = await request.form()
-    return {name: str(form.get(name) or "") for name in ("phone", "timezone", "operator_code", "tag")}
+    return {name: str(form.get(name) or "") for name in ("phone", "timezone", "operator_code", "tag", "attributes")}
 
 
 class ClientConsoleController(Controller):
@@ -135,7 +136,9 @@ class ClientConsoleController(Controller):
 
     @get("/new", guards=[require_admin])
     async def new_form(self, request: Request[Any, Any, Any]) -> Template:
-        return await self._form(request, dict.fromkeys(("phone", "timezone", "operator_code", "tag"), ""), {})
+        return await self._form(
+            request, dict.fromkeys(("phone", "timezone", "operator_code", "tag", "attributes"), ""), {}
+        )
 
     @post("/", guards=[require_admin])
     async def create(
@@ -160,6 +163,7 @@ class ClientConsoleController(Controller):
             "timezone": client.timezone,
             "operator_code": client.operator_code,
             "tag": client.tag,
+            "attributes": attributes_text(client.attributes),
         }
         return await self._form(request, values, {}, client_id=client_id)
 

@@ -26,7 +26,15 @@ from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
 from notification.config import Settings
 from notification.console.errors import is_htmx
-from notification.console.forms import FieldErrors, decode_as, field_errors, local_datetime, local_input, mailing_json
+from notification.console.forms import (
+    FieldErrors,
+    attributes_of,
+    decode_as,
+    field_errors,
+    local_datetime,
+    local_input,
+    mailing_json,
+)
 from notification.console.identity import operator_timezone, require_admin
 from notification.console.templating import page
 from notification.errors import Conflict, InvalidInput
@@ -42,6 +50,8 @@ from notification.preview.service import planned_audience_of_mailing, planned_au
 from notification.stats.queries import mailing_counts
 from notification.test_sends.schemas import TestSendRequest
 from notification.test_sends.services import send_test_message
+from notification.texts.service import check_text, least_cost
+from notification.texts.templates import is_template
 
 logger = structlog.get_logger(__name__)
 
@@ -209,10 +219,15 @@ class MailingControlsController(Controller):
         mailing_id: MailingId,
     ) -> Template:
         await mailings.get_mailing(mailing_id)
-        phone = _singles(await request.form()).get("phone", "").strip()
+        form = _singles(await request.form())
+        phone = form.get("phone", "").strip()
         context: dict[str, Any] = {"phone": phone, "answer": None, "errors": {}, "unavailable": None}
+        body: dict[str, Any] = {"phone": phone}
+        if client_id := form.get("client_id", "").strip():
+            # Digits as the number the API takes; anything else goes as it is, for the struct to refuse.
+            body["client_id"] = int(client_id) if client_id.isdigit() and len(client_id) < 20 else client_id
         try:
-            data = decode_as({"phone": phone}, TestSendRequest)
+            data = decode_as(body, TestSendRequest)
             context["answer"] = await send_test_message(mailings, audit, console_settings, mailing_id, data)
         except (msgspec.ValidationError, InvalidInput) as exc:
             context["errors"] = field_errors(exc)
@@ -242,6 +257,7 @@ class MailingControlsController(Controller):
         try:
             data = decode_as(mailing_json(_singles(form), _lists(form), operator_timezone(request)), MailingCreate)
             validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
+            await check_text(db_session, data.text)
             audience = await planned_audience_of_request(db_session, data)
         except (msgspec.ValidationError, InvalidInput) as exc:
             return page(request, "mailings/_preview.html", preview=None, errors=field_errors(exc))
@@ -253,5 +269,23 @@ class MailingControlsController(Controller):
         form = await request.form()
         lists = _lists(form)
         text = _singles(form).get("text", "").replace("\r\n", "\n")
-        matching = await clients.count_matching(lists.get("operator_codes", []), lists.get("tags", []))
-        return page(request, "mailings/_text_cost.html", sms=measure(text), matching=matching, empty=not text)
+        try:
+            attributes = attributes_of(_singles(form).get("filter_attributes", ""))
+        except InvalidInput:
+            attributes = {}  # the form says what is wrong with them beside their field when saved
+        matching = await clients.count_matching(lists.get("operator_codes", []), lists.get("tags", []), attributes)
+        problem = None
+        try:
+            await check_text(clients.repository.session, text)
+        except InvalidInput as exc:
+            problem = exc.errors[0][1]
+        sms = measure(text) if problem else least_cost(text)
+        return page(
+            request,
+            "mailings/_text_cost.html",
+            sms=sms,
+            matching=matching,
+            empty=not text,
+            problem=problem,
+            personalised=is_template(text),
+        )

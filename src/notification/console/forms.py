@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from notification.clients.schemas import ClientCreate
+from notification.clients.schemas import ATTRIBUTE_NAME_PATTERN, ClientCreate
 from notification.errors import Conflict, InvalidInput
 
 if TYPE_CHECKING:
@@ -58,10 +58,17 @@ def decode_as(raw: Any, kind: type[T]) -> T:
     return msgspec.json.decode(msgspec.json.encode(raw), type=kind)
 
 
+def _form_field(field: str, message: str) -> tuple[str, str]:
+    # An attribute is a line of one textarea: its error shows there, naming the attribute.
+    if field.startswith("attributes."):
+        return "attributes", f"{field.removeprefix('attributes.')}: {message}"
+    return _INDEX.sub("", field), message
+
+
 def field_errors(exc: msgspec.ValidationError | InvalidInput | Conflict) -> FieldErrors:
     """Errors by form field; list positions are dropped (``filter.tags[2]`` shows at ``filter.tags``)."""
     if isinstance(exc, InvalidInput):
-        return {_INDEX.sub("", field): message for field, message in reversed(exc.errors)}
+        return dict(_form_field(field, message) for field, message in reversed(exc.errors))
     if isinstance(exc, Conflict):
         return {exc.field: exc.message}
     message, path = _split(exc)
@@ -93,13 +100,36 @@ def mailing_json(form: Mapping[str, str], lists: Mapping[str, list[str]], zone: 
         "text": form.get("text", "").replace("\r\n", "\n"),
         "start_at": local_datetime(form.get("start_at"), zone),
         "end_at": local_datetime(form.get("end_at"), zone),
-        "filter": {"operator_codes": lists.get("operator_codes", []), "tags": lists.get("tags", [])},
+        "filter": {
+            "operator_codes": lists.get("operator_codes", []),
+            "tags": lists.get("tags", []),
+            "attributes": attributes_of(form.get("filter_attributes", ""), "filter.attributes"),
+        },
         "send_window": None,
     }
     window_start, window_end = form.get("window_start", ""), form.get("window_end", "")
     if window_start or window_end:
         body["send_window"] = {"start": window_start, "end": window_end}
     return body
+
+
+def attributes_text(attributes: Mapping[str, str]) -> str:
+    """A client's attributes as the form's textarea shows them: one ``name=value`` a line."""
+    return "\n".join(f"{name}={value}" for name, value in attributes.items())
+
+
+def attributes_of(text: str, field: str = "attributes") -> dict[str, str]:
+    """The textarea's ``name=value`` lines (blank ones skipped) as the API's attributes object; a
+    line without ``=`` is refused, naming the field and the line."""
+    attributes: dict[str, str] = {}
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        if not line.strip():
+            continue
+        name, equals, value = line.partition("=")
+        if not equals:
+            raise InvalidInput.of(field, f"line {number}: write name=value")
+        attributes[name.strip()] = value.strip()
+    return attributes
 
 
 def client_json(form: Mapping[str, str]) -> dict[str, Any]:
@@ -109,6 +139,7 @@ def client_json(form: Mapping[str, str]) -> dict[str, Any]:
         "phone": form.get("phone", "").strip(),
         "timezone": form.get("timezone", "").strip(),
         "tag": form.get("tag", "").strip(),
+        "attributes": attributes_of(form.get("attributes", "")),
     }
     if operator_code := form.get("operator_code", "").strip():
         body["operator_code"] = operator_code
@@ -182,7 +213,7 @@ def read_clients_csv(data: bytes, max_rows: int) -> ClientsFile:
     return ClientsFile(clients, lines)
 
 
-def _rows(reader: Reader, max_rows: int) -> tuple[list[dict[str, str]], list[int]]:
+def _rows(reader: Reader, max_rows: int) -> tuple[list[dict[str, Any]], list[int]]:
     header = next(reader, None)
     if header is None:
         raise CsvRejected([CsvProblem("The file is empty: it needs a header line and one client per line")])
@@ -190,7 +221,7 @@ def _rows(reader: Reader, max_rows: int) -> tuple[list[dict[str, str]], list[int
     problems = _header_problems(names)
     if problems:
         raise CsvRejected(problems)
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     lines: list[int] = []
     for values in reader:
         line = reader.line_num
@@ -200,9 +231,18 @@ def _rows(reader: Reader, max_rows: int) -> tuple[list[dict[str, str]], list[int
             raise CsvRejected([CsvProblem(f"More than {max_rows:,} clients: import the file in parts", line)])
         if len(values) != len(names):
             raise CsvRejected([CsvProblem(f"{len(values)} values where the header names {len(names)}", line)])
-        row = {name: value.strip() for name, value in zip(names, values, strict=True)}
+        row: dict[str, Any] = {}
+        attributes: dict[str, str] = {}
+        for name, header_name, value in zip(names, header, values, strict=True):
+            if name in CSV_COLUMNS:
+                row[name] = value.strip()
+            elif value.strip():
+                # An empty cell is an attribute the client does not have.
+                attributes[header_name.strip()] = value.strip()
         if row.get("operator_code") == "":
             del row["operator_code"]
+        if attributes:
+            row["attributes"] = attributes
         rows.append(row)
         lines.append(line)
     if not rows:
@@ -212,10 +252,13 @@ def _rows(reader: Reader, max_rows: int) -> tuple[list[dict[str, str]], list[int
 
 def _header_problems(names: list[str]) -> list[CsvProblem]:
     expected = ", ".join(CSV_COLUMNS)
+    # Any other column is an attribute of each client (name, city...), under its header as written.
     problems = [
-        CsvProblem(f"Unknown column {name!r}: the columns are {expected}", 1, name)
+        CsvProblem(
+            f"Column {name!r} is not a usable attribute name: letters, digits and _, not starting with a digit", 1, name
+        )
         for name in names
-        if name not in CSV_COLUMNS
+        if name not in CSV_COLUMNS and not re.fullmatch(ATTRIBUTE_NAME_PATTERN.strip("^$"), name)
     ]
     problems += [CsvProblem(f"Column {name!r} appears twice", 1, name) for name in set(names) if names.count(name) > 1]
     problems += [

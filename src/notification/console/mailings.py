@@ -26,7 +26,15 @@ from notification.audit.trail import AuditTrail
 from notification.clients.deps import provide_client_service
 from notification.clients.services import ClientService
 from notification.console.charts import StatusShare, status_shares
-from notification.console.forms import FieldErrors, decode_as, field_errors, local_input, mailing_json
+from notification.console.forms import (
+    FieldErrors,
+    attributes_of,
+    attributes_text,
+    decode_as,
+    field_errors,
+    local_input,
+    mailing_json,
+)
 from notification.console.identity import operator_timezone, require_admin, require_sign_in
 from notification.console.templating import page, refreshing
 from notification.errors import InvalidInput
@@ -82,16 +90,16 @@ def _fields(form: FormMultiDict) -> tuple[dict[str, str], dict[str, list[str]]]:
 async def _rows(db_session: AsyncSession, clients: ClientService, mailings: list[MailingRead]) -> list[MailingRow]:
     counts = await counts_of_mailings(db_session, [m.id for m in mailings])
     # Mailings not planned yet often share a filter ("everyone"): each one is counted once.
-    audiences: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
+    audiences: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]], int] = {}
     rows = []
     for mailing in mailings:
         mailing_count = counts[mailing.id]
         audience = mailing_count.total
         if not audience:
             matching = await planned_filter(db_session, mailing.filter, mailing.audience_id)
-            key = (tuple(matching.operator_codes), tuple(matching.tags))
+            key = (tuple(matching.operator_codes), tuple(matching.tags), tuple(sorted(matching.attributes.items())))
             if key not in audiences:
-                audiences[key] = await clients.count_matching(*key)
+                audiences[key] = await clients.count_matching(key[0], key[1], dict(key[2]))
             audience = audiences[key]
         rows.append(MailingRow(mailing, mailing_count, audience, status_shares(mailing_count.by_status, audience)))
     return rows
@@ -170,6 +178,7 @@ class MailingConsoleController(Controller):
             "end_at": local_input(start + dt.timedelta(days=1), zone),
             "operator_codes": [],
             "tags": [],
+            "filter_attributes": "",
             "window_start": "",
             "window_end": "",
         }
@@ -179,14 +188,14 @@ class MailingConsoleController(Controller):
         """The form as it was filled in, and the mailing it describes or what is wrong with it."""
         single, lists = _fields(await request.form())
         values: dict[str, Any] = {
-            **dict.fromkeys(("text", "start_at", "end_at", "window_start", "window_end"), ""),
+            **dict.fromkeys(("text", "start_at", "end_at", "window_start", "window_end", "filter_attributes"), ""),
             **single,
             "operator_codes": lists.get("operator_codes", []),
             "tags": lists.get("tags", []),
         }
         try:
             return values, decode_as(mailing_json(single, lists, operator_timezone(request)), MailingCreate)
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, InvalidInput) as exc:
             return values, field_errors(exc)
 
     @post("/", guards=[require_admin])
@@ -219,8 +228,13 @@ class MailingConsoleController(Controller):
         clients: ClientService,
         operator_codes: Annotated[list[str] | None, Parameter(max_items=1000)] = None,
         tags: Annotated[list[str] | None, Parameter(max_items=1000)] = None,
+        filter_attributes: Annotated[str | None, Parameter(max_length=20_000)] = None,
     ) -> Template:
-        matching = await clients.count_matching(operator_codes or [], tags or [])
+        try:
+            attributes = attributes_of(filter_attributes or "")
+        except InvalidInput:
+            attributes = {}  # shown beside their field when the form is saved
+        matching = await clients.count_matching(operator_codes or [], tags or [], attributes)
         return page(request, "mailings/_audience.html", matching=matching)
 
     @get("/{mailing_id:int}/edit", guards=[require_admin])
@@ -235,6 +249,7 @@ class MailingConsoleController(Controller):
             "end_at": local_input(mailing.end_at, zone),
             "operator_codes": mailing.filter.operator_codes,
             "tags": mailing.filter.tags,
+            "filter_attributes": attributes_text(mailing.filter.attributes),
             "window_start": mailing.send_window.start if mailing.send_window else "",
             "window_end": mailing.send_window.end if mailing.send_window else "",
         }
@@ -278,7 +293,8 @@ class MailingConsoleController(Controller):
             "mailing": mailing,
             "counts": counts,
             "shares": status_shares(counts.by_status, counts.total),
-            "audience": counts.total or await clients.count_matching(matching.operator_codes, matching.tags),
+            "audience": counts.total
+            or await clients.count_matching(matching.operator_codes, matching.tags, matching.attributes),
             "timings": await mailing_timings(db_session, mailing_id),
             # Read from the pending messages themselves: only a mailing with a window has any to read.
             "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),

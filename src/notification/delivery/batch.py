@@ -17,12 +17,14 @@ import structlog
 from psycopg import AsyncConnection
 
 from notification.config import Settings
-from notification.delivery.claim import Claim, ClaimedMessage
+from notification.delivery.claim import Claim, ClaimedMessage, stored_cost
 from notification.delivery.policy import WindowClosed, next_state
 from notification.delivery.queries import queries
 from notification.delivery.senders import Lane
+from notification.mailings.sms import SmsText, measure
 from notification.messages.models import MessageStatus
 from notification.provider.base import SendResult
+from notification.texts.templates import CompiledCache
 
 logger = structlog.get_logger(__name__)
 
@@ -68,12 +70,16 @@ class RunningBatch:
         lane: Lane,
         report: BatchReport,
         route: Callable[[ClaimedMessage], Lane | None] | None = None,
+        compiled: CompiledCache | None = None,
     ) -> None:
         self.mailing_id = mailing_id
         self.plan_version = plan_version
+        self._compiled = compiled if compiled is not None else CompiledCache(size=1)
+        """The worker's compiled texts, shared by its batches: compiled once per mailing version."""
         self.text = claim.text
-        self.parts = claim.parts
-        """SMS parts of each message of this text: what it costs of the provider's rate budget."""
+        self.sms = claim.sms
+        """The cost of a plain text, the same for every message."""
+        self.template = self._compiled.get(mailing_id, plan_version, claim.text)
         self.end_at = claim.end_at
         self.window = claim.window
         self.lane = lane
@@ -89,6 +95,8 @@ class RunningBatch:
         self._report = report
         self._pending_ids = {m.id for m in claim.messages}
         self._answers: list[tuple[ClaimedMessage, SendResult, dt.datetime, str | None]] = []
+        self._costs: dict[int, SmsText] = {}
+        """What the text of each request made cost, until its answer is written."""
         self._wake = asyncio.Event()
 
     def held(self) -> set[int]:
@@ -115,15 +123,30 @@ class RunningBatch:
         elif mailing["paused_at"] is not None:
             self.stop("mailing paused")
         elif mailing["text"] != self.text:
-            self.text, self.parts = mailing["text"], mailing["parts"]
+            self.text, self.sms = mailing["text"], stored_cost(mailing)
+            self.template = self._compiled.get(self.mailing_id, self.plan_version, self.text)
+
+    def text_for(self, message: ClaimedMessage) -> tuple[str, SmsText]:
+        """The text this message carries and what it costs: a plain text as stored, a personalised
+        one rendered from the client as claimed and measured (a few microseconds each)."""
+        template = self.template
+        if not template.personalised:
+            return template.text, self.sms
+        text = template.render(message.recipient())
+        return text, measure(text)
 
     def lane_for(self, message: ClaimedMessage) -> Lane | None:
         """The provider this attempt goes to (None: no enabled provider routes it)."""
         return self.lane if self._route is None else self._route(message)
 
-    def answered(self, message: ClaimedMessage, result: SendResult, provider: str | None) -> None:
-        """Called by the senders; never waits, so a slow write never holds a request slot."""
+    def answered(
+        self, message: ClaimedMessage, result: SendResult, provider: str | None, sms: SmsText | None = None
+    ) -> None:
+        """Called by the senders, with the cost of the text the request carried (None when no
+        request was made); never waits, so a slow write never holds a request slot."""
         self._report.results[message.id] = result
+        if sms is not None:
+            self._costs[message.id] = sms
         self._answers.append((message, result, dt.datetime.now(dt.UTC), provider))
         self._pending_ids.discard(message.id)
         if len(self._answers) >= self._settings.result_flush_size or not self._pending_ids:
@@ -152,6 +175,7 @@ class RunningBatch:
         now = dt.datetime.now(dt.UTC)
         settings = self._settings
         states = [next_state(settings, m, r, self.end_at, now) for m, r, _, _ in taken]
+        costs = [self._costs.pop(m.id, None) for m, _, _, _ in taken]
         for state in states:
             self._report.count(state.status)
         await self._conn.execute(
@@ -166,5 +190,7 @@ class RunningBatch:
                 "unattempted": [isinstance(r, WindowClosed) or provider is None for _, r, _, provider in taken],
                 "providers": [provider for _, _, _, provider in taken],
                 "provider_message_ids": [r.provider_message_id for _, r, _, _ in taken],
+                "encodings": [c.encoding.value if c else None for c in costs],
+                "parts": [c.parts if c else None for c in costs],
             },
         )

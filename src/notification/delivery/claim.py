@@ -16,8 +16,10 @@ from psycopg.rows import dict_row
 
 from notification.delivery.policy import DEADLINE_PASSED, Window, last_request_start
 from notification.delivery.queries import composed, queries
+from notification.mailings.sms import Encoding, SmsText
 from notification.messages.models import MessageStatus
 from notification.send_window import openings_by_zone
+from notification.texts.templates import Recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,12 @@ class ClaimedMessage:
     """The client's operator: what routing to one provider or another goes by."""
     last_provider: str | None = None
     """The provider of its previous attempt: a retry after a transient failure goes to the next one."""
+    tag: str = ""
+    attributes: dict[str, str] | None = None
+    """The client's attributes as claimed: a personalised text is rendered from them at its request."""
+
+    def recipient(self) -> Recipient:
+        return Recipient(self.phone, self.tag, self.operator_code or "", self.timezone or "", self.attributes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +46,8 @@ class Claim:
     """What a batch sends: its mailing's text as claimed, and the messages it now holds."""
 
     text: str
-    parts: int
-    """SMS parts of each message of this text: what it costs of the provider's rate budget."""
+    sms: SmsText
+    """The mailing's text as measured when written: what each message of a plain text costs."""
     end_at: dt.datetime
     window: Window | None
     messages: list[ClaimedMessage]
@@ -93,11 +101,24 @@ async def claim_batch(
             expired = await _wait_for_window(cur, params, window, mailing["end_at"])
     claimed = [
         ClaimedMessage(
-            r["id"], r["client_id"], r["phone"], r["attempts"], r["timezone"], r["operator_code"], r["provider"]
+            r["id"],
+            r["client_id"],
+            r["phone"],
+            r["attempts"],
+            r["timezone"],
+            r["operator_code"],
+            r["provider"],
+            r["tag"],
+            r["attributes"],
         )
         for r in rows
     ]
-    return Claim(mailing["text"], mailing["parts"], mailing["end_at"], window, claimed, expired)
+    return Claim(mailing["text"], stored_cost(mailing), mailing["end_at"], window, claimed, expired)
+
+
+def stored_cost(mailing: dict[str, Any]) -> SmsText:
+    """The cost stored with the mailing's text (a plain text's exactly)."""
+    return SmsText(Encoding(mailing["encoding"]), 0, mailing["parts"])
 
 
 async def _wait_for_window(

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
-from notification.clients.queries import audience_filter
+from notification.clients.queries import attributes_parameter, audience_filter
 from notification.delivery.policy import last_request_start
 from notification.delivery.queries import composed, queries
 from notification.messages.models import MessageStatus
@@ -59,10 +59,11 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
         "now": now,
         "operator_codes": mailing["filter_operator_codes"],
         "tags": mailing["filter_tags"],
+        "attributes": attributes_parameter(mailing["filter_attributes"]),
         "plan_version": plan_version,
         "batch_size": batch_size,
     }
-    matching = audience_filter(mailing["filter_operator_codes"], mailing["filter_tags"])
+    matching = audience_filter(mailing["filter_operator_codes"], mailing["filter_tags"], mailing["filter_attributes"])
     await cur.execute(queries["lock_messages_of_mailing"], params)
     if now >= last_request_start(mailing["end_at"]):
         # Planned too late (workers were down), past the last moment a request may start: the

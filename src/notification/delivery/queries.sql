@@ -15,6 +15,7 @@
 SELECT g.id, g.start_at, g.end_at,
        coalesce(a.filter_operator_codes, g.filter_operator_codes) AS filter_operator_codes,
        coalesce(a.filter_tags, g.filter_tags) AS filter_tags,
+       coalesce(a.filter_attributes, g.filter_attributes) AS filter_attributes,
        g.send_window_start, g.send_window_end, g.plan_version, g.planned_version, g.paused_at, now() AS now
 FROM mailings g LEFT JOIN audiences a ON a.id = g.audience_id
 WHERE g.id = %(mailing_id)s FOR NO KEY UPDATE OF g
@@ -36,7 +37,8 @@ GROUP BY batch ORDER BY batch
 UPDATE mailings SET planned_version = %(plan_version)s, planned_at = now() WHERE id = %(mailing_id)s
 
 -- name: mailing_for_batch
-SELECT text, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end, now() AS now
+SELECT text, encoding, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end,
+       now() AS now
 FROM mailings WHERE id = %(mailing_id)s
 
 -- name: closed_zones_in_batch
@@ -62,7 +64,7 @@ WHERE g.start_at <= now() AND g.end_at > now() AND g.planned_version < g.plan_ve
   )
 
 -- name: watch_mailings
-SELECT id, plan_version, paused_at, text, parts FROM mailings WHERE id = ANY(%(ids)s)
+SELECT id, plan_version, paused_at, text, encoding, parts FROM mailings WHERE id = ANY(%(ids)s)
 
 -- name: settled_among
 -- Messages held by running batches that were settled elsewhere meanwhile (a client deletion

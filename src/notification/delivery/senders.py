@@ -13,6 +13,7 @@ import structlog
 
 from notification.delivery.breaker import CircuitBreaker
 from notification.delivery.policy import WindowClosed, last_request_start, not_now
+from notification.mailings.sms import SmsText
 from notification.messages.models import ErrorKind
 from notification.provider import metrics as provider_metrics
 from notification.provider.base import Outcome, OutgoingMessage, Provider, SendResult
@@ -96,22 +97,39 @@ class SenderPool:
             try:
                 result = await send_one(message, batch, lane)
             except Exception as exc:  # noqa: BLE001  (a bug here must not kill the sender)
-                result = SendResult(Outcome.TRANSIENT, f"unexpected error: {type(exc).__name__}", ErrorKind.OTHER)
+                failure = SendResult(Outcome.TRANSIENT, f"unexpected error: {type(exc).__name__}", ErrorKind.OTHER)
+                result = (failure, None)
             finally:
                 lane.in_flight -= 1
             if result is None:
                 batch.give_back(message)
             else:
-                batch.answered(message, result, lane.name)
+                batch.answered(message, result[0], lane.name, result[1])
 
 
-async def send_one(message: ClaimedMessage, batch: RunningBatch, lane: Lane) -> SendResult | None:  # noqa: PLR0911  (each return is a reason for no request)
-    """``lane``'s answer, or None when no request was made and the message goes back
-    untouched (its batch stopped, or the rate budget could not be read)."""
+async def send_one(
+    message: ClaimedMessage, batch: RunningBatch, lane: Lane
+) -> tuple[SendResult, SmsText | None] | None:
+    """``lane``'s answer with the cost of the text it carried, the reason there was no request
+    (with no cost), or None when no request was made and the message goes back untouched (its
+    batch stopped, or the rate budget could not be read)."""
     now = dt.datetime.now(dt.UTC)
     early = _not_now(message, batch, now)
     if early is not None:
-        return early
+        return early, None
+    return await _request(message, batch, lane)
+
+
+async def _request(
+    message: ClaimedMessage, batch: RunningBatch, lane: Lane
+) -> tuple[SendResult, SmsText | None] | None:
+    """The answer with the cost of the text the provider was asked to send (None: a reason found
+    before asking)."""
+    now = dt.datetime.now(dt.UTC)
+    # Rendered at its turn, from the client as claimed: a change made before then is used. The
+    # rate budget is asked for that text's parts.
+    text, sms = batch.text_for(message)
+    rendered_from = batch.text
     held = await lane.breaker.admit()
     result: SendResult | None = None
     try:
@@ -123,9 +141,9 @@ async def send_one(message: ClaimedMessage, batch: RunningBatch, lane: Lane) -> 
             now = dt.datetime.now(dt.UTC)
             early = _not_now(message, batch, now)
             if early is not None:
-                return early
+                return early, None
         try:
-            waited = await lane.budget.admit(batch.parts)
+            waited = await lane.budget.admit(sms.parts)
         except BudgetUnavailable:
             return None
         if waited:
@@ -135,9 +153,13 @@ async def send_one(message: ClaimedMessage, batch: RunningBatch, lane: Lane) -> 
                 return None
             early = _not_now(message, batch, now)
             if early is not None:
-                return early
+                return early, None
+        if batch.text is not rendered_from:
+            # The mailing's text changed while this waited for the breaker or the budget: the
+            # request carries the new one, as every request starting after the change does.
+            text, sms = batch.text_for(message)
         time_left_s = (last_request_start(batch.end_at) - now).total_seconds()
-        outgoing = OutgoingMessage(message.id, message.phone, batch.text)
+        outgoing = OutgoingMessage(message.id, message.phone, text)
         result = await lane.provider.send(outgoing, time_left_s)
     finally:
         await lane.breaker.record(result)
@@ -155,7 +177,7 @@ async def send_one(message: ClaimedMessage, batch: RunningBatch, lane: Lane) -> 
         attempt=message.attempts,
         latency_ms=round(result.latency_s * 1000, 1),
     )
-    return result
+    return result, sms
 
 
 def _not_now(message: ClaimedMessage, batch: RunningBatch, now: dt.datetime) -> SendResult | None:

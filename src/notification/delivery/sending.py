@@ -44,6 +44,7 @@ from notification.provider.registry import ProviderRegistry, RegisteredProvider,
 from notification.provider.routes import Router, stored_router
 from notification.provider.secrets import SecretBox
 from notification.provider.store import StoredConfig, config_version, read_config
+from notification.texts.templates import CompiledCache
 
 logger = structlog.get_logger(__name__)
 
@@ -71,6 +72,8 @@ class Delivery:
         self._settings_lanes = dict(self.lanes)
         """The providers of the settings: the ones used while none is stored."""
         self._senders = SenderPool(settings.provider_concurrency)
+        self._compiled = CompiledCache()
+        """Personalised texts compiled once per mailing version, for every batch of this worker."""
         self._running: set[RunningBatch] = set()
         self._watcher = BatchWatcher(
             settings.psycopg_conninfo,
@@ -203,7 +206,15 @@ class Delivery:
             return report
         report.claimed, report.end_at, report.expired = len(claim.messages), claim.end_at, claim.expired
         batch = RunningBatch(
-            self.settings, conn, mailing_id, plan_version, claim, self._default_lane, report, route=self.route
+            self.settings,
+            conn,
+            mailing_id,
+            plan_version,
+            claim,
+            self._default_lane,
+            report,
+            route=self.route,
+            compiled=self._compiled,
         )
         self._running.add(batch)
         try:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import (
@@ -22,10 +22,14 @@ from sqlalchemy import (
     func,
     table,
 )
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
+from notification.clients.models import filter_of
 from notification.db import Entity
 from notification.mailings.sms import Encoding
+from notification.texts.templates import variables_of
 
 TEXT_MAX_LENGTH = 1600
 _ENCODINGS = ", ".join(f"'{e.value}'" for e in Encoding)
@@ -56,6 +60,9 @@ class Mailing(Entity):
     end_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
     filter_operator_codes: Mapped[list[str]] = mapped_column(ARRAY(String(3)), default=list, server_default="{}")
     filter_tags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list, server_default="{}")
+    filter_attributes: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=sql_text("'{}'::jsonb")
+    )
     send_window_start: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     send_window_end: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     # Every change that affects who gets what and when bumps plan_version; a planning run records
@@ -87,8 +94,12 @@ class Mailing(Entity):
 
     # The read shape of the columns above, for the service's ``to_schema``.
     @property
-    def filter(self) -> dict[str, list[str]]:
-        return {"operator_codes": list(self.filter_operator_codes), "tags": list(self.filter_tags)}
+    def filter(self) -> dict[str, Any]:
+        return filter_of(self)
+
+    @property
+    def variables(self) -> list[str]:
+        return sorted(variables_of(self.text))
 
     @property
     def send_window(self) -> dict[str, str] | None:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
-from notification.clients.schemas import OperatorCode, Tag
+from notification.clients.schemas import AttributeName, AttributeValue, OperatorCode, Tag
 from notification.db import WITHOUT_NUL
 from notification.mailings.models import TEXT_MAX_LENGTH, MailingStatus
 from notification.mailings.sms import Encoding
@@ -26,7 +26,10 @@ MailingText = Annotated[
         min_length=1,
         max_length=TEXT_MAX_LENGTH,
         pattern=WITHOUT_NUL,
-        description="The SMS text, not blank",
+        description="The SMS text, not blank. It may name the client's fields and attributes:"
+        ' {{ name }}, {{ name | default("client") }} (filters: default, upper, lower, capitalize, title, trim);'
+        " it must be a valid template and must use only known variables (a client field, or an attribute"
+        " some client has), or a 400 names `text` with the line and column",
         examples=["Spring sale: 20% off everything until Sunday"],
     ),
 ]
@@ -49,7 +52,8 @@ CROSS_FIELD_RULES = (
     " text must not be blank;"
     " send_window.end must differ from send_window.start;"
     " start_at and end_at must fall between 0001-01-01 and 9999-12-31 in UTC;"
-    " audience_id excludes a non-empty filter, and must name an existing audience."
+    " audience_id excludes a non-empty filter, and must name an existing audience;"
+    " text must be a valid template and must use only known variables (line and column given)."
 )
 
 
@@ -60,13 +64,41 @@ class SendWindow(msgspec.Struct, forbid_unknown_fields=True):
     end: WindowEnd
 
 
+FILTER_MAX_ATTRIBUTES = 20
+AttributeFilter = Annotated[
+    dict[AttributeName, AttributeValue],
+    msgspec.Meta(
+        max_length=FILTER_MAX_ATTRIBUTES,
+        description='Attribute values a client must have, each equal: {"city": "Kazan"}. Rules beyond the'
+        " schema, each refused with a 400 naming the field: each name must be an attribute name (letters, digits"
+        " and _, not starting with a digit, 1 to 64 characters); each value must be an attribute value (at most"
+        " 500 characters, no NUL character)",
+        examples=[{"city": "Kazan"}],
+    ),
+]
+
+
 class MailingFilter(msgspec.Struct, forbid_unknown_fields=True):
-    """A client matches when each non-empty list holds its value; both empty means everyone."""
+    """A client matches when each non-empty list holds its value and it has every attribute given
+    with the value given; all empty means everyone."""
 
     operator_codes: Annotated[list[OperatorCode], msgspec.Meta(max_length=FILTER_MAX_VALUES)] = msgspec.field(
         default_factory=list
     )
     tags: Annotated[list[Tag], msgspec.Meta(max_length=FILTER_MAX_VALUES)] = msgspec.field(default_factory=list)
+    attributes: AttributeFilter = msgspec.field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not self.operator_codes and not self.tags and not self.attributes
+
+    def columns(self) -> dict[str, Any]:
+        """The stored columns of a mailing's, an audience's or a schedule's filter; sorted and
+        deduplicated so that equal filters compare equal."""
+        return {
+            "filter_operator_codes": sorted(set(self.operator_codes)),
+            "filter_tags": sorted(set(self.tags)),
+            "filter_attributes": dict(sorted(self.attributes.items())),
+        }
 
 
 class MailingCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -99,13 +131,22 @@ class MailingRead(msgspec.Struct):
     send_window: SendWindow | None
     status: MailingStatus
     encoding: Annotated[Encoding, msgspec.Meta(description="How the text travels: GSM-7 or UCS-2")]
-    parts: Annotated[int, msgspec.Meta(description="SMS parts each message of this text takes")]
+    parts: Annotated[
+        int,
+        msgspec.Meta(
+            description="SMS parts each message of this text takes; for a personalised text, the least"
+            " (every value empty): each message stores its own"
+        ),
+    ]
     paused_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
     audience_id: int | None = None
     schedule_id: Annotated[int | None, msgspec.Meta(description="The schedule this mailing is an occurrence of")] = None
     occurrence_at: dt.datetime | None = None
+    variables: Annotated[
+        list[str], msgspec.Meta(description="The names the text uses ({{ name }}): empty for a plain text")
+    ] = msgspec.field(default_factory=list)
 
 
 # The rules are written once; a docstring cannot be formatted, so they are appended here.

@@ -27,13 +27,13 @@ from notification.mailings.schemas import (
     RetryRequest,
     SendWindow,
 )
-from notification.mailings.sms import measure
 from notification.messages.state import state
+from notification.texts.service import check_text, least_cost
 
 logger = structlog.get_logger(__name__)
 
 # Left out of a mailing's audit record: they follow from its text, whose every change is recorded.
-DERIVED_FROM_TEXT = frozenset({"encoding", "parts"})
+DERIVED_FROM_TEXT = frozenset({"encoding", "parts", "variables"})
 
 # Fields whose change alters who receives the mailing or when; text is read at send time instead.
 PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window", "audience_id"})
@@ -74,16 +74,14 @@ def validate_mailing(text: str, start_at: dt.datetime, end_at: dt.datetime, wind
 def _columns(
     text: str, start_at: dt.datetime, end_at: dt.datetime, filter_: MailingFilter, window: SendWindow | None
 ) -> dict[str, object]:
-    sms = measure(text)
+    sms = least_cost(text)
     return {
         "text": text,
         "encoding": sms.encoding.value,
         "parts": sms.parts,
         "start_at": start_at,
         "end_at": end_at,
-        # Sorted and deduplicated so that equal filters compare equal.
-        "filter_operator_codes": sorted(set(filter_.operator_codes)),
-        "filter_tags": sorted(set(filter_.tags)),
+        **filter_.columns(),
         "send_window_start": parse_local_time(window.start) if window else None,
         "send_window_end": parse_local_time(window.end) if window else None,
     }
@@ -180,6 +178,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         (schedule id, occurrence time) the mailing is made for."""
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
         await check_audience_choice(self.repository.session, data.audience_id, data.filter)
+        await check_text(self.repository.session, data.text)
         mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
         mailing.audience_id = audience_key(data.audience_id)
         if occurrence is not None:
@@ -286,6 +285,8 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         merged = msgspec.structs.replace(current, **changes)
         validate_mailing(merged.text, merged.start_at, merged.end_at, merged.send_window)
         await check_audience_choice(self.repository.session, merged.audience_id, merged.filter)
+        if merged.text != current.text:
+            await check_text(self.repository.session, merged.text)
         changed = sorted(name for name in PLANNING_FIELDS if getattr(current, name) != getattr(merged, name))
         replan = bool(changed)
         if replan and mailing.messages_purged_at is not None:

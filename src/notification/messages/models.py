@@ -96,3 +96,7 @@ class Message(IdentityPrimaryKey, Base):
     """The provider of its last attempt (by name)."""
     provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     """The provider's own id of the accepted message (an SMSC's ``message_id``)."""
+    encoding: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    parts: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The encoding and SMS parts of the text its last request carried, which a personalised text
+    makes the client's own; written with the answer, none before a request (or before migration 0021)."""

@@ -164,7 +164,7 @@ UPDATE messages m
 SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
 FROM claimable, clients c
 WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code, m.provider
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code, m.provider, c.tag, c.attributes
 
 -- name: claim
 -- SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
@@ -187,6 +187,8 @@ WITH claimable AS (
 -- name: record_answers
 -- 'sent' wins over a cancellation or expiry that landed while the request was in flight: the
 -- provider did accept it. Every other outcome only applies to a message still pending.
+-- `encoding` and `parts` are those of the text the request carried (its client's own, for a
+-- personalised text): what `parts_sent` and the rate budget count.
 -- `sent_at` is when the provider's answer arrived, not when it is written.
 WITH locked AS (SELECT id FROM messages WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE)
 UPDATE messages m
@@ -198,11 +200,14 @@ SET status = r.status,
     attempts = CASE WHEN r.unattempted THEN greatest(m.attempts - 1, 0) ELSE m.attempts END,
     provider = CASE WHEN r.unattempted THEN m.provider ELSE r.provider END,
     provider_message_id = CASE WHEN r.status = {status.sent} THEN r.provider_message_id ELSE m.provider_message_id END,
+    encoding = coalesce(r.encoding, m.encoding),
+    parts = coalesce(r.parts, m.parts),
     leased_until = NULL
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(errors)s::text[], %(error_kinds)s::text[],
             %(due_ats)s::timestamptz[], %(answered_ats)s::timestamptz[], %(unattempted)s::boolean[],
-            %(providers)s::text[], %(provider_message_ids)s::text[])
-     AS r(id, status, error, error_kind, due_at, answered_at, unattempted, provider, provider_message_id), locked
+            %(providers)s::text[], %(provider_message_ids)s::text[], %(encodings)s::text[], %(parts)s::int[])
+     AS r(id, status, error, error_kind, due_at, answered_at, unattempted, provider, provider_message_id,
+          encoding, parts), locked
 WHERE m.id = r.id AND locked.id = r.id
   AND (m.status = {status.pending} OR (r.status = {status.sent} AND m.status <> {status.sent}))
 

@@ -15,6 +15,7 @@ from notification.preview.service import (
     planned_audience_of_request,
     preview,
 )
+from notification.texts.service import check_text
 
 
 class PreviewController(Controller):
@@ -29,12 +30,15 @@ class PreviewController(Controller):
         description=(
             "Takes the body of a create and creates nothing: how many clients match, the largest operator "
             "codes and time zones among them, how many are outside the send window at `start_at` and how many "
-            "would never be inside it before `end_at`, and the text's encoding and parts."
+            "would never be inside it before `end_at`, and the text's encoding and parts; for a personalised text, "
+            "how many recipients take 1, 2, 3... parts (over every matching client up to 2,000, else estimated "
+            "from a random sample of 2,000 with the 95 % margin of each share) and three rendered examples."
         ),
         responses=problem_responses(400, 401),
     )
     async def preview_new(self, db_session: AsyncSession, data: MailingCreate) -> AudiencePreview:
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
+        await check_text(db_session, data.text)
         return await preview(db_session, await planned_audience_of_request(db_session, data))
 
     @get(

@@ -6,14 +6,17 @@ same functions the engine plans with."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from sqlalchemy import case, func, literal, select, tuple_
+from sqlalchemy import case, func, literal, select, tablesample, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
+from sqlalchemy.orm import aliased
 
 from notification.audiences.service import check_audience_choice, with_saved_audience
 from notification.clients.models import Client
@@ -25,6 +28,8 @@ from notification.mailings.sms import measure
 from notification.provider.models import ProviderRoute, StoredProvider
 from notification.provider.routes import Router, rule_of, stored_router
 from notification.send_window import is_open, next_opening
+from notification.texts.service import least_cost
+from notification.texts.templates import Compiled, Recipient
 
 TOP = 20
 
@@ -54,6 +59,31 @@ class TextCost(msgspec.Struct):
     parts: Annotated[int, msgspec.Meta(description="SMS parts of one message")]
 
 
+class PartsBucket(msgspec.Struct):
+    parts: Annotated[int, msgspec.Meta(description="SMS parts of one message")]
+    clients: Annotated[int, msgspec.Meta(description="Matching clients whose message takes that many (estimated)")]
+    share: Annotated[float, msgspec.Meta(description="Their share of the matching clients")]
+    margin: Annotated[float, msgspec.Meta(description="The share's margin of error at 95 % (0 when exact)")]
+
+
+class PartsDistribution(msgspec.Struct):
+    """How many recipients take 1, 2, 3... parts. A plain text costs every recipient the same; a
+    personalised one is rendered for every matching client when they are few, else for a random
+    sample of them, and the shares carry their margin of error at 95 % confidence."""
+
+    exact: Annotated[bool, msgspec.Meta(description="Counted over every matching client, not estimated")]
+    sample_size: Annotated[int, msgspec.Meta(description="Clients whose text was rendered (0 for a plain text)")]
+    buckets: list[PartsBucket]
+    parts_total_margin: Annotated[int, msgspec.Meta(description="parts_total's margin of error at 95 % (0 when exact)")]
+
+
+class RenderedExample(msgspec.Struct):
+    client_id: int
+    text: str
+    encoding: str
+    parts: int
+
+
 class AudiencePreview(msgspec.Struct):
     clients: Annotated[int, msgspec.Meta(description="Clients the filter matches")]
     by_operator_code: Annotated[list[OperatorCodeShare], msgspec.Meta(description=f"The {TOP} largest, largest first")]
@@ -65,7 +95,14 @@ class AudiencePreview(msgspec.Struct):
         int, msgspec.Meta(description="Matching clients whose window does not open between start_at and end_at")
     ]
     text: TextCost
-    parts_total: Annotated[int, msgspec.Meta(description="SMS parts the mailing would send: clients times parts")]
+    parts_total: Annotated[
+        int,
+        msgspec.Meta(
+            description="SMS parts the mailing would send: clients times parts, for a personalised text the"
+            " sum of each recipient's (estimated from a sample when they are many)"
+        ),
+    ]
+    parts_distribution: PartsDistribution
     providers: Annotated[
         list[ProviderShare],
         msgspec.Meta(
@@ -75,6 +112,10 @@ class AudiencePreview(msgspec.Struct):
             )
         ),
     ]
+    examples: Annotated[
+        list[RenderedExample],
+        msgspec.Meta(description="A personalised text rendered for up to three matching clients (random ones)"),
+    ] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +128,13 @@ class Audience:
     operator_codes: list[str]
     tags: list[str]
     window: tuple[dt.time, dt.time] | None
+    attributes: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _rollup_query(audience: Audience) -> Any:
     groups = (
         select(Client.operator_code, Client.timezone, func.count().label("clients"))
-        .where(*audience_conditions(audience.operator_codes, audience.tags))
+        .where(*audience_conditions(audience.operator_codes, audience.tags, audience.attributes))
         .group_by(Client.operator_code, Client.tag, Client.timezone)
         .subquery()
     )
@@ -150,7 +192,7 @@ async def _provider_split(
         longest = case(*((func.starts_with(Client.phone, p), literal(p)) for p in prefixes), else_=literal(""))
         query = (
             select(Client.operator_code, longest.label("prefix"), func.count())
-            .where(*audience_conditions(audience.operator_codes, audience.tags))
+            .where(*audience_conditions(audience.operator_codes, audience.tags, audience.attributes))
             .group_by(Client.operator_code, longest)
         )
         groups = [(code, prefix, int(n)) for code, prefix, n in await session.execute(query)]
@@ -174,7 +216,13 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
     total = sum(by_code.values())
     providers = await _provider_split(session, audience, await current_router(session), by_code)
     outside, never = _window_reach(audience, by_zone)
-    sms = measure(audience.text)
+    sms = least_cost(audience.text)
+    compiled = Compiled(audience.text)
+    if compiled.personalised and total:
+        distribution, parts_total, examples = await _personal_costs(session, audience, compiled, total)
+    else:
+        bucket = PartsBucket(sms.parts, total, 1.0 if total else 0.0, 0.0)
+        distribution, parts_total, examples = PartsDistribution(True, 0, [bucket], 0), total * sms.parts, []
     return AudiencePreview(
         clients=total,
         by_operator_code=[OperatorCodeShare(code, n) for code, n in _top(by_code)],
@@ -182,9 +230,66 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         outside_window_at_start=outside,
         never_inside_before_end=never,
         text=TextCost(encoding=sms.encoding.value, units=sms.units, parts=sms.parts),
-        parts_total=total * sms.parts,
+        parts_total=parts_total,
+        parts_distribution=distribution,
         providers=providers,
+        examples=examples,
     )
+
+
+SAMPLE_SIZE = 2000
+"""Clients a preview renders a personalised text for: every matching one up to this many, else a
+random sample this large (about ±2.2 % on a share at 95 %, whatever the audience's size)."""
+Z_95 = 1.96
+EXAMPLES = 3
+
+
+async def _personal_costs(
+    session: Session, audience: Audience, compiled: Compiled, total: int
+) -> tuple[PartsDistribution, int, list[RenderedExample]]:
+    """The text rendered and measured for the matching clients, or a random sample of them, and
+    what that says of all of them."""
+    conditions = audience_conditions(audience.operator_codes, audience.tags, audience.attributes)
+    exact = total <= SAMPLE_SIZE
+    source: Any = Client
+    if not exact:
+        # Each row of the directory drawn with the same probability, a little over the size so that
+        # the LIMIT is usually reached (BERNOULLI reads every page, sorts nothing of what it skips).
+        percent = min(100.0, 100.0 * SAMPLE_SIZE * 1.2 / total)
+        source = aliased(Client, tablesample(Client.__table__, func.bernoulli(percent), name="sampled"))
+    # At random, so that the examples (and the LIMIT) take no side of the table.
+    statement = select(source).where(*conditions).order_by(func.random()).limit(SAMPLE_SIZE)
+    clients = list((await session.scalars(statement)).all())
+    costs = []
+    examples: list[RenderedExample] = []
+    for client in clients:
+        text = compiled.render(
+            Recipient(client.phone, client.tag, client.operator_code, client.timezone, client.attributes)
+        )
+        cost = measure(text)
+        costs.append(cost.parts)
+        if len(examples) < EXAMPLES:
+            examples.append(RenderedExample(client.id, text, cost.encoding.value, cost.parts))
+    return (*_distribution(costs, total, exact=exact), examples)
+
+
+def _distribution(costs: list[int], total: int, *, exact: bool) -> tuple[PartsDistribution, int]:
+    """Shares of each part count among the rendered, scaled to ``total``; from a sample, each share's
+    margin at 95 % (normal approximation, finite population corrected) and the total's."""
+    n = len(costs)
+    if n == 0:
+        return PartsDistribution(exact, 0, [], 0), 0
+    fpc = 0.0 if exact or total <= 1 else math.sqrt(max(0, total - n) / (total - 1))
+    buckets = []
+    for parts in sorted(set(costs)):
+        share = costs.count(parts) / n
+        margin = Z_95 * math.sqrt(share * (1 - share) / n) * fpc
+        buckets.append(PartsBucket(parts, round(share * total), round(share, 4), round(margin, 4)))
+    mean = sum(costs) / n
+    spread = math.sqrt(sum((c - mean) ** 2 for c in costs) / (n - 1)) if n > 1 else 0.0
+    total_margin = round(Z_95 * spread / math.sqrt(n) * fpc * total)
+    parts_total = sum(costs) if exact else round(mean * total)
+    return PartsDistribution(exact, n, buckets, total_margin), parts_total
 
 
 async def planned_audience_of_request(session: Session, data: MailingCreate) -> Audience:
@@ -203,7 +308,13 @@ def audience_of_request(data: MailingCreate) -> Audience:
     if data.send_window is not None:
         window = (parse_local_time(data.send_window.start), parse_local_time(data.send_window.end))
     return Audience(
-        data.text, data.start_at, data.end_at, list(data.filter.operator_codes), list(data.filter.tags), window
+        data.text,
+        data.start_at,
+        data.end_at,
+        list(data.filter.operator_codes),
+        list(data.filter.tags),
+        window,
+        dict(data.filter.attributes),
     )
 
 
@@ -218,4 +329,5 @@ def audience_of_mailing(mailing: Mailing) -> Audience:
         list(mailing.filter_operator_codes),
         list(mailing.filter_tags),
         window,
+        dict(mailing.filter_attributes),
     )

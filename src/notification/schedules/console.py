@@ -21,7 +21,7 @@ from notification.audiences.deps import provide_audience_service
 from notification.audiences.service import AudienceService, check_audience_choice, facets
 from notification.audit.trail import AuditTrail
 from notification.console.charts import status_shares
-from notification.console.forms import FieldErrors, decode_as, field_errors
+from notification.console.forms import FieldErrors, attributes_of, attributes_text, decode_as, field_errors
 from notification.console.identity import operator_timezone, require_admin, require_sign_in
 from notification.console.templating import page
 from notification.errors import InvalidInput
@@ -43,6 +43,7 @@ _FIELDS = (
     "audience_id",
     "window_start",
     "window_end",
+    "filter_attributes",
 )
 
 
@@ -68,7 +69,11 @@ def schedule_json(values: dict[str, Any]) -> dict[str, Any]:
         "starts": values["starts"],
         "timezone": values["timezone"],
         "duration_minutes": duration,
-        "filter": {"operator_codes": values["operator_codes"], "tags": values["tags"]},
+        "filter": {
+            "operator_codes": values["operator_codes"],
+            "tags": values["tags"],
+            "attributes": attributes_of(values["filter_attributes"], "filter.attributes"),
+        },
         "send_window": None,
     }
     if values["audience_id"]:
@@ -154,10 +159,10 @@ class ScheduleConsoleController(Controller):
     ) -> Template | Redirect:
         single, lists = await form_values(request)
         values = _values(single, lists)
-        body = schedule_json(values)
-        if values["audience_id"]:
-            body["filter"] = {"operator_codes": [], "tags": []}
         try:
+            body = schedule_json(values)
+            if values["audience_id"]:
+                body["filter"] = {"operator_codes": [], "tags": []}
             data = decode_as(body, ScheduleCreate)
             await check_audience_choice(db_session, data.audience_id, data.filter)
             if schedule_id is None:
@@ -206,6 +211,7 @@ class ScheduleConsoleController(Controller):
                 "audience_id": str(template.audience_id or ""),
                 "window_start": window.start if window else "",
                 "window_end": window.end if window else "",
+                "filter_attributes": attributes_text(template.filter.attributes),
             },
             {"operator_codes": template.filter.operator_codes, "tags": template.filter.tags},
         )

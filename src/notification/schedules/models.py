@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import ARRAY, BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, Time
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from notification.clients.models import filter_of
 from notification.db import Entity
 from notification.mailings.models import TEXT_MAX_LENGTH
 
@@ -39,6 +43,9 @@ class Schedule(Entity):
     )
     filter_operator_codes: Mapped[list[str]] = mapped_column(ARRAY(String(3)), default=list, server_default="{}")
     filter_tags: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list, server_default="{}")
+    filter_attributes: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=sql_text("'{}'::jsonb")
+    )
     send_window_start: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     send_window_end: Mapped[dt.time | None] = mapped_column(Time, nullable=True)
     duration_s: Mapped[int] = mapped_column(Integer)
@@ -52,8 +59,8 @@ class Schedule(Entity):
     Reset to the moment of a change, so the changed rule governs what follows it."""
 
     @property
-    def filter(self) -> dict[str, list[str]]:
-        return {"operator_codes": list(self.filter_operator_codes), "tags": list(self.filter_tags)}
+    def filter(self) -> dict[str, Any]:
+        return filter_of(self)
 
     @property
     def send_window(self) -> dict[str, str] | None:

@@ -60,7 +60,8 @@ SCHEDULE_RULES = (
     " starts must be a real local date and time;"
     " rrule must be one valid RRULE value (no DTSTART: `starts` is the start);"
     " timezone must be a known IANA time zone; send_window.end must differ from send_window.start;"
-    " audience_id excludes a non-empty filter, and must name an existing audience."
+    " audience_id excludes a non-empty filter, and must name an existing audience;"
+    " text must be a valid template and must use only known variables (line and column given)."
 )
 
 

@@ -49,6 +49,7 @@ from notification.schedules.schemas import (
     ScheduleStatus,
 )
 from notification.stats.queries import StatusCounts, counts_of_mailings
+from notification.texts.service import check_text
 from notification.timezones import is_known_timezone
 
 logger = structlog.get_logger(__name__)
@@ -114,8 +115,7 @@ def _columns(data: ScheduleCreate) -> dict[str, Any]:
         "timezone": data.timezone,
         "duration_s": int(data.duration_minutes) * 60,
         "audience_id": audience_key(data.audience_id),
-        "filter_operator_codes": sorted(set(data.filter.operator_codes)),
-        "filter_tags": sorted(set(data.filter.tags)),
+        **data.filter.columns(),
         "send_window_start": parse_local_time(window.start) if window else None,
         "send_window_end": parse_local_time(window.end) if window else None,
     }
@@ -194,6 +194,7 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
     async def create_schedule(self, data: ScheduleCreate, audit: AuditTrail) -> Schedule:
         validate_schedule(data)
         await check_audience_choice(self.repository.session, data.audience_id, data.filter)
+        await check_text(self.repository.session, data.text)
         schedule = await self.create(Schedule(**_columns(data)), auto_commit=False)
         await audit.created(AuditEntity.SCHEDULE, schedule.id, self.audited(schedule))
         await self.repository.session.commit()
@@ -212,6 +213,8 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
         merged = msgspec.structs.replace(template_of(schedule), **changes)
         validate_schedule(merged)
         await check_audience_choice(self.repository.session, merged.audience_id, merged.filter)
+        if merged.text != schedule.text:
+            await check_text(self.repository.session, merged.text)
         for name, value in _columns(merged).items():
             setattr(schedule, name, value)
         # The changed rule governs what starts from now on; occurrences already made stay as they are.

@@ -109,7 +109,7 @@ class StatsController(Controller):
             mailing_id=mailing_id,
             total=counts.total,
             by_status=counts.by_status,
-            parts_sent=parts_sent(counts.by_status.sent, mailing.parts),
+            parts_sent=await parts_sent(db_session, mailing_id),
             timings=await mailing_timings(db_session, mailing_id),
             waiting_for_window=waits.waiting_for_window,
             next_window_opening=waits.next_window_opening,

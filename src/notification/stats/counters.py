@@ -80,6 +80,8 @@ class SendsDifference:
     minute: dt.datetime
     counted_sent: int
     stored_sent: int
+    counted_parts: int
+    stored_parts: int
     counted_first_sent_at: dt.datetime | None
     stored_first_sent_at: dt.datetime | None
     counted_last_sent_at: dt.datetime | None
@@ -89,7 +91,8 @@ class SendsDifference:
         return (
             f"mailing {self.mailing_id} sends in {self.minute}: counted {self.counted_sent}"
             f" ({self.counted_first_sent_at} .. {self.counted_last_sent_at}),"
-            f" stored {self.stored_sent} ({self.stored_first_sent_at} .. {self.stored_last_sent_at})"
+            f" stored {self.stored_sent} ({self.stored_first_sent_at} .. {self.stored_last_sent_at});"
+            f" parts counted {self.counted_parts}, stored {self.stored_parts}"
         )
 
 

@@ -21,26 +21,32 @@ WHERE (coalesce(c.messages, 0), coalesce(c.attempts, 0)) <> (coalesce(s.messages
   AND NOT EXISTS (SELECT 1 FROM mailings g WHERE g.id = mailing_id AND g.messages_purged_at IS NOT NULL)
 ORDER BY mailing_id, status, error_kind
 
+-- name: parts_of_sent
+-- The parts a sent message counts: its own, or its mailing's when it was sent before messages kept
+-- theirs (migration 0021), as the counting triggers take them.
+coalesce(m.parts, g.parts)
+
 -- name: sends_differences
 WITH counted AS (
-    SELECT mailing_id, minute, sum(sent) AS sent, min(first_sent_at) AS first_sent_at,
+    SELECT mailing_id, minute, sum(sent) AS sent, sum(parts) AS parts, min(first_sent_at) AS first_sent_at,
            max(last_sent_at) AS last_sent_at
     FROM message_sends_per_minute
     GROUP BY mailing_id, minute
-    HAVING sum(sent) <> 0
+    HAVING sum(sent) <> 0 OR sum(parts) <> 0
 ), stored AS (
-    SELECT mailing_id, date_trunc('minute', sent_at, 'UTC') AS minute, count(*) AS sent,
-           min(sent_at) AS first_sent_at, max(sent_at) AS last_sent_at
-    FROM messages
-    WHERE status = {status.sent} AND sent_at IS NOT NULL
-    GROUP BY mailing_id, date_trunc('minute', sent_at, 'UTC')
+    SELECT m.mailing_id, date_trunc('minute', m.sent_at, 'UTC') AS minute, count(*) AS sent,
+           sum({parts_of_sent}) AS parts, min(m.sent_at) AS first_sent_at, max(m.sent_at) AS last_sent_at
+    FROM messages m JOIN mailings g ON g.id = m.mailing_id
+    WHERE m.status = {status.sent} AND m.sent_at IS NOT NULL
+    GROUP BY m.mailing_id, date_trunc('minute', m.sent_at, 'UTC')
 )
 SELECT mailing_id, minute,
        coalesce(c.sent, 0)::bigint AS counted_sent, coalesce(s.sent, 0)::bigint AS stored_sent,
+       coalesce(c.parts, 0)::bigint AS counted_parts, coalesce(s.parts, 0)::bigint AS stored_parts,
        c.first_sent_at AS counted_first_sent_at, s.first_sent_at AS stored_first_sent_at,
        c.last_sent_at AS counted_last_sent_at, s.last_sent_at AS stored_last_sent_at
 FROM counted c FULL JOIN stored s USING (mailing_id, minute)
-WHERE (c.sent, c.first_sent_at, c.last_sent_at) IS DISTINCT FROM (s.sent, s.first_sent_at, s.last_sent_at)
+WHERE (c.sent, c.parts, c.first_sent_at, c.last_sent_at) IS DISTINCT FROM (s.sent, s.parts, s.first_sent_at, s.last_sent_at)
   AND NOT EXISTS (SELECT 1 FROM mailings g WHERE g.id = mailing_id AND g.messages_purged_at IS NOT NULL)
 ORDER BY mailing_id, minute
 
@@ -67,8 +73,9 @@ FROM messages m JOIN mailings g ON g.id = m.mailing_id AND g.messages_purged_at 
 GROUP BY m.mailing_id, m.status, coalesce(m.error_kind, '')
 
 -- name: rebuild_sends
-INSERT INTO message_sends_per_minute (mailing_id, minute, shard, sent, first_sent_at, last_sent_at)
-SELECT m.mailing_id, date_trunc('minute', m.sent_at, 'UTC'), 0, count(*), min(m.sent_at), max(m.sent_at)
+INSERT INTO message_sends_per_minute (mailing_id, minute, shard, sent, parts, first_sent_at, last_sent_at)
+SELECT m.mailing_id, date_trunc('minute', m.sent_at, 'UTC'), 0, count(*), sum({parts_of_sent}), min(m.sent_at),
+       max(m.sent_at)
 FROM messages m JOIN mailings g ON g.id = m.mailing_id AND g.messages_purged_at IS NULL
 WHERE m.status = {status.sent} AND m.sent_at IS NOT NULL
 GROUP BY m.mailing_id, date_trunc('minute', m.sent_at, 'UTC')
@@ -115,13 +122,14 @@ DELETE FROM message_counts WHERE shard = ANY(%(others)s)
 DELETE FROM message_counts WHERE shard = %(target)s AND messages = 0 AND attempts = 0
 
 -- name: fold_sends
-INSERT INTO message_sends_per_minute AS s (mailing_id, minute, shard, sent, first_sent_at, last_sent_at)
-SELECT mailing_id, minute, %(target)s, sum(sent), min(first_sent_at), max(last_sent_at)
+INSERT INTO message_sends_per_minute AS s (mailing_id, minute, shard, sent, parts, first_sent_at, last_sent_at)
+SELECT mailing_id, minute, %(target)s, sum(sent), sum(parts), min(first_sent_at), max(last_sent_at)
 FROM message_sends_per_minute WHERE shard = ANY(%(others)s)
 GROUP BY mailing_id, minute
 ORDER BY mailing_id, minute
 ON CONFLICT (mailing_id, minute, shard) DO UPDATE
 SET sent = s.sent + excluded.sent,
+    parts = s.parts + excluded.parts,
     first_sent_at = least(s.first_sent_at, excluded.first_sent_at),
     last_sent_at = greatest(s.last_sent_at, excluded.last_sent_at)
 
@@ -129,7 +137,7 @@ SET sent = s.sent + excluded.sent,
 DELETE FROM message_sends_per_minute WHERE shard = ANY(%(others)s)
 
 -- name: fold_drop_zero_sends
-DELETE FROM message_sends_per_minute WHERE shard = %(target)s AND sent = 0
+DELETE FROM message_sends_per_minute WHERE shard = %(target)s AND sent = 0 AND parts = 0
 
 -- name: fold_clients
 INSERT INTO client_counts AS c (shard, clients)

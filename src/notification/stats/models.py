@@ -51,6 +51,8 @@ class MessageSendsPerMinute(Base):
     minute: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), primary_key=True)
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
     sent: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    parts: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """SMS parts of those messages, each its own text's (migration 0021): what ``parts_sent`` sums."""
     first_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     last_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 

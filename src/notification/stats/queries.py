@@ -17,7 +17,7 @@ from notification.messages.state import MESSAGE_ENUMS
 
 statements = load(__package__, "queries.sql", enums=MESSAGE_ENUMS)
 
-_PARTS_SENT = "SMS parts of the messages sent: messages sent times the parts of the mailing's current text"
+_PARTS_SENT = "SMS parts of the messages sent, each counting the parts of the text it carried"
 
 
 class StatusCounts(msgspec.Struct):
@@ -70,10 +70,11 @@ class MinuteSends(msgspec.Struct):
     sent: int
 
 
-def parts_sent(sent: int, parts: int) -> int:
-    """The counters count messages, not parts: each sent message counts the parts of its mailing's
-    text as it is now, so a text changed mid-mailing counts its earlier sends at the new length."""
-    return sent * parts
+async def parts_sent(session: AsyncSession, mailing_id: int) -> int:
+    """The parts of the mailing's messages sent, each its own text's (a personalised text's length
+    differs per client, and a text changed mid-mailing counts each send at the length it had),
+    summed by the counting triggers per minute: a few rows per mailing."""
+    return int(await session.scalar(statements.text("mailing_parts_sent"), {"mailing_id": mailing_id}) or 0)
 
 
 def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
@@ -93,7 +94,7 @@ async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingSendCou
                 mailing_id=row.mailing_id,
                 total=sum(by_status.values()),
                 by_status=StatusCounts(**by_status),
-                parts_sent=parts_sent(row.sent, row.parts),
+                parts_sent=row.parts_sent,
             )
         )
     return items, SendTotals(

@@ -5,7 +5,9 @@
 -- name: all_mailing_counts
 -- One row per mailing, its counts side by side (a fifth of the rows of one per status, which took
 -- most of the request at 1,000 mailings); mailings without messages yet still appear, with zeros.
-SELECT g.id AS mailing_id, g.parts,
+SELECT g.id AS mailing_id,
+       coalesce((SELECT sum(p.parts) FROM message_sends_per_minute p WHERE p.mailing_id = g.id), 0)::bigint
+           AS parts_sent,
        coalesce(sum(c.messages) FILTER (WHERE c.status = {status.pending}), 0)::bigint AS pending,
        coalesce(sum(c.messages) FILTER (WHERE c.status = {status.sent}), 0)::bigint AS sent,
        coalesce(sum(c.messages) FILTER (WHERE c.status = {status.failed}), 0)::bigint AS failed,
@@ -17,6 +19,10 @@ ORDER BY g.id
 
 -- name: mailing_counts
 SELECT status, messages FROM mailing_status_counts WHERE mailing_id = %(mailing_id)s
+
+-- name: mailing_parts_sent
+-- The SMS parts of the messages sent, each its own text's, from the sends rollup.
+SELECT coalesce(sum(parts), 0)::bigint AS parts_sent FROM message_sends_per_minute WHERE mailing_id = %(mailing_id)s
 
 -- name: mailing_timings
 -- The first and last send time of the mailing's first and last minute with a send in it.

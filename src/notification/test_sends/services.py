@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail
+from notification.clients.models import Client
 from notification.config import Settings
 from notification.errors import InvalidInput
 from notification.lib.sql import load
@@ -31,6 +32,8 @@ from notification.mailings.sms import measure
 from notification.observability import bind_ids
 from notification.provider.base import Outcome, SendResult
 from notification.test_sends.schemas import TestSendAnswer, TestSendRequest
+from notification.texts.service import NOBODY, check_text
+from notification.texts.templates import Compiled, Recipient
 
 if TYPE_CHECKING:
     from notification.provider.registry import ProviderRegistry, RegisteredProvider
@@ -153,15 +156,29 @@ def _routed(providers: ProviderRegistry, phone: str) -> RegisteredProvider:
     return providers[names[0]] if names else providers.default
 
 
+async def _recipient(session: AsyncSession | async_scoped_session[AsyncSession], client_id: int | None) -> Recipient:
+    """Whom a personalised text is rendered for: the client asked for, or nobody (every value empty)."""
+    if client_id is None:
+        return NOBODY
+    client = await session.get(Client, client_id)
+    if client is None:
+        raise InvalidInput.of("client_id", f"must name an existing client ({client_id} does not exist)")
+    return Recipient(client.phone, client.tag, client.operator_code, client.timezone, client.attributes)
+
+
 async def send_test_message(
     mailings: MailingService, audit: AuditTrail, settings: Settings, mailing_id: int, data: TestSendRequest
 ) -> TestSendAnswer:
     """The API's and the console's test send: the provider's answer; a 503 when its rate budget
     has no room in time."""
     mailing = await mailings.get_mailing(mailing_id)
-    text = mailing.text if data.text is None else data.text
-    if not text.strip():
+    template = mailing.text if data.text is None else data.text
+    if not template.strip():
         raise InvalidInput.of("text", "must not be blank")
+    session = mailings.repository.session
+    if data.text is not None:
+        await check_text(session, template)
+    text = Compiled(template).render(await _recipient(session, data.client_id))
     sms = measure(text)
     service = TestSendService(mailings.repository.session, audit, settings)
     try:
