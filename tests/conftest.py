@@ -5,9 +5,11 @@ process)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -81,17 +83,60 @@ def template_database_url(pg_server_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def database_url(pg_server_url: str, template_database_url: str) -> Iterator[str]:
-    name = f"notification_t_{uuid.uuid4().hex[:12]}"
+class DatabaseClones:
+    """Clones of the template, one made ahead on a thread of its own while a test runs, and each
+    used one dropped there too: a test waits neither for its clone (a quarter to half a second,
+    most of it the server's fsync) nor for the last one's removal."""
+
+    def __init__(self, server_url: str, template: str) -> None:
+        self.server_url = server_url
+        self.template = template
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="database-clones")
+        self._ready: Future[str] | None = None
+
+    def _create(self) -> str:
+        name = f"notification_t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}" STRATEGY WAL_LOG')
+        return name
+
+    def _drop(self, name: str) -> None:
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def take(self) -> str:
+        ready = self._ready or self._thread.submit(self._create)
+        self._ready = self._thread.submit(self._create)
+        return ready.result()
+
+    def give_back(self, name: str) -> None:
+        self._thread.submit(self._drop, name)
+
+    def close(self) -> None:
+        if self._ready is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.give_back(self._ready.result())
+        self._thread.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def database_clones(pg_server_url: str, template_database_url: str) -> Iterator[DatabaseClones]:
     template = make_url(template_database_url).database
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY WAL_LOG')
+    assert template is not None
+    clones = DatabaseClones(pg_server_url, template)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, database_clones: DatabaseClones) -> Iterator[str]:
+    name = database_clones.take()
     try:
         yield _with_database(pg_server_url, name)
     finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        database_clones.give_back(name)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from notification.config import Settings
 from tests.conftest import API_TOKEN
 
 # Most of the budget goes to random and stateful cases; the fixed phases take about 20 s here.
-MAX_TIME_S = 40
+MAX_TIME_S = 30
 # Phrases of the 400s a schema-valid body may still get; each must be stated in the documentation
 # of the operation that answers it.
 DOCUMENTED_RULES = (

@@ -84,9 +84,9 @@ async def test_client_waits_for_the_opening_of_its_local_window_then_is_sent(
     waiting = await add_clients(client, 3, timezone=zone)
     late = await add_clients(client, 2, timezone="UTC")
     await start_worker().ready()
-    # Taken once the worker is up, so its start-up does not eat into the 15 s before the opening.
+    # Taken once the worker is up, so its start-up does not eat into the 10 s before the opening.
     now = await database_now(db)
-    opening = (now + dt.timedelta(seconds=75)).replace(second=0, microsecond=0)  # 15-75 s away
+    opening = (now + dt.timedelta(seconds=70)).replace(second=0, microsecond=0)  # 10-70 s away
     window = _window(opening, opening + dt.timedelta(hours=2), zone)
     # In UTC the same wall times come 5.5 hours later: after the mailing's end.
     mailing = await create_mailing(client, send_window=window, end_at=(now + dt.timedelta(hours=1)).isoformat())
