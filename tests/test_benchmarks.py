@@ -1,6 +1,10 @@
 """Every benchmark runs to its end at a tiny size, so that none can break unnoticed: its ``main``
 in this process, on a clone of the test template instead of a freshly migrated database, and its
-figures printed. The sizes say nothing about speed; the README's figures come from full runs."""
+figures printed. The sizes say nothing about speed; the README's figures come from full runs.
+
+Run here: bench/bulk_import.py, bench/console.py, bench/counter_writes.py, bench/delivery.py,
+bench/facets.py, bench/partitioning.py, bench/preview.py, bench/rate_limit.py, bench/stats.py;
+``test_every_benchmark_has_a_smoke_run`` keeps the list whole."""
 
 from __future__ import annotations
 
