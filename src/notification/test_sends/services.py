@@ -116,7 +116,7 @@ class TestSendService:
         try:
             try:
                 await entry.budget.refresh_hold()
-                await asyncio.wait_for(entry.budget.admit(parts), timeout_s)
+                await asyncio.wait_for(entry.budget.admit(parts), deadline - time.monotonic())
             except (TimeoutError, BudgetUnavailable):
                 raise NoRoomInRateBudget(entry.budget.hold_s) from None
             time_left_s = deadline - time.monotonic()
