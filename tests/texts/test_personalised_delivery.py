@@ -4,15 +4,20 @@ against smsutil), the rate budget is asked for those parts, and parts_sent is th
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 import psycopg
 import smsutil
 
 from notification.config import Settings
+from notification.delivery.batch import TEXT_NOW_PERSONALISED
 from notification.delivery.planning import plan_mailing
 from notification.dev.fake_provider import RunningFakeProvider
 from notification.stats.counters import verify_counters
-from tests.api import CLIENTS, Api, create_client, create_mailing, mailing_stats
+from tests.api import CLIENTS, MAILINGS, Api, create_client, create_mailing, mailing_stats
 from tests.delivery.observe import add_pending_messages, engine_in_process, rows
+from tests.waiting import wait_for
 
 TEXT = '{{ name | default("клиент") }}, your order {{ order }} is ready for pickup at our shop on Main Street.'
 LONG_CYRILLIC = "Александра-Виктория Константиновна Преображенская-Долгорукова"
@@ -107,3 +112,42 @@ async def test_planning_an_attribute_filter_or_audience_reaches_the_matching_cli
         (by_filter["id"], sorted([kazan["id"], kazan_vip["id"]])),
         (by_audience["id"], [kazan_vip["id"]]),
     ]
+
+
+async def test_a_text_made_personalised_mid_batch_is_never_sent_without_the_attributes(
+    client: Api, settings: Settings, fake_provider: RunningFakeProvider
+) -> None:
+    # A plain text's claim reads no attributes; once the batch learns of the new text, what it has
+    # not sent yet goes back to be claimed again, with them.
+    names = {(await create_client(client, attributes={"name": f"N{i}"}))["id"]: f"N{i}" for i in range(12)}
+    mailing = await create_mailing(client, text="Hello")
+    conninfo = settings.psycopg_conninfo
+    ids = await add_pending_messages(conninfo, mailing["id"])
+    fake_provider.set_options(latency_ms=150)
+    one_at_a_time = replace(settings, provider_concurrency=1)
+    async with engine_in_process(one_at_a_time, fake_provider.base_url) as (delivery, conn):
+        batch = asyncio.create_task(delivery.send_batch(conn, mailing["id"], 1, ids))
+
+        async def arrived() -> int:
+            return len(fake_provider.arrivals())
+
+        await wait_for(arrived, lambda n: n >= 1, timeout_s=10, interval_s=0.02)
+        patched = await client.patch(f"{MAILINGS}/{mailing['id']}", json={"text": "{{ name }}, hello"})
+        assert patched.status_code == 200, patched.text
+        first = await asyncio.wait_for(batch, 30)
+        assert first.stopped == TEXT_NOW_PERSONALISED, first
+        assert 0 < first.sent < len(ids), first
+        assert first.unsent > 0, first
+        pending = [int(r[0]) for r in await rows(conninfo, "SELECT id FROM messages WHERE status = 'pending'")]
+        assert len(pending) == first.unsent
+        second = await delivery.send_batch(conn, mailing["id"], 1, pending)
+    assert second.sent == len(pending), second
+
+    by_message = dict(
+        await rows(conninfo, "SELECT id, client_id FROM messages WHERE mailing_id = %(m)s", {"m": mailing["id"]})
+    )
+    texts = {a.msg_id: a.text for a in fake_provider.arrivals()}
+    assert sorted(texts) == sorted(ids)
+    for message_id, text in texts.items():
+        expected = "Hello" if message_id not in pending else f"{names[by_message[message_id]]}, hello"
+        assert text == expected, (message_id, text)

@@ -28,6 +28,9 @@ from notification.texts.templates import CompiledCache
 
 logger = structlog.get_logger(__name__)
 
+TEXT_NOW_PERSONALISED = "its text became personalised after the claim"
+"""A stop whose messages a follow-up claims again, this time with the attributes the text names."""
+
 
 @dataclass(slots=True)
 class BatchReport:
@@ -80,6 +83,7 @@ class RunningBatch:
         self.sms = claim.sms
         """The cost of a plain text, the same for every message."""
         self.template = self._compiled.get(mailing_id, plan_version, claim.text)
+        self._with_attributes = claim.with_attributes
         self.end_at = claim.end_at
         self.window = claim.window
         self.lane = lane
@@ -125,6 +129,8 @@ class RunningBatch:
         elif mailing["text"] != self.text:
             self.text, self.sms = mailing["text"], stored_cost(mailing)
             self.template = self._compiled.get(self.mailing_id, self.plan_version, self.text)
+            if self.template.personalised and not self._with_attributes:
+                self.stop(TEXT_NOW_PERSONALISED)
 
     def text_for(self, message: ClaimedMessage) -> tuple[str, SmsText]:
         """The text this message carries and what it costs: a plain text as stored, a personalised

@@ -19,7 +19,7 @@ from notification.delivery.queries import composed, queries
 from notification.mailings.sms import Encoding, SmsText
 from notification.messages.models import MessageStatus
 from notification.send_window import openings_by_zone
-from notification.texts.templates import Recipient
+from notification.texts.templates import Recipient, is_template
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,8 @@ class Claim:
     messages: list[ClaimedMessage]
     expired: int = 0
     """Messages of the batch the claim expired: their window never opens before the end."""
+    with_attributes: bool = False
+    """Whether the clients' attributes were read: only for a text personalised when claimed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,8 @@ async def claim_batch(
         async with conn.transaction():
             await cur.execute(queries["expire_in_batch"], {"ids": ids, "reason": DEADLINE_PASSED})
         return Skipped("mailing ended", cur.rowcount)
-    params = {"ids": ids, "mailing_id": mailing_id, "lease_s": lease_s}
+    with_attributes = is_template(mailing["text"])
+    params = {"ids": ids, "mailing_id": mailing_id, "lease_s": lease_s, "with_attributes": with_attributes}
     window: Window | None = None
     if mailing["send_window_start"] is not None and mailing["send_window_end"] is not None:
         window = (mailing["send_window_start"], mailing["send_window_end"])
@@ -113,7 +116,7 @@ async def claim_batch(
         )
         for r in rows
     ]
-    return Claim(mailing["text"], stored_cost(mailing), mailing["end_at"], window, claimed, expired)
+    return Claim(mailing["text"], stored_cost(mailing), mailing["end_at"], window, claimed, expired, with_attributes)
 
 
 def stored_cost(mailing: dict[str, Any]) -> SmsText:

@@ -15,6 +15,7 @@ from procrastinate.types import JSONValue
 from psycopg_pool import AsyncConnectionPool
 
 from notification.delivery import planning
+from notification.delivery.batch import TEXT_NOW_PERSONALISED
 from notification.delivery.queries import queries
 from notification.delivery.sending import Delivery
 from notification.delivery.watcher import DATABASE_UNREACHABLE
@@ -77,10 +78,10 @@ async def send_messages(context: JobContext, mailing_id: int, plan_version: int,
     async with pool_of(context).connection() as conn:
         report = await delivery.send_batch(conn, mailing_id, plan_version, message_ids)
         # A batch that ran to its end (not skipped), or stopped only because the database was out
-        # of reach, hands what is still pending to a follow-up job, deferred in the transaction
-        # that settles the rest. One stopped because its mailing was deleted or re-planned leaves
-        # its messages to the new plan.
-        if report.end_at is not None and report.stopped in (None, DATABASE_UNREACHABLE):
+        # of reach or its text now needs attributes the claim did not read, hands what is still
+        # pending to a follow-up job, deferred in the transaction that settles the rest. One
+        # stopped because its mailing was deleted or re-planned leaves its messages to the new plan.
+        if report.end_at is not None and report.stopped in (None, DATABASE_UNREACHABLE, TEXT_NOW_PERSONALISED):
             async with conn.transaction():
                 follow_up = await delivery.follow_up(conn, message_ids, report.end_at)
                 if follow_up is not None:

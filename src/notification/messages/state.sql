@@ -159,12 +159,14 @@ END
 
 -- name: lease_claimable
 -- What a claim writes and returns, whichever messages it found claimable: the lease, one more
--- attempt, and what sending needs of the message and its client.
+-- attempt, and what sending needs of the message and its client. The client's attributes only
+-- for a personalised text: a plain one never reads them, so no row pays for decoding them.
 UPDATE messages m
 SET leased_until = now() + make_interval(secs => %(lease_s)s), attempts = m.attempts + 1
 FROM claimable, clients c
 WHERE m.id = claimable.id AND c.id = m.client_id
-RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code, m.provider, c.tag, c.attributes
+RETURNING m.id, m.client_id, c.phone, m.attempts, c.timezone, c.operator_code, m.provider, c.tag,
+          CASE WHEN %(with_attributes)s THEN c.attributes END AS attributes
 
 -- name: claim
 -- SKIP LOCKED: a twin run of the same batch moves on instead of queueing behind this one.
