@@ -5,12 +5,15 @@
     uv run python bench/delivery.py --clients 100000 --smpp --latency-ms 10   # through the fake SMSC, window 50
     uv run python bench/delivery.py --clients 100000 --two-providers   # two HTTP providers, routed half and half
     uv run python bench/delivery.py --clients 100000 --personalised    # a template over every client's attributes
+    uv run python bench/delivery.py --clients 100000 --unpersonalised  # the same clients, the same text written out
 
 Reports the fan-out time (API request to every message planned and every send job deferred),
 messages/s from the API request to the last message final, and the worker's peak RSS. With
 ``--personalised`` every client has a name (a third Latin, a third Cyrillic, a third none) and an
 order number, the mailing's text names both, and it also reports the render and measure cost per
 message (timed in this process over the same clients) and the parts sent, by parts per message.
+``--unpersonalised`` is what ``--personalised`` is compared with: the same clients and attributes,
+and the text with one client's values written in (the same encoding and length, no variables).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ FROM generate_series(1, %(count)s) AS n
 """
 PLAIN_TEXT = "Benchmark"
 PERSONALISED_TEXT = '{{ name | default("клиент") }}, ваш заказ {{ order }} готов'
+UNPERSONALISED_TEXT = "Анна Петрова, ваш заказ A-50000 готов"
 PARTS_SENT = (
     "SELECT parts, count(*) FROM messages WHERE mailing_id = %(mailing_id)s AND status = 'sent' GROUP BY 1 ORDER BY 1"
 )
@@ -104,14 +108,23 @@ def main() -> None:
         action="store_true",
         help=f"every client with attributes, the text a template naming them: {PERSONALISED_TEXT}",
     )
+    parser.add_argument(
+        "--unpersonalised",
+        action="store_true",
+        help=f"the clients of --personalised, the text without variables: {UNPERSONALISED_TEXT}",
+    )
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.personalised and args.unpersonalised:
+        parser.error("--personalised and --unpersonalised are the two sides of one comparison: choose one")
+    text = PERSONALISED_TEXT if args.personalised else UNPERSONALISED_TEXT if args.unpersonalised else PLAIN_TEXT
 
     logs = Path(tempfile.mkdtemp(prefix="notification-bench-"))
     with throwaway_database(args.database_url) as settings:
         with psycopg.connect(settings.psycopg_conninfo, autocommit=True) as conn:
-            conn.execute(SEED_CLIENTS, {"count": args.clients, "personalised": args.personalised})
+            with_attributes = args.personalised or args.unpersonalised
+            conn.execute(SEED_CLIENTS, {"count": args.clients, "personalised": with_attributes})
             render_us = render_cost_us(conn) if args.personalised else None
             if args.without_counters:
                 conn.execute("ALTER TABLE messages DISABLE TRIGGER USER")
@@ -196,7 +209,7 @@ def main() -> None:
             response = httpx.post(
                 f"http://127.0.0.1:{api_port}/api/v1/mailings",
                 json={
-                    "text": PERSONALISED_TEXT if args.personalised else PLAIN_TEXT,
+                    "text": text,
                     "start_at": (now - dt.timedelta(seconds=1)).isoformat(),
                     "end_at": (now + dt.timedelta(hours=1)).isoformat(),
                 },
@@ -258,7 +271,7 @@ def main() -> None:
     print(f"sent                    {sent}")
     print(f"provider requests       {received['total_requests']} (accepted {received['total_accepted']})")
     print(f"messages per provider   {', '.join(f'{name} {count}' for name, count in by_provider)}")
-    print(f"text                    {'personalised' if args.personalised else 'plain'}")
+    print(f"text                    {text}")
     print(f"messages by parts       {', '.join(f'{parts} part(s) {count}' for parts, count in by_parts)}")
     if render_us is not None:
         print(f"render + measure        {render_us[0]:.2f} + {render_us[1]:.2f} us/message")

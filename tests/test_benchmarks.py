@@ -46,19 +46,20 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
             r"providers\s+smpp \(fake SMSC, window 50\)",
             r"sent\s+60\n",
             r"messages per provider\s+smsc 60",
-            r"text\s+personalised",
+            r"text\s+\{\{ name",
             r"messages by parts\s+1 part\(s\) 60",
             r"render \+ measure\s+[\d.]+ \+ [\d.]+ us",
         ],
     ),
-    "delivery two-providers two-workers": (
-        ["--clients", "100", "--latency-ms", "0", "--two-providers", "--workers", "2"],
+    "delivery two-providers two-workers unpersonalised": (
+        ["--clients", "100", "--latency-ms", "0", "--two-providers", "--workers", "2", "--unpersonalised"],
         [
             r"worker processes\s+2",
             r"sent\s+100\n",
             r"messages/s",
             r"worker 1 [\d.]+, worker 2 [\d.]+",
             r"messages per provider\s+first 50, second 50",
+            r"text\s+Анна Петрова, ваш заказ A-50000 готов",
         ],
     ),
     "partitioning": (
