@@ -141,7 +141,7 @@ def main() -> None:
             [mailing_id, pending],
         )
         conn.commit()
-        claim = {"ids": pending, "mailing_id": mailing_id, "lease_s": 60}
+        claim = {"ids": pending, "mailing_id": mailing_id, "lease_s": 60, "with_attributes": False}
         answers = pending[:100]
         record = {
             "ids": answers,

@@ -1,20 +1,17 @@
 """Every test talks to a real PostgreSQL: NOTIFICATION_TEST_DATABASE_URL, else the server on
-127.0.0.1:5432, else an embedded one. Each test gets its own database cloned from a migrated
-template (0.2-0.4 s on a 2-core machine, and safe for tests whose worker runs in another
-process)."""
+127.0.0.1:5432, else an embedded one. Each test process has its own database, a clone of a
+migrated template, put back to the template's state after every test (see ``tests/databases.py``)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from playwright.sync_api import Browser, Page
@@ -25,10 +22,12 @@ from notification.app import create_app
 from notification.config import Settings, load_settings
 from notification.dev.fake_provider import RunningFakeProvider, serve_fake_provider
 from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
+from notification.logging import configure_logging
 from notification.migrate import upgrade_database
 from tests.api import API_TOKEN
 from tests.browser import launched_chromium, local_page
 from tests.console_client import Console
+from tests.databases import TestDatabase
 from tests.either_provider import SendingProvider
 from tests.servers import serve_in_thread
 from tests.workers import WorkerProcess
@@ -83,60 +82,21 @@ def template_database_url(pg_server_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-class DatabaseClones:
-    """Clones of the template, one made ahead on a thread of its own while a test runs, and each
-    used one dropped there too: a test waits neither for its clone (a quarter to half a second,
-    most of it the server's fsync) nor for the last one's removal."""
-
-    def __init__(self, server_url: str, template: str) -> None:
-        self.server_url = server_url
-        self.template = template
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="database-clones")
-        self._ready: Future[str] | None = None
-
-    def _create(self) -> str:
-        name = f"notification_t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.server_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}" STRATEGY WAL_LOG')
-        return name
-
-    def _drop(self, name: str) -> None:
-        with psycopg.connect(self.server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def take(self) -> str:
-        ready = self._ready or self._thread.submit(self._create)
-        self._ready = self._thread.submit(self._create)
-        return ready.result()
-
-    def give_back(self, name: str) -> None:
-        self._thread.submit(self._drop, name)
-
-    def close(self) -> None:
-        if self._ready is not None:
-            with contextlib.suppress(psycopg.Error):
-                self.give_back(self._ready.result())
-        self._thread.shutdown(wait=True)
-
-
 @pytest.fixture(scope="session")
-def database_clones(pg_server_url: str, template_database_url: str) -> Iterator[DatabaseClones]:
+def test_database(pg_server_url: str, template_database_url: str) -> Iterator[TestDatabase]:
     template = make_url(template_database_url).database
     assert template is not None
-    clones = DatabaseClones(pg_server_url, template)
+    database = TestDatabase(pg_server_url, template, f"notification_t_{os.getpid()}", template_database_url)
     try:
-        yield clones
+        yield database
     finally:
-        clones.close()
+        database.drop()
 
 
 @pytest.fixture
-def database_url(pg_server_url: str, database_clones: DatabaseClones) -> Iterator[str]:
-    name = database_clones.take()
-    try:
-        yield _with_database(pg_server_url, name)
-    finally:
-        database_clones.give_back(name)
+def database_url(pg_server_url: str, test_database: TestDatabase) -> Iterator[str]:
+    yield _with_database(pg_server_url, test_database.name)
+    test_database.reset()
 
 
 @pytest.fixture
@@ -152,9 +112,28 @@ def settings(database_url: str) -> Settings:
     )
 
 
+_BUILT_APPS: dict[Settings, Litestar] = {}
+"""Apps by their settings: building one (registering every route) costs about 0.4 s of CPU, most
+of a short test, and tests of one process mostly share their settings (and their database)."""
+
+
 @pytest.fixture
 def app(settings: Settings) -> Litestar:
-    return create_app(settings)
+    """The app for these settings, built once per test process and started afresh by each test's
+    client: everything it keeps lives in its lifespan or in the database, which is reset."""
+    built = _BUILT_APPS.get(settings)
+    if built is None:
+        if len(_BUILT_APPS) >= 4:
+            _BUILT_APPS.pop(next(iter(_BUILT_APPS)))
+        built = _BUILT_APPS[settings] = create_app(settings)
+    else:
+        # What building it does first, so that logs go where this test captures them.
+        configure_logging(settings)
+        # The engine and its session maker belong to the event loop of the test that made them.
+        for database in built.plugins.get(SQLAlchemyPlugin).config:
+            database.engine_instance = None
+            database.session_maker = None
+    return built
 
 
 @pytest.fixture

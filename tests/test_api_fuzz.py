@@ -10,6 +10,7 @@ taken, or a 400 for a cross-field rule stated in the body's description). Bounde
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,7 @@ DOCUMENTED_RULES = (
 )
 
 _documentation: dict[tuple[str, str], str] = {}
+_optional_body_properties: dict[tuple[str, str], set[str]] = {}
 
 
 @pytest.fixture
@@ -90,6 +92,19 @@ def _document_text(document: dict[str, Any]) -> dict[tuple[str, str], str]:
             parts += descriptions(operation.get("requestBody", {}), frozenset())
             texts[(method.upper(), path)] = "\n".join(parts)
     return texts
+
+
+def _optional_properties(document: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """Per operation: the properties of its JSON body that the document does not require."""
+    schemas = document["components"]["schemas"]
+    found = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if (ref := body.get("$ref")) is not None:
+                body = schemas[ref.rsplit("/", 1)[-1]]
+            found[(method.upper(), path)] = set(body.get("properties", {})) - set(body.get("required", []))
+    return found
 
 
 @schemathesis.check
@@ -168,7 +183,24 @@ class Findings:
             self.operations.add(node.value.operation.label)
             for check in recorder.checks.get(case_id, []):
                 if check.status == Status.FAILURE and check.failure_info is not None:
+                    if _optional_property_called_required(check.name, check.failure_info):
+                        continue
                     self.failures.append(_describe(event, check.name, check.failure_info, recorder.interactions))
+
+
+_MISSING_REQUIRED = re.compile(r"Missing required property: (\w+)")
+
+
+def _optional_property_called_required(check: str, info: Any) -> bool:
+    """A coverage case that leaves out a body property the document does not require, then calls
+    its acceptance a failure (seen once for `end_at` of a retry, which is optional): schemathesis's
+    mistake, not the API's. Only when the document really leaves that property optional."""
+    failure = info.failure
+    found = _MISSING_REQUIRED.search(str(failure.message))
+    if check != "negative_data_rejection" or found is None:
+        return False
+    method, path = str(failure.operation).split(" ", 1)
+    return found.group(1) in _optional_body_properties.get((method, path), set())
 
 
 def _describe(event: events.ScenarioFinished, check: str, info: Any, interactions: dict[str, Any]) -> str:
@@ -186,6 +218,7 @@ def _describe(event: events.ScenarioFinished, check: str, info: Any, interaction
 def test_the_api_holds_its_openapi_contract(app: Litestar, capsys: pytest.CaptureFixture[str]) -> None:
     schema = schemathesis.openapi.from_asgi("/docs/openapi.json", app, config=fuzz_config())
     _documentation.update(_document_text(schema.raw_schema))
+    _optional_body_properties.update(_optional_properties(schema.raw_schema))
     findings = Findings()
     started = time.monotonic()
 
