@@ -6,7 +6,7 @@ checkpoint); emptying what a test wrote costs a few hundredths. It is only safe 
 is checked: every other connection to the database is ended first (as a drop would end them), the
 tables a test wrote to (those with any pages at all) are truncated with their statistics and the
 template's rows put back, every used sequence starts again, and a fingerprint of the schema,
-triggers, functions and database settings must equal the template's. A test that changed any of
+triggers, functions, grants and database settings must equal the template's. A test that changed any of
 those (a migration test, a trigger turned off) gets the database dropped and cloned again.
 """
 
@@ -42,6 +42,14 @@ SELECT md5(string_agg(item, E'\\n' ORDER BY item)) FROM (
     FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
     UNION ALL
     SELECT format('view %s %s', v.viewname, md5(v.definition)) FROM pg_views v WHERE v.schemaname = 'public'
+    UNION ALL
+    SELECT format('grants %s %s', c.oid::regclass, c.relacl) FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relacl IS NOT NULL
+    UNION ALL
+    SELECT format('grants %s %s', p.oid::regprocedure, p.proacl) FROM pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace AND p.proacl IS NOT NULL
+    UNION ALL
+    SELECT format('grants schema %s %s', n.nspname, n.nspacl) FROM pg_namespace n
     UNION ALL
     SELECT format('extension %s %s', e.extname, e.extversion) FROM pg_extension e
     UNION ALL

@@ -1,8 +1,19 @@
-"""A real procrastinate worker in its own process, as production runs it."""
+"""A real procrastinate worker in its own process, running procrastinate's own command line.
+
+A worker process imports about 1.5 s of code (SQLAlchemy and the ORM models for the schedules and
+reports tasks, the providers' clients) before it does anything, and the suite starts about a
+hundred. So the plain worker command is forked from a server process that imported that code
+once (multiprocessing's forkserver, one per test process): each worker is still a process of its
+own, with its own environment, event loop, connections and log file, started by
+``procrastinate --app=notification.worker.app worker``'s own entry point, and killed, stopped and
+reaped like any other. Any other command runs as a fresh interpreter.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -10,6 +21,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from notification.config import PREFIX, Settings
 
@@ -28,6 +40,72 @@ FAST_DELIVERY = {
 
 
 WORKER_COMMAND = ("-m", "procrastinate", "--app=notification.worker.app", "worker")
+
+# Everything notification.worker imports, but not itself: importing it reads the settings, which
+# are each worker's own.
+_PRELOADED = [
+    "procrastinate.cli",
+    "notification.delivery.sending",
+    "notification.delivery.tasks",
+    "notification.idempotency.tasks",
+    "notification.provider.metrics",
+    "notification.provider.registry",
+    "notification.reports.tasks",
+    "notification.schedules.tasks",
+    "notification.stats.tasks",
+]
+_forking: Any = None
+
+
+def _fork_server() -> Any:
+    global _forking  # noqa: PLW0603 - one server per test process, started on first use
+    if _forking is None:
+        _forking = multiprocessing.get_context("forkserver")
+        _forking.set_forkserver_preload(_PRELOADED)
+    return _forking
+
+
+def _run_worker(env: dict[str, str], log_path: str, argv: list[str]) -> None:
+    """In the forked process: the given environment only, output to the log, procrastinate's main."""
+    os.environ.clear()
+    os.environ.update(env)
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.argv = ["procrastinate", *argv]
+    from procrastinate.cli import main
+
+    main()
+
+
+class ForkedProcess:
+    """What the tests use of a ``subprocess.Popen``, for a process forked by the server."""
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+        self.pid: int = process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        code: int | None = self._process.exitcode
+        return code
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired("worker", timeout or 0)
+        return int(self._process.exitcode)
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    def send_signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
 
 
 class WorkerProcess:
@@ -53,12 +131,18 @@ class WorkerProcess:
         self.env = env
         self.log_path = log_path
         self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, *command],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self.process: subprocess.Popen[bytes] | ForkedProcess
+        if tuple(command) == WORKER_COMMAND:
+            forked = _fork_server().Process(target=_run_worker, args=(env, str(log_path), list(command[2:])))
+            forked.start()
+            self.process = ForkedProcess(forked)
+        else:
+            self.process = subprocess.Popen(
+                [sys.executable, *command],
+                env=env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
 
     async def ready(self, timeout_s: float = 30.0) -> None:
         """Returns once the worker is registered and fetching jobs: procrastinate logs "Starting worker" (at
