@@ -4,11 +4,10 @@ the fake's own arrival times; and a 429 that holds every worker, not only the on
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,20 +31,13 @@ from tests.workers import WorkerProcess
 TWO_PARTS = "x" * 161
 
 
-@pytest.fixture
-def two_workers(
-    settings: Settings, fake_provider: RunningFakeProvider, tmp_path: Path
-) -> Iterator[Callable[..., list[WorkerProcess]]]:
-    started: list[WorkerProcess] = []
-
-    def start(**overrides: str) -> list[WorkerProcess]:
-        for name in ("first", "second"):
-            started.append(WorkerProcess(settings, fake_provider.base_url, tmp_path / f"{name}.log", **overrides))
-        return started
-
-    yield start
-    for worker in started:
-        worker.stop()
+@contextmanager
+def _fake_in_a_thread(latency_ms: float = 50) -> Iterator[tuple[FakeProviderState, str]]:
+    """A fake provider on a thread and event loop of its own, so that its arrival times are taken as they
+    happen whatever the test's loop is doing; yields its record and the base URL a worker is given."""
+    provider_app = create_fake_provider_app(FakeProviderOptions(latency_ms=latency_ms))
+    with serve_in_thread(provider_app) as url:
+        yield get_fake_provider_state(provider_app), f"{url}/v1"
 
 
 def _at(arrival: Arrival) -> float:
@@ -58,33 +50,37 @@ def _sent_by(worker: WorkerProcess) -> int:
 
 
 async def test_two_workers_together_keep_to_the_rate_limit_in_sms_parts(
-    client: Api,
-    db: AsyncSession,
-    fake_provider: RunningFakeProvider,
-    two_workers: Callable[..., list[WorkerProcess]],
+    client: Api, db: AsyncSession, settings: Settings, tmp_path: Path
 ) -> None:
     limit = 40
     await add_clients(client, 120)
-    workers = two_workers(PROVIDER_RATE_LIMIT=str(limit), SEND_BATCH_SIZE="20", WORKER_CONCURRENCY="4")
-    mailing = await create_mailing(client, text=TWO_PARTS)
-    assert mailing["parts"] == 2
+    tuning = {"PROVIDER_RATE_LIMIT": str(limit), "SEND_BATCH_SIZE": "20", "WORKER_CONCURRENCY": "4"}
+    # The fake on a thread of its own: its arrival times are taken as the requests come, whatever
+    # the test's loop and the machine's other processes are doing.
+    with _fake_in_a_thread(latency_ms=0) as (fake, url):
+        workers = [WorkerProcess(settings, url, tmp_path / f"{name}.log", **tuning) for name in ("first", "second")]
+        try:
+            mailing = await create_mailing(client, text=TWO_PARTS)
+            assert mailing["parts"] == 2
 
-    # A light probe: the fake runs in this process, and a busy test loop would bunch its timestamps.
-    async def sent() -> int:
-        count = await db.scalar(text("SELECT count(*) FROM messages WHERE status = 'sent'"))
-        await db.rollback()
-        return int(count or 0)
+            async def sent() -> int:
+                count = await db.scalar(text("SELECT count(*) FROM messages WHERE status = 'sent'"))
+                await db.rollback()
+                return int(count or 0)
 
-    await wait_for(sent, lambda n: n == 120, timeout_s=60, interval_s=0.5)
+            await wait_for(sent, lambda n: n == 120, timeout_s=60, interval_s=0.5)
+        finally:
+            for worker in workers:
+                worker.stop()
+        arrivals = [_at(a) for a in fake.arrivals()]
 
     stats = await mailing_stats(client, mailing["id"])
     assert stats["parts_sent"] == 240
-    arrivals = [_at(a) for a in fake_provider.arrivals()]
     assert len(arrivals) == 120
     parts = [2] * len(arrivals)
     # The limit and a block for each worker (a block is never less than a message: two parts
-    # here), and a tenth of the limit for the timestamps of a fake sharing the test's process on
-    # a busy machine; without the limit the two workers send hundreds a second.
+    # here), and a tenth of the limit for timestamps taken on a busy machine; without the limit
+    # the two workers send hundreds a second.
     assert busiest_second(arrivals, parts) <= 1.1 * limit + 2 * 2
     mean = sum(parts) / (max(arrivals) - min(arrivals))
     assert 0.85 * limit <= mean <= 1.1 * limit
@@ -145,15 +141,6 @@ async def _first_429(fake: RunningFakeProvider) -> float | None:
 
 # The README: the worker that got a 429 writes the hold, the others read it within a quarter of a second.
 HOLD_REACHES_OTHERS_S = 0.25
-
-
-@contextmanager
-def _fake_in_a_thread() -> Iterator[tuple[FakeProviderState, str]]:
-    """A fake provider on a thread and event loop of its own, so that its arrival times are taken as they
-    happen whatever the test's loop is doing; yields its record and the base URL a worker is given."""
-    provider_app = create_fake_provider_app(FakeProviderOptions(latency_ms=50))
-    with serve_in_thread(provider_app) as url:
-        yield get_fake_provider_state(provider_app), f"{url}/v1"
 
 
 async def test_a_429_reaches_the_other_worker_within_a_quarter_of_a_second(
