@@ -64,7 +64,7 @@ WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
 
 # Every table with a page: written to since the template (a fresh clone's are all empty but the
-# seeded ones).
+# seeded ones). Names come quoted and schema-qualified, ready to compose into a statement.
 WRITTEN_TABLES = """
 SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname = 'public' AND c.relname <> 'alembic_version'
@@ -89,14 +89,12 @@ class TestDatabase:
         self._conninfo = psycopg.conninfo.make_conninfo(template_conninfo, dbname=name)
         with psycopg.connect(template_conninfo, autocommit=True) as conn:
             self._fingerprint = conn.execute(SCHEMA_FINGERPRINT).fetchone()
+            # The template's written tables are those the migrations seeded.
             self._seeds = {
                 table: conn.execute(
-                    sql.SQL("SELECT coalesce(json_agg(t), '[]') FROM {} t").format(sql.Identifier(table))
+                    sql.SQL("SELECT coalesce(json_agg(t), '[]') FROM {} t").format(sql.SQL(table))
                 ).fetchone()[0]  # type: ignore[index]
-                for (table,) in conn.execute(
-                    "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
-                    " AND relname <> 'alembic_version' AND pg_relation_size(oid) > 0"
-                ).fetchall()
+                for (table,) in conn.execute(WRITTEN_TABLES).fetchall()
             }
         self._clone()
 
@@ -130,7 +128,7 @@ class TestDatabase:
                             " (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)"
                         )
                     for table, rows in self._seeds.items():
-                        conn.execute(PUT_BACK.format(table=sql.Identifier(table)), (Json(rows),))
+                        conn.execute(PUT_BACK.format(table=sql.SQL(table)), (Json(rows),))
                     for sequence, start in sequences:
                         conn.execute("SELECT setval(%s::regclass, %s, false)", (sequence, start))
         except (_SchemaChanged, psycopg.Error):
