@@ -64,11 +64,11 @@ WHERE datname = current_database() AND pid <> pg_backend_pid()
 """
 
 # Every table with a page: written to since the template (a fresh clone's are all empty but the
-# seeded ones). Names come quoted and schema-qualified, ready to compose into a statement.
+# seeded ones and alembic_version, whose row a test can rewrite like any other). Names come quoted
+# and schema-qualified, ready to compose into a statement.
 WRITTEN_TABLES = """
 SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname = 'public' AND c.relname <> 'alembic_version'
-  AND pg_relation_size(c.oid) > 0
+WHERE c.relkind = 'r' AND n.nspname = 'public' AND pg_relation_size(c.oid) > 0
 """
 
 PUT_BACK = sql.SQL("INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, %s)")
@@ -89,7 +89,7 @@ class TestDatabase:
         self._conninfo = psycopg.conninfo.make_conninfo(template_conninfo, dbname=name)
         with psycopg.connect(template_conninfo, autocommit=True) as conn:
             self._fingerprint = conn.execute(SCHEMA_FINGERPRINT).fetchone()
-            # The template's written tables are those the migrations seeded.
+            # The template's written tables are those the migrations seeded, and their version.
             self._seeds = {
                 table: conn.execute(
                     sql.SQL("SELECT coalesce(json_agg(t), '[]') FROM {} t").format(sql.SQL(table))
