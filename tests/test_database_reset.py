@@ -2,7 +2,8 @@
 the tests of one process share a database (``tests/databases.py``). Each pair of tests below runs
 in one process, in order (a file is never split): the first leaves behind what a test can, the
 second must find none of it. Rows, used sequences and a session left open holding locks are undone
-in place, the schema's recorded version among them; a disabled trigger or a grant sends the database back to a fresh clone."""
+in place, the schema's recorded version among them; a disabled trigger or a grant sends the
+database back to a fresh clone."""
 
 from __future__ import annotations
 
