@@ -38,6 +38,8 @@ class WebhookReceiver:
     """Answer 500 to this many requests from now on."""
     hang: bool = False
     down: bool = False
+    arrivals: int = 0
+    """Requests that reached the handler, answered or not (a hanging one is recorded only when answered)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
@@ -61,6 +63,8 @@ class WebhookReceiver:
             assert request.transport is not None
             request.transport.abort()
             raise web.HTTPServiceUnavailable
+        with self._lock:
+            self.arrivals += 1
         body = await request.read()
         if self.hang:
             await asyncio.sleep(3600)
@@ -69,7 +73,9 @@ class WebhookReceiver:
             if self.fail_next > 0:
                 self.fail_next -= 1
                 status = 500
-            self.requests.append(Received(dict(request.headers), body, status, time.monotonic()))
+            self.requests.append(
+                Received({k.lower(): v for k, v in request.headers.items()}, body, status, time.monotonic())
+            )
         return web.Response(status=status, text="ok" if status == 200 else "receiver failing on purpose")
 
     def _call(self, coroutine: Any) -> Any:

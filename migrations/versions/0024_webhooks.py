@@ -289,6 +289,12 @@ def upgrade() -> None:
         ["endpoint_id", "subject", "id"],
         postgresql_where=sa.text("delivered_at IS NULL"),
     )
+    op.create_index(
+        "ix_webhook_outbox_next_attempt_at",
+        "webhook_outbox",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("delivered_at IS NULL"),
+    )
     op.create_index("ix_webhook_outbox_endpoint_id_id", "webhook_outbox", ["endpoint_id", "id"])
     op.create_index("ix_webhook_outbox_created_at", "webhook_outbox", ["created_at"])
     for function in _FUNCTIONS:

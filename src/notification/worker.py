@@ -84,7 +84,9 @@ class WorkerApp(App):
         await providers.open()
         delivery = Delivery(settings, providers)
         delivery.start()
-        context = {"settings": settings, "delivery": delivery}
+        # Long-running jobs (the webhook dispatcher) end their run when the worker is asked to stop,
+        # rather than hold its graceful stop for as long as they would have gone on.
+        context = {"settings": settings, "delivery": delivery, "stopping": stopping}
         try:
             while not stopping.is_set():
                 run = asyncio.create_task(

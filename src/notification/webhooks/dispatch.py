@@ -18,6 +18,7 @@ import datetime as dt
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import structlog
@@ -36,6 +37,9 @@ MAX_IN_FLIGHT = 200
 """Requests in flight in one run, over every endpoint together."""
 CLAIM_EVERY_S = 0.2
 """While requests are in flight, how often the run looks for newly due events."""
+WAIT_FOR_RETRY_S = 1.0
+"""With nothing to post, a run waits for a retry due within this long rather than end: the next run
+would start no sooner (the job is due every second). A later retry is the next runs' to make."""
 LEASE_MARGIN_S = 5.0
 """A claimed row's lease lasts the request's timeout and this: the run writes its outcome first."""
 ERROR_TEXT_MAX = 300
@@ -96,32 +100,49 @@ class Dispatcher:
             signer = self._signers[sealed] = Webhook(self.box.open(sealed))
         return signer
 
-    async def run(self, budget_s: float) -> DispatchReport:
+    async def run(self, budget_s: float, stopping: asyncio.Event | None = None) -> DispatchReport:
+        """Posts what is due until nothing is, the budget is spent, or ``stopping`` is set; requests
+        still in flight then are cancelled and their rows given back at once."""
         report = DispatchReport()
         deadline = time.monotonic() + budget_s
-        in_flight: dict[asyncio.Task[Outcome], int] = {}
+        in_flight: dict[asyncio.Task[Outcome], Claimed] = {}
         busy: Counter[int] = Counter()
+        stop = asyncio.create_task((stopping or asyncio.Event()).wait())
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
         connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, limit_per_host=0)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             try:
-                while True:
+                while not stop.done():
                     room = MAX_IN_FLIGHT - len(in_flight)
                     if room > 0 and time.monotonic() < deadline:
                         for row in await self._claim(busy, room):
-                            in_flight[asyncio.create_task(self._post(http, row))] = row.endpoint_id
+                            in_flight[asyncio.create_task(self._post(http, row))] = row
                             busy[row.endpoint_id] += 1
                     if not in_flight:
-                        break
-                    done, _ = await asyncio.wait(in_flight, timeout=CLAIM_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        busy[in_flight.pop(task)] -= 1
-                    if done:
-                        await self._record([task.result() for task in done], report)
+                        wait_s = await self._next_due_s()
+                        if wait_s is None or wait_s > WAIT_FOR_RETRY_S or time.monotonic() + wait_s > deadline:
+                            break
+                        await asyncio.wait([stop], timeout=wait_s)
+                        continue
+                    waiting: set[asyncio.Task[Any]] = {*in_flight, stop}
+                    done, _ = await asyncio.wait(waiting, timeout=CLAIM_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+                    finished = [task for task in in_flight if task in done]
+                    for task in finished:
+                        busy[in_flight.pop(task).endpoint_id] -= 1
+                    if finished:
+                        await self._record([task.result() for task in finished], report)
             finally:
+                stop.cancel()
                 for task in in_flight:
                     task.cancel()
+                if in_flight:
+                    await self._release([row.id for row in in_flight.values()])
         return report
+
+    async def _release(self, ids: list[int]) -> None:
+        """Rows whose request was cut short: due again now, not when their lease would have run out."""
+        async with self.pool.connection() as conn:
+            await conn.execute(queries["release"], {"ids": ids})
 
     async def _claim(self, busy: Counter[int], limit: int) -> list[Claimed]:
         endpoints = [endpoint for endpoint, count in busy.items() if count > 0]
@@ -146,6 +167,11 @@ class Dispatcher:
             )
             for r in rows
         ]
+
+    async def _next_due_s(self) -> float | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(queries["next_due_s"])).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     async def _post(self, http: aiohttp.ClientSession, row: Claimed) -> Outcome:
         try:

@@ -75,6 +75,8 @@ class WebhookOutbox(IdentityPrimaryKey, Base):
             "id",
             postgresql_where=text("delivered_at IS NULL"),
         ),
+        # When the next retry is due, for a run deciding whether to wait for it or to end.
+        Index("ix_webhook_outbox_next_attempt_at", "next_attempt_at", postgresql_where=text("delivered_at IS NULL")),
         # An endpoint's recent deliveries, newest first, and the cascade of its deletion.
         Index("ix_webhook_outbox_endpoint_id_id", "endpoint_id", "id"),
         Index("ix_webhook_outbox_created_at", "created_at"),

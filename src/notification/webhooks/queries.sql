@@ -39,6 +39,20 @@ FROM locked l, webhook_endpoints e
 WHERE o.id = l.id AND e.id = o.endpoint_id
 RETURNING o.id, o.endpoint_id, e.url, e.secret, o.event_type, o.subject, o.payload::text AS body
 
+-- name: release
+UPDATE webhook_outbox SET leased_until = NULL, next_attempt_at = now()
+WHERE id = ANY (%(ids)s::bigint[]) AND delivered_at IS NULL
+
+-- name: next_due_s
+-- Seconds until the next retry of an enabled endpoint is due (an endpoint's backoff, or a row's
+-- own); none when nothing is waiting for a retry.
+SELECT extract(epoch FROM least(
+    (SELECT min(retry_at) FROM webhook_endpoints WHERE enabled AND retry_at > now()),
+    (SELECT min(o.next_attempt_at)
+     FROM webhook_outbox o JOIN webhook_endpoints e ON e.id = o.endpoint_id
+     WHERE e.enabled AND o.delivered_at IS NULL AND o.next_attempt_at > now())
+) - now())::float8
+
 -- name: record_failed
 -- The delay is capped exponential, half of it random ("equal jitter"): per row by its attempts,
 -- per endpoint by its failed rounds in a row (a dead endpoint is tried once a round, not per row).

@@ -8,10 +8,19 @@ sending workers entirely."""
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from procrastinate import Blueprint, JobContext
 
-from notification.jobs import MAINTENANCE_QUEUE, WEBHOOK_DISPATCH_LOCK, WEBHOOK_QUEUE, pool_of, settings_of
+from notification.jobs import (
+    MAINTENANCE_QUEUE,
+    WEBHOOK_DISPATCH_LOCK,
+    WEBHOOK_QUEUE,
+    context_value,
+    pool_of,
+    settings_of,
+)
 from notification.webhooks.dispatch import Dispatcher, prune
 
 logger = structlog.get_logger(__name__)
@@ -32,7 +41,8 @@ worker take over soon after this one stops."""
     queueing_lock=WEBHOOK_DISPATCH_LOCK,
 )
 async def deliver_webhooks(context: JobContext, timestamp: int) -> int:
-    report = await Dispatcher(settings_of(context), pool_of(context)).run(RUN_S)
+    stopping = context_value(context, "stopping", asyncio.Event)
+    report = await Dispatcher(settings_of(context), pool_of(context)).run(RUN_S, stopping)
     if report.delivered or report.failed:
         logger.info(
             "webhooks delivered",
