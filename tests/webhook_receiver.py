@@ -6,9 +6,10 @@ the same port."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,10 @@ class WebhookReceiver:
     """Answer 500 to this many requests from now on."""
     hang: bool = False
     down: bool = False
+    refuse_first: Callable[[dict[str, Any]], bool] | None = None
+    """Answer 500 to the first attempt of each event (by its webhook-id) this says yes to."""
+    _tried: set[str] = field(default_factory=set)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
     arrivals: int = 0
     """Requests that reached the handler, answered or not (a hanging one is recorded only when answered)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,12 +72,16 @@ class WebhookReceiver:
             self.arrivals += 1
         body = await request.read()
         if self.hang:
-            await asyncio.sleep(3600)
+            await self._released.wait()
         with self._lock:
             status = 200
             if self.fail_next > 0:
                 self.fail_next -= 1
                 status = 500
+            elif self.refuse_first is not None and request.headers["webhook-id"] not in self._tried:
+                self._tried.add(request.headers["webhook-id"])
+                if self.refuse_first(json.loads(body)):
+                    status = 500
             self.requests.append(
                 Received({k.lower(): v for k, v in request.headers.items()}, body, status, time.monotonic())
             )
@@ -127,6 +136,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
                 await receiver._runner.cleanup()
 
         receiver.hang = False
+        loop.call_soon_threadsafe(receiver._released.set)
         asyncio.run_coroutine_threadsafe(stop(), loop).result(START_TIMEOUT_S)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(START_TIMEOUT_S)

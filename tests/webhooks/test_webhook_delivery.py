@@ -176,9 +176,13 @@ async def test_an_endpoint_down_for_many_rounds_then_back_gets_every_event_in_or
         await wait_for(failures, lambda n: n >= 8, timeout_s=15)
         assert receiver.count() == 0
         back = time.monotonic()
+        # Back, and stumbling: the first attempt at half the messages' first event is refused, so
+        # their second event is due while the first waits for its retry.
+        receiver.refuse_first = lambda event: event["type"] == "message.failed" and event["data"]["message_id"] % 2 == 0
         receiver.come_back()
         await wait_for(lambda: _async(len({r.headers["webhook-id"] for r in receiver.accepted()})), lambda n: n >= 60)
         accepted = receiver.accepted()
+        assert receiver.count() - len(accepted) == 15
     # Back within one round of the capped backoff (0.3 s) and the dispatcher's next look (1 s).
     assert accepted[0].at - back < 2.5
 
@@ -238,16 +242,26 @@ async def test_an_endpoint_failing_for_too_long_is_disabled_with_an_audit_row(
         await wait_for(lambda: _async(len(receiver.accepted())), lambda n: n >= 3)
 
 
-async def _send_all(client: Api, count: int) -> float:
+async def _send_all(client: Api, db: AsyncSession, count: int) -> tuple[float, int]:
+    """How long a mailing to ``count`` clients takes to be sent, and the most dispatcher jobs seen
+    running at once meanwhile (each holds one of the worker's job slots)."""
     started = time.monotonic()
     mailing = await create_mailing(client)
-    await wait_for(
-        lambda: mailing_stats(client, mailing["id"], limit=1),
-        lambda s: s["by_status"]["sent"] == count,
-        timeout_s=30,
-        interval_s=0.05,
-    )
-    return time.monotonic() - started
+    dispatchers: list[int] = []
+
+    async def probe() -> dict[str, Any]:
+        running = await db.scalar(
+            text(
+                "SELECT count(*) FROM procrastinate_jobs"
+                " WHERE task_name = 'webhooks:deliver_webhooks' AND status = 'doing'"
+            )
+        )
+        await db.rollback()
+        dispatchers.append(int(running or 0))
+        return await mailing_stats(client, mailing["id"], limit=1)
+
+    await wait_for(probe, lambda s: s["by_status"]["sent"] == count, timeout_s=30, interval_s=0.05)
+    return time.monotonic() - started, max(dispatchers)
 
 
 async def test_sending_takes_no_longer_with_a_hanging_endpoint_subscribed_to_every_send(
@@ -257,15 +271,25 @@ async def test_sending_takes_no_longer_with_a_hanging_endpoint_subscribed_to_eve
     await add_clients(client, count)
     worker = start_worker(**FAST_WEBHOOKS)
     await worker.ready()
-    baseline = await _send_all(client, count)
+    baseline, _ = await _send_all(client, db, count)
     with webhook_receiver() as receiver:
         receiver.hang = True
-        await add_endpoint(client, receiver.url, ["message.sent"])
-        with_endpoint = await _send_all(client, count)
-        # Every send told the outbox, and the receiver held requests while it happened.
+        endpoint = await add_endpoint(client, receiver.url, ["message.sent"])
+        # A backlog the dispatcher is busy with, its requests held unanswered, before the mailing starts.
+        await db.execute(
+            text(
+                "INSERT INTO webhook_outbox (endpoint_id, event_type, subject, payload)"
+                " SELECT :e, 'message.sent', 'message:' || n, '{}'::jsonb FROM generate_series(1, 200) n"
+            ),
+            {"e": endpoint["id"]},
+        )
+        await db.commit()
+        await wait_for(lambda: _async(receiver.arrivals), lambda n: n >= 1)
+        with_endpoint, dispatchers = await _send_all(client, db, count)
+        # Every send told the outbox, and none of it reached the receiver, which held every request.
         events = await db.scalar(text("SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL"))
         await db.rollback()
-        assert events == count
-        assert receiver.arrivals > 0
+        assert events == count + 200
         assert receiver.count() == 0
+    assert dispatchers <= 1
     assert with_endpoint <= baseline * 1.5 + 0.5, (baseline, with_endpoint)
