@@ -45,7 +45,8 @@ class WebhookController(Controller):
         "/",
         summary="Add a webhook endpoint",
         description="Answers the endpoint with its signing secret (`whsec_...`), shown this once. 400 names the"
-        " field at fault; without `NOTIFICATION_SECRET_KEY` no secret can be stored (400 naming `secret`).",
+        " field at fault; without `NOTIFICATION_SECRET_KEY` no secret can be stored: 400 naming `secret`"
+        " (cannot be stored: NOTIFICATION_SECRET_KEY is not set).",
         responses=problem_responses(400, 401),
     )
     async def create_webhook(self, webhooks: WebhookService, data: WebhookWrite) -> WebhookCreated:
@@ -64,7 +65,8 @@ class WebhookController(Controller):
     @put(
         "/{webhook_id:int}",
         summary="Replace a webhook endpoint",
-        description="The secret stays (rotate it apart). Enabling a disabled endpoint forgets its failures.",
+        description="The secret stays (rotate it apart). Enabling a disabled endpoint forgets its failures."
+        " The URL is checked as on a create.",
         responses=problem_responses(400, 401, 404),
     )
     async def replace_webhook(self, webhooks: WebhookService, webhook_id: WebhookId, data: WebhookWrite) -> WebhookRead:
@@ -75,7 +77,9 @@ class WebhookController(Controller):
     @post(
         "/{webhook_id:int}/rotate-secret",
         summary="Give a webhook endpoint a new signing secret",
-        description="Answers the new secret, shown this once; every request from now on is signed with it.",
+        description="Answers the new secret, shown this once; every request from now on is signed with it."
+        " Without `NOTIFICATION_SECRET_KEY`: 400 naming `secret` (cannot be stored: NOTIFICATION_SECRET_KEY is not"
+        " set).",
         responses=problem_responses(400, 401, 404),
     )
     async def rotate_webhook_secret(self, webhooks: WebhookService, webhook_id: WebhookId) -> WebhookSecret:

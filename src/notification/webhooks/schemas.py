@@ -30,8 +30,10 @@ class WebhookWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         msgspec.Meta(
             max_length=2048,
             pattern=WITHOUT_NUL,
-            description="Where events are POSTed: an http:// or https:// URL without credentials. Private and"
-            " loopback addresses are allowed (a CRM inside the operator's network).",
+            description="Where events are POSTed. Private and loopback addresses are allowed (a CRM inside the"
+            " operator's network). Refused with 400: a URL without a host or of another scheme (must be an"
+            " http:// or https:// URL with a host), one with a user or password in it (must not carry"
+            " credentials), one Python's URL parser refuses, such as a port out of range (is not a valid URL).",
             examples=["https://crm.example.com/hooks/sms"],
         ),
     ]

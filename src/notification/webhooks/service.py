@@ -98,9 +98,9 @@ def check_url(url: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise InvalidInput.of("url", "must be an http:// or https:// URL with a host")
     if parts.username is not None or parts.password is not None:
-        raise InvalidInput.of("url", "must not carry credentials: receivers verify the signature instead")
+        raise InvalidInput.of("url", "must not carry credentials (receivers verify the signature instead)")
     if port == 0:
-        raise InvalidInput.of("url", "port 0 is not a port to send to")
+        raise InvalidInput.of("url", "is not a valid URL: port 0 names no port")
     return url
 
 
