@@ -37,6 +37,7 @@ MAX_IN_FLIGHT = 200
 """Requests in flight in one run, over every endpoint together."""
 CLAIM_EVERY_S = 0.2
 """While requests are in flight, how often the run looks for newly due events."""
+GATHER_S = 0.005
 WAIT_FOR_RETRY_S = 1.0
 """With nothing to post, a run waits for a retry due within this long rather than end: the next run
 would start no sooner (the job is due every second). A later retry is the next runs' to make."""
@@ -126,6 +127,11 @@ class Dispatcher:
                         continue
                     waiting: set[asyncio.Task[Any]] = {*in_flight, stop}
                     done, _ = await asyncio.wait(waiting, timeout=CLAIM_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+                    pending = {task for task in in_flight if task not in done}
+                    if pending and not stop.done() and done:
+                        # A few milliseconds more gather the answers arriving together into one write.
+                        more, _ = await asyncio.wait(pending, timeout=GATHER_S)
+                        done |= more
                     finished = [task for task in in_flight if task in done]
                     for task in finished:
                         busy[in_flight.pop(task).endpoint_id] -= 1

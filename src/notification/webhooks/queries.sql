@@ -18,9 +18,12 @@ WITH ready AS (
         SELECT o.id
         FROM webhook_outbox o
         WHERE o.endpoint_id = r.id AND o.delivered_at IS NULL AND o.next_attempt_at <= now()
-          AND NOT EXISTS (
-              SELECT 1 FROM webhook_outbox p
-              WHERE p.endpoint_id = o.endpoint_id AND p.subject = o.subject AND p.delivered_at IS NULL AND p.id < o.id
+          -- The first undelivered row of its subject. A scalar subquery, not NOT EXISTS: the planner
+          -- then always probes the subject index by both columns, where an anti-join judged on the
+          -- statistics of a table that just grew scanned every undelivered row of the endpoint.
+          AND o.id = (
+              SELECT min(p.id) FROM webhook_outbox p
+              WHERE p.endpoint_id = o.endpoint_id AND p.subject = o.subject AND p.delivered_at IS NULL
           )
         ORDER BY o.id
         LIMIT r.room
