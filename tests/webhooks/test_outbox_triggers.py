@@ -3,9 +3,11 @@ that want the event, and by nothing else: no worker here, only the rows the chan
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification.config import Settings
 from notification.webhooks.dispatch import prune
 from tests.api import Api, add_clients, create_mailing
+from tests.waiting import wait_for
 
 WEBHOOKS = "/api/v1/webhooks"
 
@@ -118,3 +121,35 @@ async def test_events_past_their_retention_are_deleted_delivered_or_not(
     async with AsyncConnectionPool(settings.psycopg_conninfo, min_size=1, max_size=1, open=False) as pool:
         assert await prune(pool, retention_s=3.5 * 3600, batch=2) == 3
     assert [r.subject for r in await _outbox(db)] == ["message:1", "message:2", "message:3"]
+
+
+async def test_two_transactions_settling_the_last_messages_at_once_tell_the_finish_once(
+    client: Api, db: AsyncSession, settings: Settings
+) -> None:
+    mailing_id = await _future_mailing_with_messages(client, db, 4)
+    await _endpoint(client, ["mailing.finished"])
+    async with (
+        await psycopg.AsyncConnection.connect(settings.psycopg_conninfo) as first,
+        await psycopg.AsyncConnection.connect(settings.psycopg_conninfo) as second,
+    ):
+        await first.execute("UPDATE messages SET status = 'sent', sent_at = now() WHERE id <= 2")
+        second_pid = second.info.backend_pid
+        settling = asyncio.create_task(second.execute("UPDATE messages SET status = 'expired' WHERE id > 2"))
+
+        async def second_state() -> str | None:
+            if settling.done():
+                return "done"
+            found = await db.scalar(
+                text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": second_pid}
+            )
+            await db.rollback()
+            return str(found) if found else None
+
+        # The second's statement ends (each saw the other's messages still pending), or waits for
+        # the first's lock on the mailing, and then looks again once the first has committed.
+        await wait_for(second_state, lambda state: state in {"Lock", "done"}, timeout_s=10, interval_s=0.02)
+        await first.commit()
+        await settling
+        await second.commit()
+    finished = [r for r in await _outbox(db) if r.event_type == "mailing.finished"]
+    assert [r.subject for r in finished] == [f"mailing:{mailing_id}"]
