@@ -71,7 +71,11 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     "rate_limit": (["--limit", "40", "--seconds", "1", "--latency-ms", "0"], [r"busiest 1 s window\s+\d+ parts"]),
     "webhooks": (
         ["--events", "100", "--concurrency", "4"],
-        [r"an endpoint wanting it\s+[\d.]+ ms\s+\(100 outbox rows\)", r"webhook triggers off", r"webhook events delivered\s+100 in"],
+        [
+            r"an endpoint wanting it\s+[\d.]+ ms\s+\(100 outbox rows\)",
+            r"webhook triggers off",
+            r"webhook events delivered\s+100 in",
+        ],
     ),
     "stats": (
         ["--messages", "2000", "--mailings", "5", "--clients", "500", "--repeat", "1"],
