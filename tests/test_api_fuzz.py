@@ -58,6 +58,9 @@ DOCUMENTED_RULES = (
     "must name an existing client",
     "must be an attribute name",
     "must be an attribute value",
+    "must be an http:// or https:// URL with a host",
+    "must not carry credentials",
+    "is not a valid URL",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

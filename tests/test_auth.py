@@ -60,6 +60,7 @@ def test_the_walk_finds_every_api_route(app: Litestar) -> None:
         "operator-codes",
         "providers",
         "routes",
+        "webhooks",
     }
     assert ("POST", "/api/v1/clients/bulk") in endpoints
     assert ("GET", "/api/v1/mailings/1/stats") in endpoints

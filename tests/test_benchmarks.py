@@ -3,7 +3,8 @@ in this process, on a clone of the test template instead of a freshly migrated d
 figures printed. The sizes say nothing about speed; the README's figures come from full runs.
 
 Run here: bench/bulk_import.py, bench/console.py, bench/counter_writes.py, bench/delivery.py,
-bench/facets.py, bench/partitioning.py, bench/preview.py, bench/rate_limit.py, bench/stats.py;
+bench/facets.py, bench/partitioning.py, bench/preview.py, bench/rate_limit.py, bench/stats.py,
+bench/webhooks.py;
 ``test_every_benchmark_has_a_smoke_run`` keeps the list whole."""
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "preview": (["--clients", "300", "--runs", "1"], [r"ms"]),
     "rate_limit": (["--limit", "40", "--seconds", "1", "--latency-ms", "0"], [r"busiest 1 s window\s+\d+ parts"]),
+    "webhooks": (
+        ["--events", "100", "--concurrency", "4"],
+        [
+            r"an endpoint wanting it\s+[\d.]+ ms\s+\(100 outbox rows\)",
+            r"webhook triggers off",
+            r"webhook events delivered\s+100 in",
+        ],
+    ),
     "stats": (
         ["--messages", "2000", "--mailings", "5", "--clients", "500", "--repeat", "1"],
         [r"EXPLAIN \(ANALYZE, BUFFERS\)", r"all_mailing_counts\n\s+execution", r"GET /metrics\s+min"],

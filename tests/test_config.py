@@ -60,6 +60,12 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "report_retry_base_s": 60.0,
     "report_retry_max_s": 1800.0,
     "schedule_lead_s": 600.0,
+    "webhook_timeout_s": 10.0,
+    "webhook_concurrency": 8,
+    "webhook_retry_base_s": 5.0,
+    "webhook_retry_max_s": 600.0,
+    "webhook_disable_after_s": 86400.0,
+    "webhook_retention_s": 604800.0,
 }
 README = Path(__file__).resolve().parents[1] / "README.md"
 # A row of the settings table: | `NOTIFICATION_X` | default | meaning |

@@ -53,6 +53,7 @@ _PRELOADED = [
     "notification.reports.tasks",
     "notification.schedules.tasks",
     "notification.stats.tasks",
+    "notification.webhooks.tasks",
 ]
 _forking: Any = None
 

@@ -95,6 +95,17 @@ class Settings:
     report_retry_max_s: float = 1800.0
     schedule_lead_s: float = 600.0
     """How long before its start an occurrence of a schedule becomes a mailing (a worker looks every minute)."""
+    webhook_timeout_s: float = 10.0
+    """One webhook request, connection to answer, at most."""
+    webhook_concurrency: int = 8
+    """Webhook requests in flight to one endpoint at once."""
+    webhook_retry_base_s: float = 5.0
+    """First delay after a failed webhook request; doubles with each failure, with jitter."""
+    webhook_retry_max_s: float = 600.0
+    webhook_disable_after_s: float = 86400.0
+    """An endpoint whose every request has failed for this long is disabled (with an audit row)."""
+    webhook_retention_s: float = 7 * 86400.0
+    """Webhook events older than this are deleted, delivered or not."""
 
     def __post_init__(self) -> None:
         # The living worker renews its leases every quarter of their length, twice a second at
@@ -116,6 +127,7 @@ class Settings:
         if self.schedule_lead_s < 60:
             msg = f"{PREFIX}SCHEDULE_LEAD_S must be at least 60 (seconds)"
             raise ValueError(msg)
+        self._check_webhook_settings()
         self._check_report_settings()
         self._check_sign_in_settings()
         self._check_secrets()
@@ -173,6 +185,20 @@ class Settings:
                 # The key itself never goes into the error.
                 msg = f"{PREFIX}SECRET_KEY: key {position} is not a Fernet key (32 url-safe base64-encoded bytes)"
                 raise ValueError(msg) from None
+
+    def _check_webhook_settings(self) -> None:
+        positive = {
+            "WEBHOOK_TIMEOUT_S": self.webhook_timeout_s,
+            "WEBHOOK_CONCURRENCY": self.webhook_concurrency,
+            "WEBHOOK_RETRY_BASE_S": self.webhook_retry_base_s,
+            "WEBHOOK_RETRY_MAX_S": self.webhook_retry_max_s,
+            "WEBHOOK_DISABLE_AFTER_S": self.webhook_disable_after_s,
+            "WEBHOOK_RETENTION_S": self.webhook_retention_s,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                msg = f"{PREFIX}{name} must be positive"
+                raise ValueError(msg)
 
     def _check_report_settings(self) -> None:
         if not is_known_timezone(self.report_timezone):

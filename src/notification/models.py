@@ -14,6 +14,7 @@ from notification.schedules.models import Schedule
 from notification.security.models import SignInFailures
 from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
 from notification.test_sends.models import TestSend
+from notification.webhooks.models import WebhookEndpoint, WebhookOutbox
 
 __all__ = (
     "Audience",
@@ -38,4 +39,6 @@ __all__ = (
     "SignInFailures",
     "StoredProvider",
     "TestSend",
+    "WebhookEndpoint",
+    "WebhookOutbox",
 )

@@ -28,6 +28,7 @@ from notification.jobs import (
     REPORTS_NAMESPACE,
     SCHEDULES_NAMESPACE,
     STATS_NAMESPACE,
+    WEBHOOKS_NAMESPACE,
     create_connector,
 )
 from notification.logging import configure_logging
@@ -36,6 +37,7 @@ from notification.provider.registry import ProviderRegistry
 from notification.reports.tasks import daily_report_tasks
 from notification.schedules.tasks import blueprint as schedule_tasks
 from notification.stats.tasks import blueprint as stats_tasks
+from notification.webhooks.tasks import blueprint as webhook_tasks
 
 logger = structlog.get_logger(__name__)
 
@@ -82,7 +84,9 @@ class WorkerApp(App):
         await providers.open()
         delivery = Delivery(settings, providers)
         delivery.start()
-        context = {"settings": settings, "delivery": delivery}
+        # Long-running jobs (the webhook dispatcher) end their run when the worker is asked to stop,
+        # rather than hold its graceful stop for as long as they would have gone on.
+        context = {"settings": settings, "delivery": delivery, "stopping": stopping}
         try:
             while not stopping.is_set():
                 run = asyncio.create_task(
@@ -144,6 +148,7 @@ def _create_app(settings: Settings) -> WorkerApp:
     job_queue.add_tasks_from(stats_tasks, namespace=STATS_NAMESPACE)
     job_queue.add_tasks_from(idempotency_tasks, namespace=IDEMPOTENCY_NAMESPACE)
     job_queue.add_tasks_from(schedule_tasks, namespace=SCHEDULES_NAMESPACE)
+    job_queue.add_tasks_from(webhook_tasks, namespace=WEBHOOKS_NAMESPACE)
     return job_queue
 
 

@@ -188,6 +188,48 @@ async def _console_resume_mailing(s: Session) -> None:
     await s.form(f"/admin/mailings/{s.ids['console mailing']}/resume")
 
 
+_WEBHOOK = {"url": "http://127.0.0.1:9/hooks", "events": ["message.sent"]}
+
+
+async def _api_webhook(s: Session) -> None:
+    s.ids["api webhook"] = (await s.api_call("POST", "/api/v1/webhooks", 201, json=_WEBHOOK))["id"]
+
+
+async def _api_put_webhook(s: Session) -> None:
+    await s.api_call("PUT", f"/api/v1/webhooks/{s.ids['api webhook']}", 200, json={**_WEBHOOK, "enabled": False})
+
+
+async def _api_rotate_webhook_secret(s: Session) -> None:
+    await s.api_call("POST", f"/api/v1/webhooks/{s.ids['api webhook']}/rotate-secret", 201)
+
+
+async def _api_delete_webhook(s: Session) -> None:
+    await s.api_call("DELETE", f"/api/v1/webhooks/{s.ids['api webhook']}", 204)
+
+
+_WEBHOOK_FORM = {"url": "http://127.0.0.1:9/console-hooks", "events": ["message.failed"]}
+
+
+async def _console_webhook(s: Session) -> None:
+    answer = await s.console.post("/admin/webhooks", _WEBHOOK_FORM)
+    assert answer.status_code == 200, answer.text
+    found = await s.api_call("GET", "/api/v1/webhooks", 200)
+    s.ids["console webhook"] = next(w["id"] for w in found if w["url"] == _WEBHOOK_FORM["url"])
+
+
+async def _console_update_webhook(s: Session) -> None:
+    await s.form(f"/admin/webhooks/{s.ids['console webhook']}", {**_WEBHOOK_FORM, "enabled": "on"})
+
+
+async def _console_rotate_webhook_secret(s: Session) -> None:
+    answer = await s.console.post(f"/admin/webhooks/{s.ids['console webhook']}/rotate-secret")
+    assert answer.status_code == 200, answer.text
+
+
+async def _console_delete_webhook(s: Session) -> None:
+    await s.form(f"/admin/webhooks/{s.ids['console webhook']}/delete")
+
+
 async def _console_retry_mailing(s: Session) -> None:
     await s.form(f"/admin/mailings/{s.ids['console mailing']}/retry", {"statuses": ["failed", "expired"]})
 
@@ -345,6 +387,14 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("PUT", "/api/v1/providers/{provider_id:int}"): (_api_put_provider, "update", "provider"),
     ("DELETE", "/api/v1/providers/{provider_id:int}"): (_api_delete_provider, "delete", "provider"),
     ("PUT", "/api/v1/routes"): (_api_routes, "update", "routes"),
+    ("POST", "/api/v1/webhooks"): (_api_webhook, "create", "webhook"),
+    ("PUT", "/api/v1/webhooks/{webhook_id:int}"): (_api_put_webhook, "update", "webhook"),
+    ("POST", "/api/v1/webhooks/{webhook_id:int}/rotate-secret"): (
+        _api_rotate_webhook_secret,
+        "rotate secret",
+        "webhook",
+    ),
+    ("DELETE", "/api/v1/webhooks/{webhook_id:int}"): (_api_delete_webhook, "delete", "webhook"),
     ("POST", "/admin/sign-in"): (_console_sign_in, "sign-in", "session"),
     ("POST", "/admin/clients"): (_console_client, "create", "client"),
     ("POST", "/admin/clients/{client_id:int}"): (_console_update_client, "update", "client"),
@@ -381,6 +431,14 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/admin/providers"): (_console_provider, "create", "provider"),
     ("POST", "/admin/providers/{provider_id:int}"): (_console_update_provider, "update", "provider"),
     ("POST", "/admin/providers/routes"): (_console_routes, "update", "routes"),
+    ("POST", "/admin/webhooks"): (_console_webhook, "create", "webhook"),
+    ("POST", "/admin/webhooks/{webhook_id:int}"): (_console_update_webhook, "update", "webhook"),
+    ("POST", "/admin/webhooks/{webhook_id:int}/rotate-secret"): (
+        _console_rotate_webhook_secret,
+        "rotate secret",
+        "webhook",
+    ),
+    ("POST", "/admin/webhooks/{webhook_id:int}/delete"): (_console_delete_webhook, "delete", "webhook"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
 

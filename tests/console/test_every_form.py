@@ -29,6 +29,8 @@ TABLES = (
     "operator_code_names",
     "providers",
     "provider_routes",
+    "webhook_endpoints",
+    "webhook_outbox",
 )
 # A form that would be accepted if the route let it through: each field any console form asks for.
 FORM = {

@@ -25,6 +25,9 @@ class AuditAction(enum.StrEnum):
     SIGN_IN = "sign-in"
     SIGN_OUT = "sign-out"
     SIGN_IN_REFUSED = "sign-in refused"
+    ROTATE_SECRET = "rotate secret"  # noqa: S105  (an action's name, not a secret)
+    DISABLE = "disable"
+    """A worker turned something off by itself (a webhook endpoint failing for too long)."""
 
 
 class AuditEntity(enum.StrEnum):
@@ -39,6 +42,7 @@ class AuditEntity(enum.StrEnum):
     PROVIDER = "provider"
     ROUTES = "routes"
     """The ordered routes, replaced as a whole."""
+    WEBHOOK = "webhook"
 
 
 class Via(enum.StrEnum):

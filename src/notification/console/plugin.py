@@ -36,6 +36,7 @@ from notification.reports.mailbox import dev_mail_dir
 from notification.schedules.console import ScheduleConsoleController
 from notification.sso.access import AccessRules
 from notification.sso.provider import OpenIDProvider
+from notification.webhooks.console import WebhookConsoleController
 
 STATIC_DIR = Path(__file__).parent / "static"
 CSRF_COOKIE = "notification_csrf"
@@ -98,6 +99,7 @@ class ConsolePlugin(InitPluginProtocol):
                 AudienceConsoleController,
                 OperatorCodeConsoleController,
                 ScheduleConsoleController,
+                WebhookConsoleController,
                 AuditConsoleController,
                 ProviderConsoleController,
                 DevReportsController,
