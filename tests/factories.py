@@ -9,7 +9,7 @@ from polyfactory.factories.sqlalchemy_factory import SQLAlchemyFactory
 
 from notification.clients.models import Client
 from notification.clients.schemas import ClientCreate
-from notification.mailings.models import Mailing
+from notification.mailings.models import Mailing, MailingKind
 from notification.mailings.schemas import MailingCreate, MailingFilter
 from notification.mailings.sms import measure
 
@@ -39,6 +39,9 @@ class MailingFactory(SQLAlchemyFactory[Mailing]):
     __set_primary_key__ = False
 
     text = Use(lambda: "Hello from the factory")
+    kind = MailingKind.SERVICE.value
+    left_out_suppressed = None
+    left_out_no_consent = None
     start_at = Use(lambda: dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     end_at = Use(lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     filter_operator_codes = Use(list)
@@ -72,6 +75,7 @@ class ClientCreateFactory(MsgspecFactory[ClientCreate]):
 
 class MailingCreateFactory(MsgspecFactory[MailingCreate]):
     text = Use(lambda: "Hello")
+    kind = MailingKind.SERVICE
     start_at = Use(lambda: dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     end_at = Use(lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     filter = Use(MailingFilter)

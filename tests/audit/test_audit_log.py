@@ -31,7 +31,7 @@ def _iso(moment: dt.datetime) -> str:
 
 def _mailing_body(text: str = "Winter sale") -> dict[str, Any]:
     start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(hours=1)
-    return {"text": text, "start_at": _iso(start), "end_at": _iso(start + dt.timedelta(hours=1))}
+    return {"text": text, "kind": "service", "start_at": _iso(start), "end_at": _iso(start + dt.timedelta(hours=1))}
 
 
 def changing_routes(app: Litestar) -> set[tuple[str, str]]:
@@ -228,6 +228,7 @@ _SCHEDULE = {
     "name": "Daily",
     "text": "Deals",
     "rrule": "FREQ=DAILY;COUNT=7",
+    "kind": "service",
     "starts": "2036-12-05T10:00",
     "timezone": "Europe/Moscow",
     "duration_minutes": 60,
@@ -608,7 +609,12 @@ async def test_the_console_shows_the_log_to_viewers_filtered_and_paged(
 
 async def test_an_idempotent_replay_and_a_preview_write_no_audit_row(client: Api, db: AsyncSession) -> None:
     now = dt.datetime.now(dt.UTC)
-    body = {"text": "Once", "start_at": now.isoformat(), "end_at": (now + dt.timedelta(hours=1)).isoformat()}
+    body = {
+        "text": "Once",
+        "kind": "service",
+        "start_at": now.isoformat(),
+        "end_at": (now + dt.timedelta(hours=1)).isoformat(),
+    }
     key = {"Idempotency-Key": "audit-once"}
     created = await client.post("/api/v1/mailings", json=body, headers=key)
     assert created.status_code == 201, created.text

@@ -77,7 +77,12 @@ async def _setup(console: Console, db: AsyncSession) -> tuple[int, int]:
     )
     assert created.status_code == 201, created.text
     now = dt.datetime.now(dt.UTC)
-    body = {"text": "Winter sale", "start_at": now.isoformat(), "end_at": (now + dt.timedelta(hours=1)).isoformat()}
+    body = {
+        "text": "Winter sale",
+        "kind": "service",
+        "start_at": now.isoformat(),
+        "end_at": (now + dt.timedelta(hours=1)).isoformat(),
+    }
     mailing = await console.client.post("/api/v1/mailings", json=body, headers=api)
     assert mailing.status_code == 201, mailing.text
     await db.execute(

@@ -28,6 +28,7 @@ def later(days: float = 0, hours: float = 0) -> dt.datetime:
 def mailing_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "text": "Spring sale: -20% on everything",
+        "kind": "service",
         "start_at": later(days=30).isoformat(),
         "end_at": later(days=31).isoformat(),
     }

@@ -98,6 +98,9 @@ def mailing_json(form: Mapping[str, str], lists: Mapping[str, list[str]], zone: 
     """The mailing form as the JSON of ``POST /api/v1/mailings``."""
     body: dict[str, Any] = {
         "text": form.get("text", "").replace("\r\n", "\n"),
+        # The form always sends the kind it shows (service preselected on a new one); a post
+        # without it is taken as the form's default.
+        "kind": form.get("kind") or "service",
         "start_at": local_datetime(form.get("start_at"), zone),
         "end_at": local_datetime(form.get("end_at"), zone),
         "filter": {

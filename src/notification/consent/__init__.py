@@ -1,0 +1,1 @@
+"""A client's consent to advertising: given, from what source, revoked."""
