@@ -30,6 +30,9 @@ class ClientFactory(SQLAlchemyFactory[Client]):
     tag = Use(lambda: ClientFactory.__random__.choice(["", "vip", "new"]))
     timezone = Use(lambda: ClientFactory.__random__.choice(TIMEZONES))
     attributes = Use(dict)
+    consent_given_at = None
+    consent_source = None
+    consent_revoked_at = None
     created_at = Use(lambda: dt.datetime.now(dt.UTC))
     updated_at = Use(lambda: dt.datetime.now(dt.UTC))
 
@@ -71,6 +74,10 @@ class ClientCreateFactory(MsgspecFactory[ClientCreate]):
     operator_code = None
     tag = Use(lambda: ClientCreateFactory.__random__.choice(["", "vip", "new"]))
     attributes = Use(dict)
+    # No consent unless a test gives it: a client that agreed to advertising is a choice.
+    consent_given_at = None
+    consent_source = None
+    consent_revoked_at = None
 
 
 class MailingCreateFactory(MsgspecFactory[MailingCreate]):
