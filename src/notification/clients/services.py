@@ -133,6 +133,7 @@ _PRESENT_VALUES = {
 
 _TEXT_COLUMNS = ("phone", "operator_code", "tag", "timezone")
 _CONSENT_INSTANTS = ("consent_given_at", "consent_revoked_at")
+_INSTANT = DateTime(timezone=True)
 
 
 def _instant(value: dt.datetime | None) -> str | None:
