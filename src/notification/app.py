@@ -34,6 +34,7 @@ from notification.security.headers import security_headers
 from notification.security.throttle import STATE_KEY as THROTTLE_STATE_KEY
 from notification.security.throttle import SignInThrottle
 from notification.stats.controllers import StatsController
+from notification.suppressions.controllers import SuppressionController
 from notification.test_sends.controllers import TestSendController
 
 API_PREFIX = "/api/v1"
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ScheduleController,
             ProviderController,
             RouteController,
+            SuppressionController,
         ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.

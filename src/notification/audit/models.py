@@ -39,6 +39,8 @@ class AuditEntity(enum.StrEnum):
     PROVIDER = "provider"
     ROUTES = "routes"
     """The ordered routes, replaced as a whole."""
+    SUPPRESSION = "suppression"
+    """A number on the suppression list; the entity id is the phone as a number."""
 
 
 class Via(enum.StrEnum):
