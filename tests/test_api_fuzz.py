@@ -58,6 +58,7 @@ DOCUMENTED_RULES = (
     "must name an existing client",
     "must be an attribute name",
     "must be an attribute value",
+    "must be a CSV of suppressions",
 )
 
 _documentation: dict[tuple[str, str], str] = {}

@@ -56,8 +56,9 @@ def test_every_operation_of_the_api_is_protected_and_documents_its_401(document:
     # 16 operations of the directory, mailings, messages and statistics, the audit log, 6 operator
     # controls (pause, resume, retry, a test send and the audience preview of a new or existing
     # mailing); 6 of audiences, the facets, 3 of operator code names and 10 of schedules; 7 of the
-    # providers (5) and their routes (2).
-    assert len(api) == 50
+    # providers (5) and their routes (2); 6 of the suppression list (list, add, get, delete, CSV
+    # import and export) and the list of inbound messages.
+    assert len(api) == 57
     for method, path, operation in api:
         assert operation.get("security") == [{"BearerToken": []}], (method, path)
         assert operation["responses"]["401"]["content"]["application/problem+json"]["schema"] == PROBLEM_REF

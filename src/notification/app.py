@@ -20,6 +20,7 @@ from notification.console.plugin import ConsolePlugin
 from notification.db import sqlalchemy_config
 from notification.errors import ApiRequest, exception_handlers, problem_details_plugin
 from notification.health import HealthController
+from notification.inbound.controllers import InboundController
 from notification.jobs import job_queue_lifespan
 from notification.logging import configure_logging
 from notification.mailings.controllers import MailingController
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProviderController,
             RouteController,
             SuppressionController,
+            InboundController,
         ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.

@@ -84,11 +84,18 @@ ConsentSource = Annotated[
     str,
     msgspec.Meta(max_length=200, pattern=WITHOUT_NUL, description="Where the consent came from", examples=["web form"]),
 ]
-ConsentAt = Annotated[dt.datetime, msgspec.Meta(tz=True, description="ISO 8601 with a UTC offset")]
+ConsentAt = Annotated[
+    dt.datetime,
+    msgspec.Meta(
+        tz=True,
+        description="ISO 8601 with a UTC offset; in UTC, between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+    ),
+]
 CONSENT_DESCRIPTION = (
     "Consent to advertising stands while `consent_given_at` is set and `consent_revoked_at` is not;"
     " an advertising mailing reaches only such clients. A revocation cancels the client's pending"
-    " advertising messages at once."
+    " advertising messages at once. Rules beyond the schema, each refused with a 400 naming the field:"
+    " consent_given_at and consent_revoked_at must fall between 0001-01-01 and 9999-12-31 in UTC."
 )
 
 

@@ -138,11 +138,21 @@ _INSTANT = DateTime(timezone=True)
 
 def _instant(value: dt.datetime | None) -> str | None:
     # An import's columns travel as arrays of text; the statement casts these back.
-    return None if value is None else value.isoformat()
+    return None if value is None else value.astimezone(dt.UTC).isoformat()
 
 
 def consent_stands(client: Client) -> bool:
     return client.consent_given_at is not None and client.consent_revoked_at is None
+
+
+def _check_instants(row: ClientCreate | ClientPatch, prefix: str, errors: list[tuple[str, str]]) -> None:
+    for name in _CONSENT_INSTANTS:
+        value = getattr(row, name)
+        if isinstance(value, dt.datetime):
+            try:
+                value.astimezone(dt.UTC)
+            except OverflowError:
+                errors.append((f"{prefix}{name}", "must fall between 0001-01-01 and 9999-12-31 in UTC"))
 
 
 def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> None:
@@ -248,6 +258,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             prefix = field_prefix.format(i=i)
             _check_timezone(row.timezone, f"{prefix}timezone", errors)
             _check_attributes(row.attributes, prefix, errors)
+            _check_instants(row, prefix, errors)
             if (seen := first_row_of_phone.setdefault(row.phone, i)) != i:
                 errors.append((f"{prefix}phone", f"phone {row.phone} repeats row {seen}"))
         if errors:
@@ -301,6 +312,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             _check_timezone(changes["timezone"], "timezone", errors)
         if "attributes" in changes:
             _check_attributes(changes["attributes"], "", errors)
+        _check_instants(patch, "", errors)
         if errors:
             raise InvalidInput(errors)
         consented_before = consent_stands(client)

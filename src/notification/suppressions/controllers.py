@@ -69,7 +69,8 @@ class SuppressionController(Controller):
         summary="Import numbers from CSV, all or none",
         description="A `text/csv` body: a header naming `phone` and optionally `reason` (default"
         " operator_request) and `source` (`created_at` and `created_by` of an export are ignored), then one"
-        " number a line. Numbers already on the list are left as they were. An error names its line.",
+        " number a line. Numbers already on the list are left as they were. A body that breaks this"
+        " is refused whole with a 400 saying it must be a CSV of suppressions, naming the line (or `file`).",
         status_code=HTTP_200_OK,
         responses=problem_responses(400, 401),
     )

@@ -140,7 +140,18 @@ class SuppressionService(SQLAlchemyAsyncRepositoryService[Suppression, Suppressi
         return out.getvalue()
 
 
+CSV_RULE = "must be a CSV of suppressions"
+"""What every refusal of an import says first (the operation's description states it)."""
+
+
 def read_suppressions_csv(data: bytes) -> list[SuppressionCreate]:
+    try:
+        return _read_suppressions_csv(data)
+    except InvalidInput as exc:
+        raise InvalidInput([(field, f"{CSV_RULE}: {message}") for field, message in exc.errors]) from None
+
+
+def _read_suppressions_csv(data: bytes) -> list[SuppressionCreate]:
     """A file of suppressions: a header naming at least ``phone`` (``reason`` defaults to
     operator_request, ``source`` to empty), one number a line. Each error names its line."""
     if len(data) > MAX_IMPORT_BYTES:
