@@ -31,7 +31,8 @@ async def write_directory(
     in three of the rest gave it and revoked it), every ``suppress_every``-th is suppressed."""
     await rows(
         conninfo,
-        "INSERT INTO clients (phone, operator_code, tag, timezone, consent_given_at, consent_source, consent_revoked_at)"
+        "INSERT INTO clients"
+        " (phone, operator_code, tag, timezone, consent_given_at, consent_source, consent_revoked_at)"
         " SELECT '76' || lpad(g::text, 9, '0'), '916', %(tag)s, 'Europe/Moscow',"
         "   CASE WHEN mod(g, %(c)s) = 0 OR mod(g, 3) = 1 THEN now() - interval '1 day' END,"
         "   CASE WHEN mod(g, %(c)s) = 0 THEN 'web form' END,"
