@@ -108,3 +108,13 @@ async def test_a_bad_line_refuses_the_whole_file_naming_the_line(client: Api, db
     for body, field in cases:
         assert_problem(await client.post(f"{SUPPRESSIONS}/import", content=body.encode(), headers=CSV), 400, field)
     assert await count_rows(db, "suppressions") == 0
+
+
+async def test_a_test_send_to_a_suppressed_number_is_refused_and_sends_nothing(
+    client: Api, db: AsyncSession, fake_provider: object
+) -> None:
+    mailing = await create_mailing(client, kind="service")
+    await client.post(SUPPRESSIONS, json={"phone": "79160000020", "reason": "stop_word"})
+    refused = await client.post(f"/api/v1/mailings/{mailing['id']}/test", json={"phone": "79160000020"})
+    assert_problem(refused, 409, "phone")
+    assert await count_rows(db, "test_sends") == 0

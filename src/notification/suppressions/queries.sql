@@ -12,11 +12,10 @@ RETURNING phone
 -- name: export
 SELECT phone, reason, source, created_at, created_by FROM suppressions ORDER BY phone
 
--- name: opt_outs_between
--- The day's opt-outs, for the daily report: numbers suppressed by a stop word, and consents revoked.
-SELECT (SELECT count(*) FROM suppressions
-        WHERE reason = 'stop_word' AND created_at >= %(since)s AND created_at < %(until)s) AS stop_words,
-       (SELECT count(*) FROM suppressions
-        WHERE created_at >= %(since)s AND created_at < %(until)s) AS suppressed,
+-- name: opt_outs_of_the_day
+-- The day's opt-outs, for the daily report: numbers put on the list (by a stop word, and in all,
+-- through ix_suppressions_created_at) and consents revoked (a scan of the clients: once a day).
+SELECT count(*) FILTER (WHERE reason = 'stop_word') AS stop_words, count(*) AS suppressed,
        (SELECT count(*) FROM clients
-        WHERE consent_revoked_at >= %(since)s AND consent_revoked_at < %(until)s) AS consents_revoked
+        WHERE consent_revoked_at >= %(day_start)s AND consent_revoked_at < %(day_end)s) AS consents_revoked
+FROM suppressions WHERE created_at >= %(day_start)s AND created_at < %(day_end)s

@@ -23,12 +23,10 @@ from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.clients.services import PHONE_LENGTH
 from notification.errors import Conflict, InvalidInput, NotFound
-from notification.lib.sql import load
 from notification.messages.state import state
 from notification.suppressions.models import Suppression, SuppressionReason
+from notification.suppressions.queries import statements
 from notification.suppressions.schemas import SuppressionCreate, SuppressionRead
-
-statements = load(__package__, "queries.sql")
 
 CSV_COLUMNS = ("phone", "reason", "source", "created_at", "created_by")
 """What an export writes; an import reads phone, reason and source and ignores the other two (the
