@@ -118,3 +118,28 @@ async def test_a_test_send_to_a_suppressed_number_is_refused_and_sends_nothing(
     refused = await client.post(f"/api/v1/mailings/{mailing['id']}/test", json={"phone": "79160000020"})
     assert_problem(refused, 409, "phone")
     assert await count_rows(db, "test_sends") == 0
+
+
+async def test_consent_travels_through_the_csv_import_and_the_api(console: object, db: AsyncSession) -> None:
+    from tests.console_client import Console
+
+    assert isinstance(console, Console)
+    content = (
+        b"phone,timezone,consent_given_at,consent_source,consent_revoked_at,city\n"
+        b"79161230001,Europe/Moscow,2026-11-01T10:00:00+03:00,web form,,Kazan\n"
+        b"79161230002,Europe/Moscow,2026-11-01T10:00:00+03:00,shop,2026-11-20T09:00:00Z,\n"
+        b"79161230003,Europe/Moscow,,,,\n"
+    )
+    response = await console.upload("/admin/clients/import", content)
+    assert response.status_code in {200, 303}, response.text
+    found = await rows_of(
+        db,
+        "SELECT phone || ' ' || coalesce(to_char(consent_given_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '-')"
+        " || ' ' || coalesce(consent_source, '-') || ' ' || (consent_revoked_at IS NOT NULL)::text"
+        " || ' ' || coalesce(attributes ->> 'city', '-') FROM clients ORDER BY phone",
+    )
+    assert found == [
+        "79161230001 2026-11-01 07:00 web form false Kazan",
+        "79161230002 2026-11-01 07:00 shop true -",
+        "79161230003 - - false -",
+    ]

@@ -29,6 +29,7 @@ TABLES = (
     "operator_code_names",
     "providers",
     "provider_routes",
+    "suppressions",
 )
 # A form that would be accepted if the route let it through: each field any console form asks for.
 FORM = {
