@@ -3,7 +3,8 @@ in this process, on a clone of the test template instead of a freshly migrated d
 figures printed. The sizes say nothing about speed; the README's figures come from full runs.
 
 Run here: bench/bulk_import.py, bench/console.py, bench/counter_writes.py, bench/delivery.py,
-bench/facets.py, bench/partitioning.py, bench/planning_consent.py, bench/preview.py, bench/rate_limit.py, bench/stats.py;
+bench/facets.py, bench/partitioning.py, bench/planning_consent.py, bench/preview.py, bench/rate_limit.py,
+bench/stats.py;
 ``test_every_benchmark_has_a_smoke_run`` keeps the list whole."""
 
 from __future__ import annotations
