@@ -159,3 +159,32 @@ async def test_consent_revoked_mid_mailing_stops_that_clients_pending_advertisin
     cancelled = {phone for phone, message_id in doomed.items() if final[message_id] == "no_consent"}
     assert cancelled == set(doomed) - requested
     assert cancelled
+
+
+async def test_an_smsc_saying_the_number_does_not_exist_suppresses_it_when_the_setting_says_so(
+    client: Api, settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    db = settings.psycopg_conninfo
+    directory = await write_directory(db, 6, consent_every=1, suppress_every=10**9)
+    reached = len(directory.reached("service"))
+    no_such_number = 0x0B  # ESME_RINVDSTADR
+    async with serve_fake_smsc(FakeSmscOptions(status_rates={no_such_number: 1.0})) as smsc:
+        smpp = {"host": "127.0.0.1", "port": smsc.port, "system_id": "notification"}
+        stored = await client.post("/api/v1/providers", json={"name": "smsc", "kind": "smpp", "settings": smpp})
+        assert stored.status_code == 201, stored.text
+        start_worker(SUPPRESS_INVALID_NUMBERS="true")
+        mailing = await create_mailing(client, kind="service")
+        await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["failed"] == reached, timeout_s=30)
+        suppressed = await wait_for(
+            lambda: rows(
+                db, "SELECT reason, created_by, count(*) FROM suppressions WHERE created_by <> 'test' GROUP BY 1, 2"
+            ),
+            lambda r: r == [("invalid_number", "provider:smsc", reached)],
+            timeout_s=10,
+        )
+        assert suppressed
+        again = await create_mailing(client, kind="service")
+        read = await wait_for(
+            lambda: client.get(f"/api/v1/mailings/{again['id']}"), lambda r: r.json()["left_out"] is not None
+        )
+        assert read.json()["left_out"] == {"suppressed": 6, "no_consent": 0}

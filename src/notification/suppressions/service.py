@@ -23,7 +23,9 @@ from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.clients.services import PHONE_LENGTH
 from notification.errors import Conflict, InvalidInput, NotFound
+from notification.messages.models import ErrorKind
 from notification.messages.state import state
+from notification.provider.base import SendResult
 from notification.suppressions.models import Suppression, SuppressionReason
 from notification.suppressions.queries import statements
 from notification.suppressions.schemas import SuppressionCreate, SuppressionRead
@@ -60,6 +62,15 @@ async def suppress_with_cursor(cur: AsyncCursor[Any], rows: Sequence[Suppression
     if added:
         await cur.execute(state["cancel_of_suppressed_phones"], {"phones": added})
     return added
+
+
+ESME_RINVDSTADR = 0x0B
+"""SMPP's "invalid destination address": the one permanent answer that says the number does not exist.
+An HTTP provider of this service's contract has no such answer (its 4xx say nothing of the number)."""
+
+
+def means_no_such_number(result: SendResult) -> bool:
+    return result.error_kind is ErrorKind.SMPP_STATUS and result.status_code == ESME_RINVDSTADR
 
 
 def _rows_params(rows: Sequence[SuppressionCreate], created_by: str) -> dict[str, Any]:
