@@ -60,6 +60,9 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "report_retry_base_s": 60.0,
     "report_retry_max_s": 1800.0,
     "schedule_lead_s": 600.0,
+    "stop_words": ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "СТОП", "ОТПИСАТЬСЯ", "ОТПИСКА"),
+    "stop_reply": "",
+    "suppress_invalid_numbers": False,
 }
 README = Path(__file__).resolve().parents[1] / "README.md"
 # A row of the settings table: | `NOTIFICATION_X` | default | meaning |

@@ -36,6 +36,7 @@ SEND_QUEUE = "sending"
 MAINTENANCE_QUEUE = "maintenance"
 REPORT_QUEUE = "reports"
 PLAN_LOCK_PREFIX = "mailing-"
+STOP_REPLY_TASK = f"{INBOUND_NAMESPACE}:send_stop_reply"
 
 _Value = TypeVar("_Value")
 
@@ -66,6 +67,18 @@ async def schedule_planning(
     except AlreadyEnqueued:
         return False
     return True
+
+
+_BY_NAME = App(connector=PsycopgConnector(conninfo=""))
+"""Defers by name on the caller's own connection: it needs no pool of its own, and opens none."""
+
+
+async def defer_stop_reply(conn: AsyncConnection, provider: str, phone: str, inbound_id: int) -> None:
+    """The reply to a stop word, deferred in the caller's transaction (the one storing the word):
+    by name, so that the API and the SMPP hook need none of the worker's code."""
+    await _BY_NAME.configure_task(STOP_REPLY_TASK, connection=conn, queue=MAINTENANCE_QUEUE).defer_async(
+        provider=provider, phone=phone, inbound_id=inbound_id
+    )
 
 
 def context_value(context: JobContext, key: str, kind: type[_Value]) -> _Value:

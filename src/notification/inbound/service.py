@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
-from procrastinate import App, PsycopgConnector
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from notification.config import Settings
-from notification.jobs import INBOUND_NAMESPACE, MAINTENANCE_QUEUE
+from notification.jobs import defer_stop_reply
 from notification.lib.sql import load
 from notification.suppressions.models import SuppressionReason
 from notification.suppressions.schemas import SuppressionCreate
@@ -27,9 +26,6 @@ logger = structlog.get_logger(__name__)
 
 statements = load(__package__, "queries.sql")
 
-REPLY_TASK = f"{INBOUND_NAMESPACE}:send_stop_reply"
-# Deferring by name needs no connector of its own: the job is written on the caller's connection.
-_deferrer = App(connector=PsycopgConnector(conninfo=""))
 _ELEVEN_DIGITS = re.compile(r"^7[0-9]{10}$")
 NATIONAL_LENGTH = 10
 
@@ -93,9 +89,7 @@ async def receive_inbound(
             row = SuppressionCreate(number, SuppressionReason.STOP_WORD, f"stop word through {provider}"[:200])
             suppressed = bool(await suppress_with_cursor(cur, [row], f"inbound:{provider}"[:320]))
         if stop and settings.stop_reply:
-            await _deferrer.configure_task(REPLY_TASK, connection=conn, queue=MAINTENANCE_QUEUE).defer_async(
-                provider=provider, phone=phone, inbound_id=stored["id"]
-            )
+            await defer_stop_reply(conn, provider, phone, stored["id"])
     logger.info(
         "inbound message stored",
         provider=provider,

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 import structlog
 from procrastinate import Blueprint, JobContext, RetryStrategy
 
-from notification.delivery.sending import Delivery
-from notification.jobs import MAINTENANCE_QUEUE, context_value, settings_of
-from notification.provider.base import Outcome, OutgoingMessage
+from notification.jobs import MAINTENANCE_QUEUE, settings_of
+from notification.provider.base import Outcome, OutgoingMessage, Provider
 
 logger = structlog.get_logger(__name__)
 
 blueprint = Blueprint()
+
+
+class _Lane(Protocol):
+    provider: Provider
+
+
+class _Lanes(Protocol):
+    """What this task needs of the worker's delivery: its providers by name (the engine itself is
+    the worker's to import)."""
+
+    @property
+    def lanes(self) -> Mapping[str, _Lane]: ...
+
 
 STOP_REPLY_IDS_FROM = 2**61
 """A reply's id, which the provider takes as its idempotency key, is this plus the inbound message's:
@@ -23,8 +38,8 @@ async def send_stop_reply(context: JobContext, provider: str, phone: str, inboun
     """The confirmation goes to a number just suppressed: it is the one message the list lets
     through, and only in answer to the stop word itself."""
     settings = settings_of(context)
-    delivery = context_value(context, "delivery", Delivery)
-    lane = delivery.lanes.get(provider)
+    delivery: _Lanes | None = context.additional_context.get("delivery")
+    lane = delivery.lanes.get(provider) if delivery is not None else None
     if lane is None or not settings.stop_reply:
         logger.warning("stop reply not sent: no such provider here, or no reply set", provider=provider)
         return
