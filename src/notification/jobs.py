@@ -37,6 +37,7 @@ MAINTENANCE_QUEUE = "maintenance"
 REPORT_QUEUE = "reports"
 PLAN_LOCK_PREFIX = "mailing-"
 STOP_REPLY_TASK = f"{INBOUND_NAMESPACE}:send_stop_reply"
+STOP_REPLY_PRIORITY = 10
 
 _Value = TypeVar("_Value")
 
@@ -76,9 +77,10 @@ _BY_NAME = App(connector=PsycopgConnector(conninfo=""))
 async def defer_stop_reply(conn: AsyncConnection, provider: str, phone: str, inbound_id: int) -> None:
     """The reply to a stop word, deferred in the caller's transaction (the one storing the word):
     by name, so that the API and the SMPP hook need none of the worker's code."""
-    await _BY_NAME.configure_task(STOP_REPLY_TASK, connection=conn, queue=MAINTENANCE_QUEUE).defer_async(
-        provider=provider, phone=phone, inbound_id=inbound_id
-    )
+    # Ahead of the send batches queued meanwhile: the subscriber waits for the confirmation.
+    await _BY_NAME.configure_task(
+        STOP_REPLY_TASK, connection=conn, queue=MAINTENANCE_QUEUE, priority=STOP_REPLY_PRIORITY
+    ).defer_async(provider=provider, phone=phone, inbound_id=inbound_id)
 
 
 def context_value(context: JobContext, key: str, kind: type[_Value]) -> _Value:

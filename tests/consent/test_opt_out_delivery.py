@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from notification.config import Settings
 from notification.dev.fake_provider import RunningFakeProvider
-from notification.dev.fake_smsc import DeliverRecord, FakeSmscOptions, serve_fake_smsc
+from notification.dev.fake_smsc import DeliverRecord, FakeSmscOptions, SubmitRecord, serve_fake_smsc
 from tests.api import Api, create_mailing
 from tests.consent.audience import write_directory
 from tests.delivery.observe import counts, jobs_left, rows
@@ -19,6 +19,7 @@ from tests.waiting import wait_for
 from tests.workers import WorkerProcess
 
 BOUND_S = 1.0
+REPLY = "You will get no more messages from us."
 SEND_TASK = "delivery:send_messages"
 
 
@@ -47,6 +48,10 @@ async def test_advertising_skips_clients_without_consent_and_suppressed_ones_ser
         read = (await client.get(f"/api/v1/mailings/{mailing['id']}")).json()
         no_consent = directory.not_consenting - directory.suppressed if kind == "advertising" else set()
         assert read["left_out"] == {"suppressed": len(directory.suppressed), "no_consent": len(no_consent)}
+
+
+async def _replies(submits: list[SubmitRecord]) -> list[str]:
+    return sorted(s.destination_addr for s in submits if s.text == REPLY)
 
 
 async def _answered(delivers: list[DeliverRecord]) -> list[AnsweredDeliver]:
@@ -83,8 +88,8 @@ async def test_a_stop_over_smpp_mid_mailing_stops_that_numbers_pending_message_w
             "/api/v1/providers", json={"name": "smsc", "kind": "smpp", "settings": smpp, "window": 100}
         )
         assert stored.status_code == 201, stored.text
-        start_worker()
-        mailing = await create_mailing(client, kind="advertising")
+        start_worker(STOP_REPLY=REPLY)
+        mailing = await create_mailing(client, kind="advertising", text="Sale")
         await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 150, timeout_s=30)
         doomed = await _claimed_not_sent(db, mailing["id"], {s.destination_addr for s in smsc.submits()}, 20)
         assert len(doomed) == 20, "the stop words must find claimed messages not yet submitted"
@@ -103,7 +108,11 @@ async def test_a_stop_over_smpp_mid_mailing_stops_that_numbers_pending_message_w
         stopped_at = {phone: d.answered_at.timestamp() for phone, d in zip(doomed, delivers, strict=True)}
         await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["pending"] == 0, timeout_s=60)
         await wait_for(lambda: jobs_left(db, SEND_TASK), lambda n: n == 0, timeout_s=30)
-        submits = smsc.submits()
+        # The reply to each stop word: a job of its own, through the SMSC the word came from.
+        await wait_for(
+            lambda: _replies(smsc.submits()), lambda replied: replied == sorted(doomed), timeout_s=30, interval_s=0.2
+        )
+        submits = [s for s in smsc.submits() if s.text != REPLY]
 
     late = [
         s.received_at.timestamp() - stopped_at[s.destination_addr]

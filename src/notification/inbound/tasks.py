@@ -33,7 +33,9 @@ STOP_REPLY_IDS_FROM = 2**61
 a range neither messages (from 1) nor test sends (from 2**62) reach."""
 
 
-@blueprint.task(name="send_stop_reply", queue=MAINTENANCE_QUEUE, retry=RetryStrategy(max_attempts=5, wait=5))
+@blueprint.task(
+    name="send_stop_reply", queue=MAINTENANCE_QUEUE, retry=RetryStrategy(max_attempts=5, wait=5), pass_context=True
+)
 async def send_stop_reply(context: JobContext, provider: str, phone: str, inbound_id: int) -> None:
     """The confirmation goes to a number just suppressed: it is the one message the list lets
     through, and only in answer to the stop word itself."""
