@@ -81,7 +81,7 @@ async def test_a_stop_over_smpp_mid_mailing_stops_that_numbers_pending_message_w
     client: Api, settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     db = settings.psycopg_conninfo
-    await write_directory(db, 1_500, consent_every=1, suppress_every=10**9)
+    await write_directory(db, 800, consent_every=1, suppress_every=10**9)
     async with serve_fake_smsc(FakeSmscOptions(latency_ms=400, latency_jitter_ms=300, seed=25)) as smsc:
         smpp = {"host": "127.0.0.1", "port": smsc.port, "system_id": "notification"}
         stored = await client.post(
@@ -90,7 +90,7 @@ async def test_a_stop_over_smpp_mid_mailing_stops_that_numbers_pending_message_w
         assert stored.status_code == 201, stored.text
         start_worker(STOP_REPLY=REPLY)
         mailing = await create_mailing(client, kind="advertising", text="Sale")
-        await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 150, timeout_s=30)
+        await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 100, timeout_s=30)
         doomed = await _claimed_not_sent(db, mailing["id"], {s.destination_addr for s in smsc.submits()}, 20)
         assert len(doomed) == 20, "the stop words must find claimed messages not yet submitted"
 
@@ -135,11 +135,11 @@ async def test_consent_revoked_mid_mailing_stops_that_clients_pending_advertisin
     client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     db = settings.psycopg_conninfo
-    await write_directory(db, 1_500, consent_every=1, suppress_every=10**9)
+    await write_directory(db, 800, consent_every=1, suppress_every=10**9)
     fake_provider.set_options(latency_ms=400, latency_jitter_ms=300, seed=25)
     start_worker()
     mailing = await create_mailing(client, kind="advertising")
-    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 150, timeout_s=30)
+    await wait_for(lambda: counts(db, mailing["id"]), lambda c: c["sent"] >= 100, timeout_s=30)
     doomed = await _claimed_not_sent(db, mailing["id"], {a.phone for a in fake_provider.arrivals()}, 20)
     assert len(doomed) == 20
 
