@@ -1,1 +1,0 @@
-"""A client's consent to advertising: given, from what source, revoked."""
