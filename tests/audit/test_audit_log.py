@@ -328,6 +328,42 @@ async def _console_name_code(s: Session) -> None:
 
 # Each changing route, the request that exercises it and the row it must write (action, entity).
 # A route added without an entry here fails the test below: add the request that exercises it.
+async def _api_suppress(s: Session) -> None:
+    await s.api_call("POST", "/api/v1/suppressions", 201, json={"phone": "79160000301", "reason": "complaint"})
+
+
+async def _api_unsuppress(s: Session) -> None:
+    await s.api_call("DELETE", "/api/v1/suppressions/79160000301", 204)
+
+
+async def _api_import_suppressions(s: Session) -> None:
+    body = b"phone,reason\n79160000302,stop_word\n"
+    answer = await s.api.post(
+        "/api/v1/suppressions/import",
+        content=body,
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def _console_suppress(s: Session) -> None:
+    await s.form("/admin/suppressions", {"phone": "79160000303", "reason": "operator_request", "source": ""})
+
+
+async def _console_unsuppress(s: Session) -> None:
+    await s.form("/admin/suppressions/79160000303/delete")
+
+
+async def _console_import_suppressions(s: Session) -> None:
+    answer = await s.console.client.post(
+        "/admin/suppressions/import",
+        data={"_csrf_token": s.console.csrf},
+        files={"file": ("numbers.csv", b"phone\n79160000304\n", "text/csv")},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+
+
 EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str, str]] = {
     ("POST", "/api/v1/clients"): (_api_client, "create", "client"),
     ("POST", "/api/v1/clients/bulk"): (_api_import, "import", "client"),
@@ -382,6 +418,12 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
     ("POST", "/admin/providers"): (_console_provider, "create", "provider"),
     ("POST", "/admin/providers/{provider_id:int}"): (_console_update_provider, "update", "provider"),
     ("POST", "/admin/providers/routes"): (_console_routes, "update", "routes"),
+    ("POST", "/api/v1/suppressions"): (_api_suppress, "create", "suppression"),
+    ("DELETE", "/api/v1/suppressions/{phone:str}"): (_api_unsuppress, "delete", "suppression"),
+    ("POST", "/api/v1/suppressions/import"): (_api_import_suppressions, "import", "suppression"),
+    ("POST", "/admin/suppressions"): (_console_suppress, "create", "suppression"),
+    ("POST", "/admin/suppressions/{phone:str}/delete"): (_console_unsuppress, "delete", "suppression"),
+    ("POST", "/admin/suppressions/import"): (_console_import_suppressions, "import", "suppression"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
 
@@ -457,6 +499,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
 
     mailing_fields = {
         "text": (None, "Winter sale"),
+        "kind": (None, "service"),
         "start_at": (None, mailing["start_at"]),
         "end_at": (None, mailing["end_at"]),
         "filter": (None, {"operator_codes": [], "tags": [], "attributes": {}}),
@@ -510,6 +553,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
             "mailing",
             mailing["id"],
             text=("Winter sale!", None),
+            kind=("service", None),
             start_at=(mailing["start_at"], None),
             end_at=(mailing["end_at"], None),
             filter=({"operator_codes": [], "tags": [], "attributes": {}}, None),
