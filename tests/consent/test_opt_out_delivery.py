@@ -21,7 +21,7 @@ from tests.workers import WorkerProcess
 
 BOUND_S = 1.0
 PACE = 100
-"""Parts per second the provider takes in the mid-mailing tests: 500 messages drain in 5 s."""
+"""Parts per second the provider takes in the mid-mailing tests: 300 messages drain in 3 s."""
 REPLY = "You will get no more messages from us."
 SEND_TASK = "delivery:send_messages"
 
@@ -85,7 +85,7 @@ async def test_a_stop_over_smpp_mid_mailing_stops_that_numbers_pending_message_w
     client: Api, settings: Settings, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     db = settings.psycopg_conninfo
-    await write_directory(db, 500, consent_every=1, suppress_every=10**9)
+    await write_directory(db, 300, consent_every=1, suppress_every=10**9)
     async with serve_fake_smsc(FakeSmscOptions(latency_ms=50, seed=25)) as smsc:
         smpp = {"host": "127.0.0.1", "port": smsc.port, "system_id": "notification"}
         # Paced: the claimed batch drains over seconds whatever the machine's speed, so the stop
@@ -140,7 +140,7 @@ async def test_consent_revoked_mid_mailing_stops_that_clients_pending_advertisin
     client: Api, settings: Settings, fake_provider: RunningFakeProvider, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     db = settings.psycopg_conninfo
-    await write_directory(db, 500, consent_every=1, suppress_every=10**9)
+    await write_directory(db, 300, consent_every=1, suppress_every=10**9)
     fake_provider.set_options(latency_ms=50, seed=25)
     start_worker(PROVIDER_RATE_LIMIT=str(PACE))
     mailing = await create_mailing(client, kind="advertising")
