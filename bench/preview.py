@@ -72,6 +72,7 @@ def main() -> None:
         start_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
         base = {
             "text": "Скидка 20% на всё до конца недели!",
+            "kind": "service",
             "start_at": start_at.isoformat(),
             "end_at": (start_at + dt.timedelta(hours=6)).isoformat(),
             "send_window": {"start": "09:00", "end": "21:00"},

@@ -118,6 +118,7 @@ def main() -> None:
                 f"http://127.0.0.1:{api_port}/api/v1/mailings",
                 json={
                     "text": args.text,
+                    "kind": "service",
                     "start_at": (now - dt.timedelta(seconds=1)).isoformat(),
                     "end_at": (now + dt.timedelta(hours=1)).isoformat(),
                 },

@@ -55,6 +55,7 @@ async def create_mailing(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any
     now = utc_now()
     body = {
         "text": "Winter sale",
+        "kind": "service",
         "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
         "end_at": (now + dt.timedelta(hours=1)).isoformat(),
         **fields,

@@ -9,7 +9,7 @@ from polyfactory.factories.sqlalchemy_factory import SQLAlchemyFactory
 
 from notification.clients.models import Client
 from notification.clients.schemas import ClientCreate
-from notification.mailings.models import Mailing
+from notification.mailings.models import Mailing, MailingKind
 from notification.mailings.schemas import MailingCreate, MailingFilter
 from notification.mailings.sms import measure
 
@@ -30,6 +30,9 @@ class ClientFactory(SQLAlchemyFactory[Client]):
     tag = Use(lambda: ClientFactory.__random__.choice(["", "vip", "new"]))
     timezone = Use(lambda: ClientFactory.__random__.choice(TIMEZONES))
     attributes = Use(dict)
+    consent_given_at = None
+    consent_source = None
+    consent_revoked_at = None
     created_at = Use(lambda: dt.datetime.now(dt.UTC))
     updated_at = Use(lambda: dt.datetime.now(dt.UTC))
 
@@ -39,6 +42,9 @@ class MailingFactory(SQLAlchemyFactory[Mailing]):
     __set_primary_key__ = False
 
     text = Use(lambda: "Hello from the factory")
+    kind = MailingKind.SERVICE.value
+    left_out_suppressed = None
+    left_out_no_consent = None
     start_at = Use(lambda: dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     end_at = Use(lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     filter_operator_codes = Use(list)
@@ -68,10 +74,15 @@ class ClientCreateFactory(MsgspecFactory[ClientCreate]):
     operator_code = None
     tag = Use(lambda: ClientCreateFactory.__random__.choice(["", "vip", "new"]))
     attributes = Use(dict)
+    # No consent unless a test gives it: a client that agreed to advertising is a choice.
+    consent_given_at = None
+    consent_source = None
+    consent_revoked_at = None
 
 
 class MailingCreateFactory(MsgspecFactory[MailingCreate]):
     text = Use(lambda: "Hello")
+    kind = MailingKind.SERVICE
     start_at = Use(lambda: dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
     end_at = Use(lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     filter = Use(MailingFilter)

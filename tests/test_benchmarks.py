@@ -3,8 +3,8 @@ in this process, on a clone of the test template instead of a freshly migrated d
 figures printed. The sizes say nothing about speed; the README's figures come from full runs.
 
 Run here: bench/bulk_import.py, bench/console.py, bench/counter_writes.py, bench/delivery.py,
-bench/facets.py, bench/partitioning.py, bench/preview.py, bench/rate_limit.py, bench/stats.py,
-bench/webhooks.py;
+bench/facets.py, bench/partitioning.py, bench/planning_consent.py, bench/preview.py, bench/rate_limit.py,
+bench/stats.py, bench/webhooks.py;
 ``test_every_benchmark_has_a_smoke_run`` keeps the list whole."""
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     "partitioning": (
         ["--messages", "2000", "--mailings", "10", "--clients", "500", "--per-partition", "5", "--repeat", "1"],
         [r"claim", r"partition"],
+    ),
+    "planning_consent": (
+        ["--clients", "2000", "--suppressed", "200", "--rounds", "1"],
+        [
+            r"round 1 without\s+[\d.]+ s, 2,000 messages, 0 left out",
+            r"round 1 with\s+[\d.]+ s, 1,800 messages, 200 left out",
+        ],
     ),
     "preview": (["--clients", "300", "--runs", "1"], [r"ms"]),
     "rate_limit": (["--limit", "40", "--seconds", "1", "--latency-ms", "0"], [r"busiest 1 s window\s+\d+ parts"]),

@@ -66,6 +66,9 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "webhook_retry_max_s": 600.0,
     "webhook_disable_after_s": 86400.0,
     "webhook_retention_s": 604800.0,
+    "stop_words": ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "СТОП", "ОТПИСАТЬСЯ", "ОТПИСКА"),
+    "stop_reply": "",
+    "suppress_invalid_numbers": False,
 }
 README = Path(__file__).resolve().parents[1] / "README.md"
 # A row of the settings table: | `NOTIFICATION_X` | default | meaning |

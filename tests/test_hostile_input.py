@@ -30,6 +30,7 @@ def mailing_body(**overrides: Any) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     body = {
         "text": "Spring sale",
+        "kind": "service",
         "start_at": (now + dt.timedelta(days=30)).isoformat(),
         "end_at": (now + dt.timedelta(days=31)).isoformat(),
     }

@@ -115,6 +115,7 @@ async def test_one_id_finds_every_line_about_it(
         "/api/v1/mailings",
         json={
             "text": "Spring sale",
+            "kind": "service",
             "start_at": (utc_now() - dt.timedelta(minutes=1)).isoformat(),
             "end_at": (utc_now() + dt.timedelta(hours=1)).isoformat(),
             "filter": {"tags": ["logs"]},

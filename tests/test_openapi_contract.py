@@ -57,8 +57,9 @@ def test_every_operation_of_the_api_is_protected_and_documents_its_401(document:
     # controls (pause, resume, retry, a test send and the audience preview of a new or existing
     # mailing); 6 of audiences, the facets, 3 of operator code names and 10 of schedules; 7 of the
     # providers (5) and their routes (2); 7 of webhook endpoints (5, the rotation of a secret and the
-    # deliveries).
-    assert len(api) == 57
+    # deliveries); 6 of the suppression list (list, add, get, delete, CSV import and export) and the
+    # list of inbound messages.
+    assert len(api) == 64
     for method, path, operation in api:
         assert operation.get("security") == [{"BearerToken": []}], (method, path)
         assert operation["responses"]["401"]["content"]["application/problem+json"]["schema"] == PROBLEM_REF

@@ -48,6 +48,7 @@ _PRELOADED = [
     "notification.delivery.sending",
     "notification.delivery.tasks",
     "notification.idempotency.tasks",
+    "notification.inbound.tasks",
     "notification.provider.metrics",
     "notification.provider.registry",
     "notification.reports.tasks",

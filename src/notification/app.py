@@ -20,6 +20,7 @@ from notification.console.plugin import ConsolePlugin
 from notification.db import sqlalchemy_config
 from notification.errors import ApiRequest, exception_handlers, problem_details_plugin
 from notification.health import HealthController
+from notification.inbound.controllers import InboundController
 from notification.jobs import job_queue_lifespan
 from notification.logging import configure_logging
 from notification.mailings.controllers import MailingController
@@ -34,6 +35,7 @@ from notification.security.headers import security_headers
 from notification.security.throttle import STATE_KEY as THROTTLE_STATE_KEY
 from notification.security.throttle import SignInThrottle
 from notification.stats.controllers import StatsController
+from notification.suppressions.controllers import SuppressionController
 from notification.test_sends.controllers import TestSendController
 from notification.webhooks.controllers import WebhookController
 
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProviderController,
             RouteController,
             WebhookController,
+            SuppressionController,
+            InboundController,
         ],
         guards=[require_token(settings.api_tokens)],
         # Who makes a request's changes, for the audit rows written with them.

@@ -93,6 +93,23 @@ class Settings:
     report holds it for four times this before another may presume it dead and try."""
     report_retry_base_s: float = 60.0
     report_retry_max_s: float = 1800.0
+    stop_words: tuple[str, ...] = (
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "СТОП",
+        "ОТПИСАТЬСЯ",
+        "ОТПИСКА",
+    )
+    """Texts of an inbound message (the whole of it, trimmed, any case) that put its sender on the
+    suppression list (comma separated)."""
+    stop_reply: str = ""
+    """The text sent back, through the provider it came from, to a stop word; empty = no reply."""
+    suppress_invalid_numbers: bool = False
+    """A provider's permanent answer that the number does not exist puts it on the suppression list."""
     schedule_lead_s: float = 600.0
     """How long before its start an occurrence of a schedule becomes a mailing (a worker looks every minute)."""
     webhook_timeout_s: float = 10.0

@@ -29,6 +29,7 @@ STATS_NAMESPACE = "stats"
 IDEMPOTENCY_NAMESPACE = "idempotency"
 SCHEDULES_NAMESPACE = "schedules"
 WEBHOOKS_NAMESPACE = "webhooks"
+INBOUND_NAMESPACE = "inbound"
 PLAN_TASK = f"{DELIVERY_NAMESPACE}:plan_mailing"
 SEND_TASK = f"{DELIVERY_NAMESPACE}:send_messages"
 PLAN_QUEUE = "planning"
@@ -38,6 +39,8 @@ REPORT_QUEUE = "reports"
 WEBHOOK_QUEUE = "webhooks"
 WEBHOOK_DISPATCH_LOCK = "webhooks-dispatch"
 PLAN_LOCK_PREFIX = "mailing-"
+STOP_REPLY_TASK = f"{INBOUND_NAMESPACE}:send_stop_reply"
+STOP_REPLY_PRIORITY = 10
 
 _Value = TypeVar("_Value")
 
@@ -68,6 +71,19 @@ async def schedule_planning(
     except AlreadyEnqueued:
         return False
     return True
+
+
+_BY_NAME = App(connector=PsycopgConnector(conninfo=""))
+"""Defers by name on the caller's own connection: it needs no pool of its own, and opens none."""
+
+
+async def defer_stop_reply(conn: AsyncConnection, provider: str, phone: str, inbound_id: int) -> None:
+    """The reply to a stop word, deferred in the caller's transaction (the one storing the word):
+    by name, so that the API and the SMPP hook need none of the worker's code."""
+    # Ahead of the send batches queued meanwhile: the subscriber waits for the confirmation.
+    await _BY_NAME.configure_task(
+        STOP_REPLY_TASK, connection=conn, queue=MAINTENANCE_QUEUE, priority=STOP_REPLY_PRIORITY
+    ).defer_async(provider=provider, phone=phone, inbound_id=inbound_id)
 
 
 def context_value(context: JobContext, key: str, kind: type[_Value]) -> _Value:

@@ -6,6 +6,7 @@ from notification.clients.models import Client
 from notification.console.sessions import ConsoleSession
 from notification.db import Base
 from notification.idempotency.models import IdempotencyKey
+from notification.inbound.models import InboundMessage
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
 from notification.provider.models import ProviderConfigVersion, ProviderRateBudget, ProviderRoute, StoredProvider
@@ -13,6 +14,7 @@ from notification.reports.models import ReportDelivery
 from notification.schedules.models import Schedule
 from notification.security.models import SignInFailures
 from notification.stats.models import ClientCount, MessageCount, MessageSendsPerMinute
+from notification.suppressions.models import Suppression
 from notification.test_sends.models import TestSend
 from notification.webhooks.models import WebhookEndpoint, WebhookOutbox
 
@@ -25,6 +27,7 @@ __all__ = (
     "ClientFacetCount",
     "ConsoleSession",
     "IdempotencyKey",
+    "InboundMessage",
     "Mailing",
     "Message",
     "MessageCount",
@@ -38,6 +41,7 @@ __all__ = (
     "Schedule",
     "SignInFailures",
     "StoredProvider",
+    "Suppression",
     "TestSend",
     "WebhookEndpoint",
     "WebhookOutbox",

@@ -22,9 +22,11 @@ from notification.config import Settings, get_settings
 from notification.delivery.sending import Delivery
 from notification.delivery.tasks import blueprint as delivery_tasks
 from notification.idempotency.tasks import blueprint as idempotency_tasks
+from notification.inbound.tasks import blueprint as inbound_tasks
 from notification.jobs import (
     DELIVERY_NAMESPACE,
     IDEMPOTENCY_NAMESPACE,
+    INBOUND_NAMESPACE,
     REPORTS_NAMESPACE,
     SCHEDULES_NAMESPACE,
     STATS_NAMESPACE,
@@ -149,6 +151,7 @@ def _create_app(settings: Settings) -> WorkerApp:
     job_queue.add_tasks_from(idempotency_tasks, namespace=IDEMPOTENCY_NAMESPACE)
     job_queue.add_tasks_from(schedule_tasks, namespace=SCHEDULES_NAMESPACE)
     job_queue.add_tasks_from(webhook_tasks, namespace=WEBHOOKS_NAMESPACE)
+    job_queue.add_tasks_from(inbound_tasks, namespace=INBOUND_NAMESPACE)
     return job_queue
 
 

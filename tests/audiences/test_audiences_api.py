@@ -48,6 +48,7 @@ async def test_a_mailing_takes_an_audience_or_a_filter_never_both(client: Api) -
     now = utc_now()
     body = {
         "text": "Hi",
+        "kind": "service",
         "start_at": (now + dt.timedelta(hours=1)).isoformat(),
         "end_at": (now + dt.timedelta(hours=2)).isoformat(),
     }
@@ -68,7 +69,12 @@ async def test_the_preview_counts_who_the_audience_matches_now(client: Api) -> N
     await add_clients(client, 2, tag="other")
     audience = await create_audience(client)
     now = utc_now()
-    body = {"text": "Hi", "start_at": now.isoformat(), "end_at": (now + dt.timedelta(hours=1)).isoformat()}
+    body = {
+        "text": "Hi",
+        "kind": "service",
+        "start_at": now.isoformat(),
+        "end_at": (now + dt.timedelta(hours=1)).isoformat(),
+    }
     preview = await client.post(f"{MAILINGS}/preview", json={**body, "audience_id": audience["id"]})
     assert preview.status_code == 200, preview.text
     assert preview.json()["clients"] == 3
@@ -98,6 +104,7 @@ async def test_an_audience_in_use_is_not_deleted(client: Api, db: AsyncSession) 
             "name": "Daily",
             "text": "Hi",
             "rrule": "FREQ=DAILY;COUNT=7",
+            "kind": "service",
             "starts": "2030-12-05T10:00",
             "timezone": "Europe/Moscow",
             "duration_minutes": 60,

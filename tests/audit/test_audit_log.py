@@ -31,7 +31,7 @@ def _iso(moment: dt.datetime) -> str:
 
 def _mailing_body(text: str = "Winter sale") -> dict[str, Any]:
     start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(hours=1)
-    return {"text": text, "start_at": _iso(start), "end_at": _iso(start + dt.timedelta(hours=1))}
+    return {"text": text, "kind": "service", "start_at": _iso(start), "end_at": _iso(start + dt.timedelta(hours=1))}
 
 
 def changing_routes(app: Litestar) -> set[tuple[str, str]]:
@@ -270,6 +270,7 @@ _SCHEDULE = {
     "name": "Daily",
     "text": "Deals",
     "rrule": "FREQ=DAILY;COUNT=7",
+    "kind": "service",
     "starts": "2036-12-05T10:00",
     "timezone": "Europe/Moscow",
     "duration_minutes": 60,
@@ -369,6 +370,42 @@ async def _console_name_code(s: Session) -> None:
 
 # Each changing route, the request that exercises it and the row it must write (action, entity).
 # A route added without an entry here fails the test below: add the request that exercises it.
+async def _api_suppress(s: Session) -> None:
+    await s.api_call("POST", "/api/v1/suppressions", 201, json={"phone": "79160000301", "reason": "complaint"})
+
+
+async def _api_unsuppress(s: Session) -> None:
+    await s.api_call("DELETE", "/api/v1/suppressions/79160000301", 204)
+
+
+async def _api_import_suppressions(s: Session) -> None:
+    body = b"phone,reason\n79160000302,stop_word\n"
+    answer = await s.api.post(
+        "/api/v1/suppressions/import",
+        content=body,
+        headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def _console_suppress(s: Session) -> None:
+    await s.form("/admin/suppressions", {"phone": "79160000303", "reason": "operator_request", "source": ""})
+
+
+async def _console_unsuppress(s: Session) -> None:
+    await s.form("/admin/suppressions/79160000303/delete")
+
+
+async def _console_import_suppressions(s: Session) -> None:
+    answer = await s.console.client.post(
+        "/admin/suppressions/import",
+        data={"_csrf_token": s.console.csrf},
+        files={"file": ("numbers.csv", b"phone\n79160000304\n", "text/csv")},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+
+
 EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str, str]] = {
     ("POST", "/api/v1/clients"): (_api_client, "create", "client"),
     ("POST", "/api/v1/clients/bulk"): (_api_import, "import", "client"),
@@ -439,6 +476,12 @@ EXERCISES: dict[tuple[str, str], tuple[Callable[[Session], Awaitable[None]], str
         "webhook",
     ),
     ("POST", "/admin/webhooks/{webhook_id:int}/delete"): (_console_delete_webhook, "delete", "webhook"),
+    ("POST", "/api/v1/suppressions"): (_api_suppress, "create", "suppression"),
+    ("DELETE", "/api/v1/suppressions/{phone:str}"): (_api_unsuppress, "delete", "suppression"),
+    ("POST", "/api/v1/suppressions/import"): (_api_import_suppressions, "import", "suppression"),
+    ("POST", "/admin/suppressions"): (_console_suppress, "create", "suppression"),
+    ("POST", "/admin/suppressions/{phone:str}/delete"): (_console_unsuppress, "delete", "suppression"),
+    ("POST", "/admin/suppressions/import"): (_console_import_suppressions, "import", "suppression"),
     ("POST", "/admin/sign-out"): (_console_sign_out, "sign-out", "session"),
 }
 
@@ -514,6 +557,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
 
     mailing_fields = {
         "text": (None, "Winter sale"),
+        "kind": (None, "service"),
         "start_at": (None, mailing["start_at"]),
         "end_at": (None, mailing["end_at"]),
         "filter": (None, {"operator_codes": [], "tags": [], "attributes": {}}),
@@ -567,6 +611,7 @@ async def test_a_session_of_changes_is_recorded_one_for_one_with_its_actors(
             "mailing",
             mailing["id"],
             text=("Winter sale!", None),
+            kind=("service", None),
             start_at=(mailing["start_at"], None),
             end_at=(mailing["end_at"], None),
             filter=({"operator_codes": [], "tags": [], "attributes": {}}, None),
@@ -666,7 +711,12 @@ async def test_the_console_shows_the_log_to_viewers_filtered_and_paged(
 
 async def test_an_idempotent_replay_and_a_preview_write_no_audit_row(client: Api, db: AsyncSession) -> None:
     now = dt.datetime.now(dt.UTC)
-    body = {"text": "Once", "start_at": now.isoformat(), "end_at": (now + dt.timedelta(hours=1)).isoformat()}
+    body = {
+        "text": "Once",
+        "kind": "service",
+        "start_at": now.isoformat(),
+        "end_at": (now + dt.timedelta(hours=1)).isoformat(),
+    }
     key = {"Idempotency-Key": "audit-once"}
     created = await client.post("/api/v1/mailings", json=body, headers=key)
     assert created.status_code == 201, created.text

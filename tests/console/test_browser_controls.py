@@ -61,7 +61,7 @@ def _clients(served: str, count: int = CLIENTS) -> None:
 
 
 def _mailing(served: str, start: dt.datetime, end: dt.datetime, text: str = "Spring sale") -> int:
-    body = {"text": text, "start_at": start.isoformat(), "end_at": end.isoformat()}
+    body = {"text": text, "kind": "service", "start_at": start.isoformat(), "end_at": end.isoformat()}
     return int(_api(served, "POST", "/mailings", json=body)["id"])
 
 

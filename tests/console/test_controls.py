@@ -40,7 +40,7 @@ async def _clients(console: Console, count: int) -> None:
 
 
 async def _api_mailing(console: Console, start: dt.datetime, end: dt.datetime) -> int:
-    body = {"text": "Winter sale", "start_at": _iso(start), "end_at": _iso(end)}
+    body = {"text": "Winter sale", "kind": "service", "start_at": _iso(start), "end_at": _iso(end)}
     response = await console.client.post("/api/v1/mailings", json=body, headers=API)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])

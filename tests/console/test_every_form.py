@@ -31,6 +31,7 @@ TABLES = (
     "provider_routes",
     "webhook_endpoints",
     "webhook_outbox",
+    "suppressions",
 )
 # A form that would be accepted if the route let it through: each field any console form asks for.
 FORM = {
@@ -79,7 +80,12 @@ async def _setup(console: Console, db: AsyncSession) -> tuple[int, int]:
     )
     assert created.status_code == 201, created.text
     now = dt.datetime.now(dt.UTC)
-    body = {"text": "Winter sale", "start_at": now.isoformat(), "end_at": (now + dt.timedelta(hours=1)).isoformat()}
+    body = {
+        "text": "Winter sale",
+        "kind": "service",
+        "start_at": now.isoformat(),
+        "end_at": (now + dt.timedelta(hours=1)).isoformat(),
+    }
     mailing = await console.client.post("/api/v1/mailings", json=body, headers=api)
     assert mailing.status_code == 201, mailing.text
     await db.execute(

@@ -60,7 +60,12 @@ async def test_a_bad_mailing_is_refused_beside_its_field(console: Console, db: A
 
 async def test_the_same_rule_refuses_the_same_mailing_in_the_api(console: Console) -> None:
     now = dt.datetime.now(dt.UTC)
-    body = {"text": "Hi", "start_at": now.isoformat(), "end_at": (now - dt.timedelta(hours=1)).isoformat()}
+    body = {
+        "text": "Hi",
+        "kind": "service",
+        "start_at": now.isoformat(),
+        "end_at": (now - dt.timedelta(hours=1)).isoformat(),
+    }
     api = await console.client.post("/api/v1/mailings", json=body, headers=API)
     page = await console.post(
         "/admin/mailings", mailing_form(start_at=local_input(now), end_at=local_input(now - dt.timedelta(hours=1)))

@@ -118,6 +118,7 @@ async def test_the_dashboard_shows_counts_queue_errors_and_the_send_rate(console
         "/api/v1/mailings",
         json={
             "text": "x",
+            "kind": "service",
             "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
             "end_at": (now + dt.timedelta(hours=1)).isoformat(),
         },

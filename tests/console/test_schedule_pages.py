@@ -125,6 +125,7 @@ async def test_a_mailing_on_a_saved_audience_counts_and_previews_who_the_audienc
         "/api/v1/mailings",
         json={
             "text": "For the few",
+            "kind": "service",
             "start_at": "2036-12-05T10:00:00Z",
             "end_at": "2036-12-05T12:00:00Z",
             "audience_id": audience.json()["id"],

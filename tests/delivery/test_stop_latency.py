@@ -185,6 +185,7 @@ async def test_a_put_during_delivery_reaches_running_batches_and_sends_nothing_t
     removed = await message_ids(db, mailing["id"], where="c.tag = 'new'")
     replacement = {
         "text": "New text",
+        "kind": "service",
         "start_at": mailing["start_at"],
         "end_at": mailing["end_at"],
         "filter": {"operator_codes": [], "tags": ["vip"]},

@@ -28,6 +28,7 @@ def later(days: float = 0, hours: float = 0) -> dt.datetime:
 def mailing_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "text": "Spring sale: -20% on everything",
+        "kind": "service",
         "start_at": later(days=30).isoformat(),
         "end_at": later(days=31).isoformat(),
     }
@@ -230,13 +231,14 @@ async def test_put_replaces_every_field(client: Api) -> None:
 
     response = await client.put(
         f"{MAILINGS}/{created['id']}",
-        json={"text": "Replaced", "start_at": start.isoformat(), "end_at": end.isoformat()},
+        json={"text": "Replaced", "kind": "advertising", "start_at": start.isoformat(), "end_at": end.isoformat()},
     )
 
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["id"] == created["id"]
     assert body["text"] == "Replaced"
+    assert body["kind"] == "advertising"
     assert instant(body["start_at"]) == start
     assert instant(body["end_at"]) == end
     # Omitted fields take their defaults rather than keeping the old values.
@@ -316,7 +318,7 @@ async def test_a_text_change_neither_moves_the_schedule_nor_plans_again(client: 
 
     patched = (await client.patch(f"{MAILINGS}/{created['id']}", json={"text": "Only the words change"})).json()
     # A PUT repeating every other field is a text change too.
-    same_otherwise = {k: created[k] for k in ("start_at", "end_at", "filter", "send_window")}
+    same_otherwise = {k: created[k] for k in ("start_at", "end_at", "kind", "filter", "send_window")}
     put = await client.put(f"{MAILINGS}/{created['id']}", json={"text": "And again", **same_otherwise})
 
     assert put.status_code == 200, put.text
@@ -412,7 +414,7 @@ async def test_create_refuses_a_window_missing_its_end(client: Api, db: AsyncSes
     assert await count_rows(db, "mailings") == 0
 
 
-@pytest.mark.parametrize("missing", ["text", "start_at", "end_at"])
+@pytest.mark.parametrize("missing", ["text", "start_at", "end_at", "kind"])
 async def test_create_refuses_a_missing_required_field(client: Api, db: AsyncSession, missing: str) -> None:
     body = mailing_body()
     del body[missing]

@@ -243,7 +243,7 @@ async def test_mailing_reads_carry_the_text_encoding_and_parts(client: Api) -> N
         ("post", "/api/v1/mailings/{mailing_id}/pause", {"200", "400", "401", "404", "409"}),
         ("post", "/api/v1/mailings/{mailing_id}/resume", {"200", "400", "401", "404", "409"}),
         ("post", "/api/v1/mailings/{mailing_id}/retry", {"200", "400", "401", "404", "409"}),
-        ("post", "/api/v1/mailings/{mailing_id}/test", {"200", "400", "401", "404", "503"}),
+        ("post", "/api/v1/mailings/{mailing_id}/test", {"200", "400", "401", "404", "409", "503"}),
         ("post", "/api/v1/mailings/preview", {"200", "400", "401"}),
         ("get", "/api/v1/mailings/{mailing_id}/preview", {"200", "400", "401", "404"}),
     ],

@@ -58,6 +58,7 @@ async def _directory(db: AsyncSession) -> list[Any]:
 def _body(**overrides: Any) -> dict[str, Any]:
     return {
         "text": "Winter sale",
+        "kind": "service",
         "start_at": START.isoformat(),
         "end_at": END.isoformat(),
         "filter": {"operator_codes": ["916", "903"], "tags": ["vip", ""]},

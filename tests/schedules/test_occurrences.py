@@ -39,7 +39,14 @@ def local_minute(instant: dt.datetime) -> str:
 
 
 async def create_schedule(api: Api, **fields: Any) -> dict[str, Any]:
-    body = {"name": "Hourly", "text": "Deals", "rrule": "FREQ=HOURLY", "timezone": "Europe/Moscow", **fields}
+    body = {
+        "name": "Hourly",
+        "text": "Deals",
+        "rrule": "FREQ=HOURLY",
+        "kind": "service",
+        "timezone": "Europe/Moscow",
+        **fields,
+    }
     response = await api.post(SCHEDULES, json=body)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()

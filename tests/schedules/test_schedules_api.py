@@ -16,6 +16,7 @@ def schedule_body(**fields: Any) -> dict[str, Any]:
         "name": "Morning deals",
         "text": "Deals of the day",
         "rrule": "FREQ=DAILY;COUNT=7",
+        "kind": "service",
         "starts": "2036-12-05T10:00",
         "timezone": "Europe/Moscow",
         "duration_minutes": 120,

@@ -153,6 +153,7 @@ async def test_a_worker_killed_mid_batch_leaves_the_counters_exact(
         "/api/v1/mailings",
         json={
             "text": "Killed mid-batch",
+            "kind": "service",
             "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
             "end_at": (now + dt.timedelta(hours=1)).isoformat(),
             "filter": {"tags": ["killed"]},

@@ -113,6 +113,7 @@ async def create_mailing(world: World) -> None:
         "/api/v1/mailings",
         json={
             "text": "Counted",
+            "kind": "service",
             "start_at": (now - dt.timedelta(minutes=1)).isoformat(),
             "end_at": (now + dt.timedelta(hours=1)).isoformat(),
             "filter": _filter(world.rng),

@@ -23,6 +23,7 @@ def mailing_body(**fields: Any) -> dict[str, Any]:
     now = utc_now()
     return {
         "text": "Winter sale",
+        "kind": "service",
         "start_at": (now + dt.timedelta(hours=1)).isoformat(),
         "end_at": (now + dt.timedelta(hours=2)).isoformat(),
         **fields,

@@ -23,6 +23,7 @@ def body(**fields: Any) -> dict[str, Any]:
     now = utc_now()
     return {
         "text": TEXT,
+        "kind": "service",
         "start_at": now.isoformat(),
         "end_at": (now + dt.timedelta(hours=1)).isoformat(),
         **fields,

@@ -43,6 +43,8 @@ class AuditEntity(enum.StrEnum):
     ROUTES = "routes"
     """The ordered routes, replaced as a whole."""
     WEBHOOK = "webhook"
+    SUPPRESSION = "suppression"
+    """A number on the suppression list; the entity id is the phone as a number."""
 
 
 class Via(enum.StrEnum):

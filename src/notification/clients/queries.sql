@@ -30,5 +30,8 @@ SELECT value FROM present WHERE value IS NOT NULL LIMIT %(limit)s
 -- name: imported_rows
 -- The rows of an import as one relation, each column an array: one statement inserts them all.
 -- Attributes arrive as JSON texts (an array of jsonb does not travel as one parameter).
-unnest(%(phone)s, %(operator_code)s, %(tag)s, %(timezone)s, %(attributes)s)
-    AS unnest_rows(phone, operator_code, tag, timezone, attributes)
+-- Consent instants arrive as ISO texts too, cast back by the select over this relation.
+unnest(%(phone)s, %(operator_code)s, %(tag)s, %(timezone)s, %(attributes)s, %(consent_given_at)s,
+       %(consent_source)s, %(consent_revoked_at)s)
+    AS unnest_rows(phone, operator_code, tag, timezone, attributes, consent_given_at, consent_source,
+                   consent_revoked_at)

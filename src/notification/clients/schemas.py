@@ -80,6 +80,25 @@ ATTRIBUTE_NAME_RULE = f"letters, digits and _, not starting with a digit, 1 to {
 ATTRIBUTE_VALUE_RULE = f"at most {ATTRIBUTE_VALUE_MAX_LENGTH} characters, no NUL character"
 
 
+ConsentSource = Annotated[
+    str,
+    msgspec.Meta(max_length=200, pattern=WITHOUT_NUL, description="Where the consent came from", examples=["web form"]),
+]
+ConsentAt = Annotated[
+    dt.datetime,
+    msgspec.Meta(
+        tz=True,
+        description="ISO 8601 with a UTC offset; in UTC, between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+    ),
+]
+CONSENT_DESCRIPTION = (
+    "Consent to advertising stands while `consent_given_at` is set and `consent_revoked_at` is not;"
+    " an advertising mailing reaches only such clients. A revocation cancels the client's pending"
+    " advertising messages at once. Rules beyond the schema, each refused with a 400 naming the field:"
+    " consent_given_at and consent_revoked_at must fall between 0001-01-01 and 9999-12-31 in UTC."
+)
+
+
 class ClientCreate(msgspec.Struct, forbid_unknown_fields=True):
     """A client of the directory; `operator_code` defaults to digits 2-4 of the phone. Its phone must not
     belong to another client (409). An attribute name must not be the name of a client field."""
@@ -89,6 +108,9 @@ class ClientCreate(msgspec.Struct, forbid_unknown_fields=True):
     operator_code: OperatorCode | None = msgspec.field(default=None)
     tag: Tag = ""
     attributes: Attributes = msgspec.field(default_factory=dict)
+    consent_given_at: ConsentAt | None = None
+    consent_source: ConsentSource | None = None
+    consent_revoked_at: ConsentAt | None = None
 
 
 class ClientPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -100,6 +122,9 @@ class ClientPatch(msgspec.Struct, forbid_unknown_fields=True):
     operator_code: OperatorCode | msgspec.UnsetType = msgspec.UNSET
     tag: Tag | msgspec.UnsetType = msgspec.UNSET
     attributes: Attributes | msgspec.UnsetType = msgspec.UNSET
+    consent_given_at: ConsentAt | msgspec.UnsetType | None = msgspec.UNSET
+    consent_source: ConsentSource | msgspec.UnsetType | None = msgspec.UNSET
+    consent_revoked_at: ConsentAt | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ClientRead(msgspec.Struct):
@@ -113,6 +138,9 @@ class ClientRead(msgspec.Struct):
     attributes: Annotated[dict[str, str], msgspec.Meta(examples=[{"name": "Anna", "city": "Kazan"}])] = msgspec.field(
         default_factory=dict
     )
+    consent_given_at: dt.datetime | None = None
+    consent_source: str | None = None
+    consent_revoked_at: dt.datetime | None = None
 
 
 PhonePrefix = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,11}$", description="the first digits of a phone")]
@@ -125,3 +153,7 @@ class ClientSearch(msgspec.Struct, forbid_unknown_fields=True):
     operator_code: OperatorCode | None = None
     tag: Tag | None = None
     timezone: TimeZoneName | None = None
+
+
+ClientCreate.__doc__ = f"{ClientCreate.__doc__} {CONSENT_DESCRIPTION}"
+ClientPatch.__doc__ = f"{ClientPatch.__doc__} {CONSENT_DESCRIPTION}"

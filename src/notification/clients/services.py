@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -11,7 +12,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.types import String
+from sqlalchemy.types import DateTime, String
 
 from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
@@ -130,6 +131,30 @@ _PRESENT_VALUES = {
 }
 
 
+_TEXT_COLUMNS = ("phone", "operator_code", "tag", "timezone")
+_CONSENT_INSTANTS = ("consent_given_at", "consent_revoked_at")
+_INSTANT = DateTime(timezone=True)
+
+
+def _instant(value: dt.datetime | None) -> str | None:
+    # An import's columns travel as arrays of text; the statement casts these back.
+    return None if value is None else value.astimezone(dt.UTC).isoformat()
+
+
+def consent_stands(client: Client) -> bool:
+    return client.consent_given_at is not None and client.consent_revoked_at is None
+
+
+def _check_instants(row: ClientCreate | ClientPatch, prefix: str, errors: list[tuple[str, str]]) -> None:
+    for name in _CONSENT_INSTANTS:
+        value = getattr(row, name)
+        if isinstance(value, dt.datetime):
+            try:
+                value.astimezone(dt.UTC)
+            except OverflowError:
+                errors.append((f"{prefix}{name}", "must fall between 0001-01-01 and 9999-12-31 in UTC"))
+
+
 def _check_timezone(value: str, field: str, errors: list[tuple[str, str]]) -> None:
     if not is_known_timezone(value):
         errors.append((field, f"unknown IANA time zone {value!r}"))
@@ -233,6 +258,7 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             prefix = field_prefix.format(i=i)
             _check_timezone(row.timezone, f"{prefix}timezone", errors)
             _check_attributes(row.attributes, prefix, errors)
+            _check_instants(row, prefix, errors)
             if (seen := first_row_of_phone.setdefault(row.phone, i)) != i:
                 errors.append((f"{prefix}phone", f"phone {row.phone} repeats row {seen}"))
         if errors:
@@ -244,15 +270,25 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             "tag": [r.tag for r in rows],
             "timezone": [r.timezone for r in rows],
             "attributes": [msgspec.json.encode(r.attributes).decode() for r in rows],
+            "consent_given_at": [_instant(r.consent_given_at) for r in rows],
+            "consent_source": [r.consent_source for r in rows],
+            "consent_revoked_at": [_instant(r.consent_revoked_at) for r in rows],
         }
-        selected = [literal_column(f"unnest_rows.{name}", String) for name in columns if name != "attributes"]
-        selected.append(literal_column("unnest_rows.attributes::jsonb", JSONB))
+        selected = [
+            *(literal_column(f"unnest_rows.{name}", String) for name in _TEXT_COLUMNS),
+            literal_column("unnest_rows.attributes::jsonb", JSONB),
+            literal_column("unnest_rows.consent_source", String),
+            *(
+                literal_column(f"unnest_rows.{name}::timestamptz", DateTime(timezone=True))
+                for name in _CONSENT_INSTANTS
+            ),
+        ]
         source = select(*selected).select_from(
             statements.text("imported_rows").bindparams(*(bindparam(name, type_=ARRAY(String)) for name in columns))
         )
         inserted = (
             insert(Client)
-            .from_select(list(columns), source)
+            .from_select([*_TEXT_COLUMNS, "attributes", "consent_source", *_CONSENT_INSTANTS], source)
             .on_conflict_do_nothing(index_elements=["phone"])
             .returning(Client)
         )
@@ -276,8 +312,10 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             _check_timezone(changes["timezone"], "timezone", errors)
         if "attributes" in changes:
             _check_attributes(changes["attributes"], "", errors)
+        _check_instants(patch, "", errors)
         if errors:
             raise InvalidInput(errors)
+        consented_before = consent_stands(client)
         for name, value in changes.items():
             setattr(client, name, value)
         phone = client.phone
@@ -286,6 +324,12 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             client = await self.update(client, auto_commit=False)
         except IntegrityError:
             raise Conflict("phone", f"a client with phone {phone} already exists") from None
+        if consented_before and not consent_stands(client):
+            # Withdrawn: what is pending of its advertising goes now, and a batch holding one
+            # drops it at its watcher's next look.
+            await self.repository.session.execute(
+                state.text("cancel_advertising_of_clients"), {"client_ids": [client_id]}
+            )
         await audit.updated(AuditEntity.CLIENT, client_id, before, self.audited(client))
         await self.repository.session.commit()
         return client
@@ -297,6 +341,9 @@ class ClientService(SQLAlchemyAsyncRepositoryService[Client, ClientRepository]):
             operator_code=data.operator_code or _default_operator_code(data.phone),
             tag=data.tag,
             attributes=data.attributes,
+            consent_given_at=data.consent_given_at,
+            consent_source=data.consent_source,
+            consent_revoked_at=data.consent_revoked_at,
         )
         return await self.patch_client(client_id, full, audit)
 

@@ -19,9 +19,11 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP
 
 from notification.audit.trail import AuditTrail
 from notification.clients.deps import ClientId, provide_client_service
+from notification.clients.models import Client
 from notification.clients.schemas import ClientCreate, ClientSearch
 from notification.clients.services import ClientService, search_key
 from notification.console.forms import (
+    CONSENT_FIELDS,
     CSV_COLUMNS,
     MAX_CSV_ROWS,
     MAX_UPLOAD_BYTES,
@@ -32,9 +34,10 @@ from notification.console.forms import (
     client_json,
     decode_as,
     field_errors,
+    local_input,
     read_clients_csv,
 )
-from notification.console.identity import require_admin, require_sign_in
+from notification.console.identity import operator_timezone, require_admin, require_sign_in
 from notification.console.templating import page
 from notification.errors import Conflict, InvalidInput
 from notification.messages.deps import provide_message_service
@@ -62,10 +65,21 @@ async def _choices(clients: ClientService) -> dict[str, list[str]]:
     }
 
 
+CLIENT_FORM_FIELDS = ("phone", "timezone", "operator_code", "tag", "attributes", *CONSENT_FIELDS)
+
+
 async def _client_values(request: Request[Any, Any, Any]) -> dict[str, str]:
     """The client form as it was filled in, every field present."""
     form = await request.form()
-    return {name: str(form.get(name) or "") for name in ("phone", "timezone", "operator_code", "tag", "attributes")}
+    return {name: str(form.get(name) or "") for name in CLIENT_FORM_FIELDS}
+
+
+def _consent_values(client: Client, zone: str) -> dict[str, str]:
+    return {
+        "consent_given_at": local_input(client.consent_given_at, zone) if client.consent_given_at else "",
+        "consent_source": client.consent_source or "",
+        "consent_revoked_at": local_input(client.consent_revoked_at, zone) if client.consent_revoked_at else "",
+    }
 
 
 class ClientConsoleController(Controller):
@@ -132,13 +146,12 @@ class ClientConsoleController(Controller):
             errors=errors,
             client_id=client_id,
             timezones=sorted(known_timezones()),
+            zone=operator_timezone(request),
         )
 
     @get("/new", guards=[require_admin])
     async def new_form(self, request: Request[Any, Any, Any]) -> Template:
-        return await self._form(
-            request, dict.fromkeys(("phone", "timezone", "operator_code", "tag", "attributes"), ""), {}
-        )
+        return await self._form(request, dict.fromkeys(CLIENT_FORM_FIELDS, ""), {})
 
     @post("/", guards=[require_admin])
     async def create(
@@ -146,7 +159,8 @@ class ClientConsoleController(Controller):
     ) -> Template | Redirect:
         values = await _client_values(request)
         try:
-            client = await clients.create_client(decode_as(client_json(values), ClientCreate), audit)
+            body = client_json(values, operator_timezone(request))
+            client = await clients.create_client(decode_as(body, ClientCreate), audit)
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             code = HTTP_409_CONFLICT if isinstance(exc, Conflict) else HTTP_400_BAD_REQUEST
             return await self._form(request, values, field_errors(exc), status_code=code)
@@ -164,6 +178,7 @@ class ClientConsoleController(Controller):
             "operator_code": client.operator_code,
             "tag": client.tag,
             "attributes": attributes_text(client.attributes),
+            **_consent_values(client, operator_timezone(request)),
         }
         return await self._form(request, values, {}, client_id=client_id)
 
@@ -178,7 +193,8 @@ class ClientConsoleController(Controller):
         await clients.get_client(client_id)
         values = await _client_values(request)
         try:
-            client = await clients.replace_client(client_id, decode_as(client_json(values), ClientCreate), audit)
+            body = client_json(values, operator_timezone(request))
+            client = await clients.replace_client(client_id, decode_as(body, ClientCreate), audit)
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             code = HTTP_409_CONFLICT if isinstance(exc, Conflict) else HTTP_400_BAD_REQUEST
             return await self._form(request, values, field_errors(exc), client_id=client_id, status_code=code)

@@ -229,7 +229,7 @@ class MailingControlsController(Controller):
         try:
             data = decode_as(body, TestSendRequest)
             context["answer"] = await send_test_message(mailings, audit, console_settings, mailing_id, data)
-        except (msgspec.ValidationError, InvalidInput) as exc:
+        except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
             context["errors"] = field_errors(exc)
             # htmx swaps in a 2xx answer only: the error it shows beside the field comes as one.
             status = HTTP_200_OK if is_htmx(request) else HTTP_400_BAD_REQUEST

@@ -98,6 +98,9 @@ def mailing_json(form: Mapping[str, str], lists: Mapping[str, list[str]], zone: 
     """The mailing form as the JSON of ``POST /api/v1/mailings``."""
     body: dict[str, Any] = {
         "text": form.get("text", "").replace("\r\n", "\n"),
+        # The form always sends the kind it shows (service preselected on a new one); a post
+        # without it is taken as the form's default.
+        "kind": form.get("kind") or "service",
         "start_at": local_datetime(form.get("start_at"), zone),
         "end_at": local_datetime(form.get("end_at"), zone),
         "filter": {
@@ -132,14 +135,20 @@ def attributes_of(text: str, field: str = "attributes") -> dict[str, str]:
     return attributes
 
 
-def client_json(form: Mapping[str, str]) -> dict[str, Any]:
+CONSENT_FIELDS = ("consent_given_at", "consent_source", "consent_revoked_at")
+
+
+def client_json(form: Mapping[str, str], zone: str = "UTC") -> dict[str, Any]:
     """The client form as the JSON of ``POST /api/v1/clients``; an empty operator code means the
-    default one, taken from the phone."""
+    default one, taken from the phone; consent instants are read in the operator's zone."""
     body: dict[str, Any] = {
         "phone": form.get("phone", "").strip(),
         "timezone": form.get("timezone", "").strip(),
         "tag": form.get("tag", "").strip(),
         "attributes": attributes_of(form.get("attributes", "")),
+        "consent_given_at": local_datetime(form.get("consent_given_at", "").strip(), zone),
+        "consent_source": form.get("consent_source", "").strip() or None,
+        "consent_revoked_at": local_datetime(form.get("consent_revoked_at", "").strip(), zone),
     }
     if operator_code := form.get("operator_code", "").strip():
         body["operator_code"] = operator_code
@@ -148,7 +157,9 @@ def client_json(form: Mapping[str, str]) -> dict[str, Any]:
 
 # -- CSV import ----------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("phone", "timezone", "tag", "operator_code")
+BASE_CSV_COLUMNS = ("phone", "timezone", "tag", "operator_code")
+CSV_COLUMNS = (*BASE_CSV_COLUMNS, *CONSENT_FIELDS)
+"""Any other column is an attribute. Consent instants are ISO 8601 with their offset; empty: none."""
 MAX_CSV_ROWS = 100_000
 # 100,000 lines of the longest clients (11 + 64 + 100 + 3 characters) fit, with room to spare.
 MAX_UPLOAD_BYTES = 24 * 2**20
@@ -239,8 +250,7 @@ def _rows(reader: Reader, max_rows: int) -> tuple[list[dict[str, Any]], list[int
             elif value.strip():
                 # An empty cell is an attribute the client does not have.
                 attributes[header_name.strip()] = value.strip()
-        if row.get("operator_code") == "":
-            del row["operator_code"]
+        _drop_empty_optional(row)
         if attributes:
             row["attributes"] = attributes
         rows.append(row)
@@ -250,8 +260,15 @@ def _rows(reader: Reader, max_rows: int) -> tuple[list[dict[str, Any]], list[int
     return rows, lines
 
 
+def _drop_empty_optional(row: dict[str, Any]) -> None:
+    """An empty operator code takes the phone's; an empty consent cell is no consent."""
+    for optional in ("operator_code", *CONSENT_FIELDS):
+        if row.get(optional) == "":
+            del row[optional]
+
+
 def _header_problems(names: list[str]) -> list[CsvProblem]:
-    expected = ", ".join(CSV_COLUMNS)
+    expected = ", ".join(BASE_CSV_COLUMNS)
     # Any other column is an attribute of each client (name, city...), under its header as written.
     problems = [
         CsvProblem(

@@ -174,6 +174,7 @@ class MailingConsoleController(Controller):
         start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
         values = {
             "text": "",
+            "kind": "service",
             "start_at": local_input(start, zone),
             "end_at": local_input(start + dt.timedelta(days=1), zone),
             "operator_codes": [],
@@ -189,6 +190,7 @@ class MailingConsoleController(Controller):
         single, lists = _fields(await request.form())
         values: dict[str, Any] = {
             **dict.fromkeys(("text", "start_at", "end_at", "window_start", "window_end", "filter_attributes"), ""),
+            "kind": "service",
             **single,
             "operator_codes": lists.get("operator_codes", []),
             "tags": lists.get("tags", []),
@@ -245,6 +247,7 @@ class MailingConsoleController(Controller):
         zone = operator_timezone(request)
         values = {
             "text": mailing.text,
+            "kind": mailing.kind.value,
             "start_at": local_input(mailing.start_at, zone),
             "end_at": local_input(mailing.end_at, zone),
             "operator_codes": mailing.filter.operator_codes,

@@ -31,6 +31,7 @@ from notification.console.query import refuse_unstorable_query
 from notification.console.reports import DevReportsController
 from notification.console.sessions import CONSOLE_PATH, session_middleware
 from notification.console.sso import SingleSignOnController
+from notification.console.suppressions import InboundConsoleController, SuppressionConsoleController
 from notification.console.templating import DEV_MAILBOX_STATE, template_config
 from notification.reports.mailbox import dev_mail_dir
 from notification.schedules.console import ScheduleConsoleController
@@ -102,6 +103,8 @@ class ConsolePlugin(InitPluginProtocol):
                 WebhookConsoleController,
                 AuditConsoleController,
                 ProviderConsoleController,
+                SuppressionConsoleController,
+                InboundConsoleController,
                 DevReportsController,
                 UnknownPageController,
             ],

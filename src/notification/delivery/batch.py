@@ -24,6 +24,9 @@ from notification.delivery.senders import Lane
 from notification.mailings.sms import SmsText, measure
 from notification.messages.models import MessageStatus
 from notification.provider.base import SendResult
+from notification.suppressions.models import SuppressionReason
+from notification.suppressions.schemas import SuppressionCreate
+from notification.suppressions.service import means_no_such_number, suppress_with_cursor
 from notification.texts.templates import CompiledCache
 
 logger = structlog.get_logger(__name__)
@@ -97,6 +100,8 @@ class RunningBatch:
         self._settings = settings
         self._conn = conn
         self._report = report
+        self._no_such_number: list[tuple[str, str]] = []
+        """(phone, provider) of permanent answers that the number does not exist, not yet suppressed."""
         self._pending_ids = {m.id for m in claim.messages}
         self._answers: list[tuple[ClaimedMessage, SendResult, dt.datetime, str | None]] = []
         self._costs: dict[int, SmsText] = {}
@@ -170,9 +175,25 @@ class RunningBatch:
             self._wake.clear()
             async with self._conn.transaction():
                 await self._write()
+            await self._suppress_no_such_numbers()
         # Answers that arrived during the last write.
         async with self._conn.transaction():
             await self._write()
+        await self._suppress_no_such_numbers()
+
+    async def _suppress_no_such_numbers(self) -> None:
+        """In a transaction of its own, after the answers': suppressing cancels the numbers' pending
+        messages of other mailings, rows no lock of this batch's write should wait for."""
+        if not self._no_such_number:
+            return
+        found, self._no_such_number = self._no_such_number, []
+        async with self._conn.transaction():
+            for provider in sorted({p for _, p in found}):
+                rows = [
+                    SuppressionCreate(phone, SuppressionReason.INVALID_NUMBER, f"answer of {provider}"[:200])
+                    for phone in sorted({ph for ph, p in found if p == provider})
+                ]
+                await suppress_with_cursor(self._conn.cursor(), rows, f"provider:{provider}"[:320])
 
     async def _write(self) -> None:
         taken, self._answers = self._answers, []
@@ -184,6 +205,12 @@ class RunningBatch:
         costs = [self._costs.pop(m.id, None) for m, _, _, _ in taken]
         for state in states:
             self._report.count(state.status)
+        if settings.suppress_invalid_numbers:
+            self._no_such_number += [
+                (m.phone, provider)
+                for (m, r, _, provider), state in zip(taken, states, strict=True)
+                if provider is not None and state.status is MessageStatus.FAILED and means_no_such_number(r)
+            ]
         await self._conn.execute(
             queries["record_answers"],
             {

@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from notification.delivery.policy import DEADLINE_PASSED, Window, last_request_start
 from notification.delivery.queries import composed, queries
+from notification.mailings.models import MailingKind
 from notification.mailings.sms import Encoding, SmsText
 from notification.messages.models import MessageStatus
 from notification.send_window import openings_by_zone
@@ -90,12 +91,21 @@ async def claim_batch(
             await cur.execute(queries["expire_in_batch"], {"ids": ids, "reason": DEADLINE_PASSED})
         return Skipped("mailing ended", cur.rowcount)
     with_attributes = is_template(mailing["text"])
-    params = {"ids": ids, "mailing_id": mailing_id, "lease_s": lease_s, "with_attributes": with_attributes}
+    params = {
+        "ids": ids,
+        "mailing_id": mailing_id,
+        "lease_s": lease_s,
+        "with_attributes": with_attributes,
+        "advertising": mailing["kind"] == MailingKind.ADVERTISING,
+    }
     window: Window | None = None
     if mailing["send_window_start"] is not None and mailing["send_window_end"] is not None:
         window = (mailing["send_window_start"], mailing["send_window_end"])
     expired = 0
     async with conn.transaction():
+        # An opt-out since the plan (a STOP, a revoked consent) settles the message before any
+        # request: cancelled with its reason, never claimed.
+        await cur.execute(queries["cancel_ineligible_in_batch"], params)
         if window is None:
             rows = await (await cur.execute(queries["claim"], params)).fetchall()
         else:

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from notification.clients.queries import attributes_parameter, audience_filter
 from notification.delivery.policy import last_request_start
 from notification.delivery.queries import composed, queries
+from notification.mailings.models import MailingKind
 from notification.messages.models import MessageStatus
 from notification.send_window import openings_by_zone
 
@@ -30,6 +31,8 @@ class PlanReport:
     added: int = 0
     cancelled: int = 0
     expired: int = 0
+    left_out_suppressed: int = 0
+    left_out_no_consent: int = 0
     delayed: int = 0
     send_batches: dict[dt.datetime | None, list[list[int]]] = field(default_factory=dict)
     """Message ids of each send job to defer, by the time it is due (None: now)."""
@@ -62,17 +65,27 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
         "attributes": attributes_parameter(mailing["filter_attributes"]),
         "plan_version": plan_version,
         "batch_size": batch_size,
+        "advertising": mailing["kind"] == MailingKind.ADVERTISING,
     }
     matching = audience_filter(mailing["filter_operator_codes"], mailing["filter_tags"], mailing["filter_attributes"])
+    # Who the plan adds: the filter's clients that the suppression list and consent allow.
+    allowed = sql.SQL(" AND ").join([matching, sql.SQL(queries["may_receive"])])
     await cur.execute(queries["lock_messages_of_mailing"], params)
+    left_out = await (await cur.execute(composed("count_left_out", filter=matching), params)).fetchone() or {}
+    report.left_out_suppressed = left_out.get("suppressed", 0)
+    report.left_out_no_consent = left_out.get("no_consent", 0)
+    await cur.execute(
+        queries["record_left_out"],
+        {**params, "suppressed": report.left_out_suppressed, "no_consent": report.left_out_no_consent},
+    )
     if now >= last_request_start(mailing["end_at"]):
         # Planned too late (workers were down), past the last moment a request may start: the
         # audience still shows in the statistics, every message expired, none sent.
         report.expired = (await cur.execute(queries["expire_pending_of_mailing"], params)).rowcount
-        add_expired = composed("add_expired_audience", filter=matching)
+        add_expired = composed("add_expired_audience", filter=allowed)
         report.expired += (await cur.execute(add_expired, params)).rowcount
     else:
-        add = composed("add_matching_clients", filter=matching)
+        add = composed("add_matching_clients", filter=allowed)
         report.added = (await cur.execute(add, params)).rowcount
         if report.added >= ANALYZE_AFTER_ROWS:
             # Autovacuum would refresh the statistics only later: until then the planner
@@ -80,8 +93,11 @@ async def plan_mailing(conn: AsyncConnection, mailing_id: int, plan_version: int
             # sequential scans of the whole table.
             await cur.execute(queries["analyze_messages"])
         if mailing["planned_version"] > 0:
+            # Suppressed or without consent since the last plan: cancelled with that reason,
+            # before the filter cancels whoever no longer matches at all.
+            report.cancelled = (await cur.execute(queries["cancel_ineligible_of_mailing"], params)).rowcount
             cancel = composed("cancel_unmatched", filter=matching)
-            report.cancelled = (await cur.execute(cancel, params)).rowcount
+            report.cancelled += (await cur.execute(cancel, params)).rowcount
             await cur.execute(queries["make_overdue_due_now"], params)
             await cur.execute(queries["reset_window_waits"], params)
         if mailing["send_window_start"] is not None:

@@ -16,7 +16,8 @@ SELECT g.id, g.start_at, g.end_at,
        coalesce(a.filter_operator_codes, g.filter_operator_codes) AS filter_operator_codes,
        coalesce(a.filter_tags, g.filter_tags) AS filter_tags,
        coalesce(a.filter_attributes, g.filter_attributes) AS filter_attributes,
-       g.send_window_start, g.send_window_end, g.plan_version, g.planned_version, g.paused_at, now() AS now
+       g.send_window_start, g.send_window_end, g.plan_version, g.planned_version, g.paused_at, g.kind,
+       now() AS now
 FROM mailings g LEFT JOIN audiences a ON a.id = g.audience_id
 WHERE g.id = %(mailing_id)s FOR NO KEY UPDATE OF g
 
@@ -33,12 +34,25 @@ FROM (
 ) pending
 GROUP BY batch ORDER BY batch
 
+-- name: count_left_out
+-- The clients of the filter the plan leaves out, and why (a suppressed number counts as
+-- suppressed whatever its consent). Only they are read past the filter: the suppressed through
+-- the list's key, the rest, for advertising, by the consent columns of the rows the filter reads.
+SELECT count(*) FILTER (WHERE s.phone IS NOT NULL) AS suppressed,
+       count(*) FILTER (WHERE s.phone IS NULL) AS no_consent
+FROM clients c LEFT JOIN suppressions s ON s.phone = c.phone
+WHERE {filter} AND {ineligible}
+
+-- name: record_left_out
+UPDATE mailings SET left_out_suppressed = %(suppressed)s, left_out_no_consent = %(no_consent)s
+WHERE id = %(mailing_id)s
+
 -- name: mark_planned
 UPDATE mailings SET planned_version = %(plan_version)s, planned_at = now() WHERE id = %(mailing_id)s
 
 -- name: mailing_for_batch
 SELECT text, encoding, parts, start_at, end_at, plan_version, paused_at, send_window_start, send_window_end,
-       now() AS now
+       kind, now() AS now
 FROM mailings WHERE id = %(mailing_id)s
 
 -- name: closed_zones_in_batch

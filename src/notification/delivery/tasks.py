@@ -68,6 +68,8 @@ async def plan_mailing(context: JobContext, mailing_id: int, plan_version: int) 
         cancelled=report.cancelled,
         expired=report.expired,
         delayed=report.delayed,
+        left_out_suppressed=report.left_out_suppressed,
+        left_out_no_consent=report.left_out_no_consent,
         batches=report.batches,
     )
 

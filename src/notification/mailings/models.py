@@ -35,12 +35,24 @@ TEXT_MAX_LENGTH = 1600
 _ENCODINGS = ", ".join(f"'{e.value}'" for e in Encoding)
 
 
+class MailingKind(enum.StrEnum):
+    """Who a mailing may reach: suppressed numbers never, and for advertising only the clients
+    whose consent stands."""
+
+    SERVICE = "service"
+    ADVERTISING = "advertising"
+
+
+KINDS_SQL = ", ".join(f"'{k.value}'" for k in MailingKind)
+
+
 class Mailing(Entity):
     __tablename__ = "mailings"
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="ends_after_start"),
         CheckConstraint(f"char_length(text) BETWEEN 1 AND {TEXT_MAX_LENGTH}", name="text_length"),
         CheckConstraint(f"encoding IN ({_ENCODINGS})", name="encoding_known"),
+        CheckConstraint(f"kind IN ({KINDS_SQL})", name="kind_known"),
         CheckConstraint("parts >= 1", name="parts_positive"),
         CheckConstraint(
             "(send_window_start IS NULL) = (send_window_end IS NULL)"
@@ -56,6 +68,7 @@ class Mailing(Entity):
     )
 
     text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default=MailingKind.SERVICE, server_default=MailingKind.SERVICE.value)
     start_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
     end_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
     filter_operator_codes: Mapped[list[str]] = mapped_column(ARRAY(String(3)), default=list, server_default="{}")
@@ -89,6 +102,9 @@ class Mailing(Entity):
         BigInteger, ForeignKey("schedules.id", ondelete="SET NULL"), nullable=True
     )
     occurrence_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # The matching clients its last plan left out, and why: written by each plan, none before.
+    left_out_suppressed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    left_out_no_consent: Mapped[int | None] = mapped_column(Integer, nullable=True)
     if TYPE_CHECKING:
         status: str  # a column_property, defined below the class
 
@@ -106,6 +122,12 @@ class Mailing(Entity):
         if self.send_window_start is None or self.send_window_end is None:
             return None
         return {"start": self.send_window_start.strftime("%H:%M"), "end": self.send_window_end.strftime("%H:%M")}
+
+    @property
+    def left_out(self) -> dict[str, int] | None:
+        if self.left_out_suppressed is None:
+            return None
+        return {"suppressed": self.left_out_suppressed, "no_consent": self.left_out_no_consent or 0}
 
 
 class MailingStatus(enum.StrEnum):

@@ -7,7 +7,7 @@ import msgspec
 
 from notification.clients.schemas import AttributeName, AttributeValue, OperatorCode, Tag
 from notification.db import WITHOUT_NUL
-from notification.mailings.models import TEXT_MAX_LENGTH, MailingStatus
+from notification.mailings.models import TEXT_MAX_LENGTH, MailingKind, MailingStatus
 from notification.mailings.sms import Encoding
 
 _HH_MM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
@@ -55,6 +55,16 @@ CROSS_FIELD_RULES = (
     " audience_id excludes a non-empty filter, and must name an existing audience;"
     " text must be a valid template and must use only known variables (line and column given)."
 )
+
+
+Kind = Annotated[
+    MailingKind,
+    msgspec.Meta(
+        description="`service` (transactional: everyone who matches and is not suppressed) or `advertising`"
+        " (only clients whose consent stands, and who are not suppressed)",
+        examples=["service"],
+    ),
+]
 
 
 class SendWindow(msgspec.Struct, forbid_unknown_fields=True):
@@ -105,6 +115,7 @@ class MailingCreate(msgspec.Struct, forbid_unknown_fields=True):
     text: MailingText
     start_at: StartAt
     end_at: EndAt
+    kind: Kind
     filter: MailingFilter = msgspec.field(default_factory=MailingFilter)
     send_window: SendWindow | None = None
     audience_id: AudienceId | None = None
@@ -117,9 +128,17 @@ class MailingPatch(msgspec.Struct, forbid_unknown_fields=True):
     text: MailingText | msgspec.UnsetType = msgspec.UNSET
     start_at: StartAt | msgspec.UnsetType = msgspec.UNSET
     end_at: EndAt | msgspec.UnsetType = msgspec.UNSET
+    kind: Kind | msgspec.UnsetType = msgspec.UNSET
     filter: MailingFilter | msgspec.UnsetType = msgspec.UNSET
     send_window: SendWindow | msgspec.UnsetType | None = msgspec.UNSET
     audience_id: AudienceId | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class LeftOut(msgspec.Struct):
+    """The clients of the filter that the mailing's last plan left out, and why; none before a plan."""
+
+    suppressed: Annotated[int, msgspec.Meta(description="On the suppression list")]
+    no_consent: Annotated[int, msgspec.Meta(description="Advertising only: consent missing or revoked")]
 
 
 class MailingRead(msgspec.Struct):
@@ -127,6 +146,7 @@ class MailingRead(msgspec.Struct):
     text: str
     start_at: dt.datetime
     end_at: dt.datetime
+    kind: MailingKind
     filter: MailingFilter
     send_window: SendWindow | None
     status: MailingStatus
@@ -147,6 +167,7 @@ class MailingRead(msgspec.Struct):
     variables: Annotated[
         list[str], msgspec.Meta(description="The names the text uses ({{ name }}): empty for a plain text")
     ] = msgspec.field(default_factory=list)
+    left_out: LeftOut | None = None
 
 
 # The rules are written once; a docstring cannot be formatted, so they are appended here.

@@ -34,9 +34,11 @@ logger = structlog.get_logger(__name__)
 
 # Left out of a mailing's audit record: they follow from its text, whose every change is recorded.
 DERIVED_FROM_TEXT = frozenset({"encoding", "parts", "variables"})
+# Written by planning, not by a change: left out of a change's audit record.
+WRITTEN_BY_PLANNING = frozenset({"left_out"})
 
 # Fields whose change alters who receives the mailing or when; text is read at send time instead.
-PLANNING_FIELDS = frozenset({"start_at", "end_at", "filter", "send_window", "audience_id"})
+PLANNING_FIELDS = frozenset({"start_at", "end_at", "kind", "filter", "send_window", "audience_id"})
 
 
 class MailingRepository(SQLAlchemyAsyncRepository[Mailing]):
@@ -72,11 +74,17 @@ def validate_mailing(text: str, start_at: dt.datetime, end_at: dt.datetime, wind
 
 
 def _columns(
-    text: str, start_at: dt.datetime, end_at: dt.datetime, filter_: MailingFilter, window: SendWindow | None
+    text: str,
+    kind: str,
+    start_at: dt.datetime,
+    end_at: dt.datetime,
+    filter_: MailingFilter,
+    window: SendWindow | None,
 ) -> dict[str, object]:
     sms = least_cost(text)
     return {
         "text": text,
+        "kind": str(kind),
         "encoding": sms.encoding.value,
         "parts": sms.parts,
         "start_at": start_at,
@@ -145,7 +153,11 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
 
     def audited(self, mailing: Mailing) -> dict[str, Any]:
         fields = snapshot(self.to_schema(mailing, schema_type=MailingRead))
-        return {name: value for name, value in fields.items() if name not in DERIVED_FROM_TEXT}
+        return {
+            name: value
+            for name, value in fields.items()
+            if name not in DERIVED_FROM_TEXT and name not in WRITTEN_BY_PLANNING
+        }
 
     async def _commit(self, job_queue: App | None = None, mailing: Mailing | None = None) -> None:
         """The change, its audit record (and idempotency key) committed together; then, when the
@@ -179,7 +191,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
         validate_mailing(data.text, data.start_at, data.end_at, data.send_window)
         await check_audience_choice(self.repository.session, data.audience_id, data.filter)
         await check_text(self.repository.session, data.text)
-        mailing = Mailing(**_columns(data.text, data.start_at, data.end_at, data.filter, data.send_window))
+        mailing = Mailing(**_columns(data.text, data.kind, data.start_at, data.end_at, data.filter, data.send_window))
         mailing.audience_id = audience_key(data.audience_id)
         if occurrence is not None:
             mailing.schedule_id, mailing.occurrence_at = occurrence
@@ -293,7 +305,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             # Its messages are gone: planning again would send to every client a second time.
             raise Conflict(changed[0], "the mailing's messages were deleted by retention; it cannot be planned again")
         for name, value in _columns(
-            merged.text, merged.start_at, merged.end_at, merged.filter, merged.send_window
+            merged.text, merged.kind, merged.start_at, merged.end_at, merged.filter, merged.send_window
         ).items():
             setattr(mailing, name, value)
         mailing.audience_id = audience_key(merged.audience_id)
@@ -313,6 +325,7 @@ class MailingService(SQLAlchemyAsyncRepositoryService[Mailing, MailingRepository
             text=data.text,
             start_at=data.start_at,
             end_at=data.end_at,
+            kind=data.kind,
             filter=data.filter,
             send_window=data.send_window,
             audience_id=data.audience_id,

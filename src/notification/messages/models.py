@@ -54,6 +54,10 @@ class ErrorKind(enum.StrEnum):
     DEADLINE = "deadline"
     WINDOW_NEVER_OPENS = "window_never_opens"
     CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+    """Cancelled: the phone is on the suppression list (a STOP, a complaint, an operator's request)."""
+    NO_CONSENT = "no_consent"
+    """Cancelled: an advertising message to a client whose consent is missing or was revoked."""
     OTHER = "other"
 
 

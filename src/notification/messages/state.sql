@@ -13,6 +13,8 @@
 --
 -- What each settled state writes:
 --   cancelled  the lease released, error_kind 'cancelled', last_error why (filter, client gone);
+--              or error_kind 'suppressed' (the phone is on the suppression list) or 'no_consent'
+--              (an advertising message to a client whose consent does not stand);
 --   expired    the lease released, error_kind 'deadline' (or 'window_never_opens'), last_error why
 --              unless an earlier error says more;
 --   pending    again on a re-plan: the error cleared (it belonged to a cancellation); on a retry:
@@ -60,6 +62,66 @@ WITH locked AS (
 )
 UPDATE messages m
 SET {cancelled}, last_error = 'client deleted'
+FROM locked
+WHERE m.id = locked.id AND m.status = {status.pending}
+
+-- name: may_receive
+-- Who a mailing may reach beside its filter (clients aliased `c`): no suppressed number, and for
+-- advertising (`advertising` true) only a client whose consent stands. The anti-join probes the
+-- suppression list's primary key; the consent test reads two columns of the row already read.
+NOT EXISTS (SELECT FROM suppressions s WHERE s.phone = c.phone)
+AND (NOT %(advertising)s OR (c.consent_given_at IS NOT NULL AND c.consent_revoked_at IS NULL))
+
+-- name: ineligible_kind
+-- Why a message of client `c` may not be sent: `s` is the client's suppression row, if any.
+CASE WHEN s.phone IS NOT NULL THEN {error_kind.suppressed} ELSE {error_kind.no_consent} END
+
+-- name: ineligible
+-- The negation of may_receive, with `s` left-joined.
+(s.phone IS NOT NULL
+ OR (%(advertising)s AND NOT (c.consent_given_at IS NOT NULL AND c.consent_revoked_at IS NULL)))
+
+-- name: cancel_ineligible_of_mailing
+-- On a re-plan: pending messages whose client was suppressed or (advertising) lost its consent
+-- since the last plan, cancelled with that reason before the filter is applied again.
+WITH ineligible AS (
+    SELECT m.id, {ineligible_kind} AS kind FROM messages m
+    JOIN clients c ON c.id = m.client_id
+    LEFT JOIN suppressions s ON s.phone = c.phone
+    WHERE m.mailing_id = %(mailing_id)s AND m.status = {status.pending} AND {ineligible}
+    ORDER BY m.id FOR UPDATE OF m
+)
+UPDATE messages m
+SET status = {status.cancelled}, leased_until = NULL, error_kind = ineligible.kind,
+    last_error = CASE WHEN ineligible.kind = {error_kind.suppressed} THEN 'phone on the suppression list'
+                      ELSE 'client without consent to advertising' END
+FROM ineligible
+WHERE m.id = ineligible.id AND m.status = {status.pending}
+
+-- name: cancel_of_suppressed_phones
+-- Numbers just put on the suppression list: the pending messages of their clients, whatever the
+-- mailing, are cancelled now, so a running batch holding one drops it at its watcher's next look.
+WITH locked AS (
+    SELECT m.id FROM messages m JOIN clients c ON c.id = m.client_id
+    WHERE c.phone = ANY(%(phones)s) AND m.status = {status.pending}
+    ORDER BY m.id FOR UPDATE OF m
+)
+UPDATE messages m
+SET status = {status.cancelled}, leased_until = NULL, error_kind = {error_kind.suppressed},
+    last_error = 'phone on the suppression list'
+FROM locked
+WHERE m.id = locked.id AND m.status = {status.pending}
+
+-- name: cancel_advertising_of_clients
+-- Clients whose consent was just revoked: their pending messages of advertising mailings.
+WITH locked AS (
+    SELECT m.id FROM messages m JOIN mailings g ON g.id = m.mailing_id
+    WHERE m.client_id = ANY(%(client_ids)s) AND m.status = {status.pending} AND g.kind = 'advertising'
+    ORDER BY m.id FOR UPDATE OF m
+)
+UPDATE messages m
+SET status = {status.cancelled}, leased_until = NULL, error_kind = {error_kind.no_consent},
+    last_error = 'client without consent to advertising'
 FROM locked
 WHERE m.id = locked.id AND m.status = {status.pending}
 
@@ -156,6 +218,24 @@ CASE WHEN %(window_start)s::time < %(window_end)s::time
     THEN wall.t >= %(window_start)s::time AND wall.t < %(window_end)s::time
     ELSE wall.t >= %(window_start)s::time OR wall.t < %(window_end)s::time
 END
+
+-- name: cancel_ineligible_in_batch
+-- Checked again at the claim: a number suppressed, or a consent revoked, after the plan (and
+-- before any change cancelled the message) never gets a request. SKIP LOCKED as the claim.
+WITH ineligible AS (
+    SELECT m.id, {ineligible_kind} AS kind FROM messages m
+    JOIN clients c ON c.id = m.client_id
+    LEFT JOIN suppressions s ON s.phone = c.phone
+    WHERE {due_in_batch} AND {ineligible}
+    ORDER BY m.id
+    FOR UPDATE OF m SKIP LOCKED
+)
+UPDATE messages m
+SET status = {status.cancelled}, leased_until = NULL, error_kind = ineligible.kind,
+    last_error = CASE WHEN ineligible.kind = {error_kind.suppressed} THEN 'phone on the suppression list'
+                      ELSE 'client without consent to advertising' END
+FROM ineligible
+WHERE m.id = ineligible.id AND m.status = {status.pending}
 
 -- name: lease_claimable
 -- What a claim writes and returns, whichever messages it found claimable: the lease, one more

@@ -14,20 +14,21 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from sqlalchemy import case, func, literal, select, tablesample, tuple_
+from sqlalchemy import and_, case, func, literal, or_, select, tablesample, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
 from sqlalchemy.orm import aliased
 
 from notification.audiences.service import check_audience_choice, with_saved_audience
 from notification.clients.models import Client
 from notification.clients.queries import audience_conditions
-from notification.mailings.models import Mailing
-from notification.mailings.schemas import MailingCreate
+from notification.mailings.models import Mailing, MailingKind
+from notification.mailings.schemas import LeftOut, MailingCreate
 from notification.mailings.services import parse_local_time
 from notification.mailings.sms import measure
 from notification.provider.models import ProviderRoute, StoredProvider
 from notification.provider.routes import Router, rule_of, stored_router
 from notification.send_window import is_open, next_opening
+from notification.suppressions.models import Suppression
 from notification.texts.service import least_cost
 from notification.texts.templates import Compiled, Recipient
 
@@ -86,6 +87,16 @@ class RenderedExample(msgspec.Struct):
 
 class AudiencePreview(msgspec.Struct):
     clients: Annotated[int, msgspec.Meta(description="Clients the filter matches")]
+    left_out: Annotated[
+        LeftOut,
+        msgspec.Meta(
+            description="Matching clients the mailing would leave out: suppressed numbers (either kind), and"
+            " for advertising the clients whose consent does not stand (a suppressed one counts as suppressed)"
+        ),
+    ]
+    recipients: Annotated[
+        int, msgspec.Meta(description="Matching clients the mailing would reach: clients less left_out")
+    ]
     by_operator_code: Annotated[list[OperatorCodeShare], msgspec.Meta(description=f"The {TOP} largest, largest first")]
     by_timezone: Annotated[list[TimezoneShare], msgspec.Meta(description=f"The {TOP} largest, largest first")]
     outside_window_at_start: Annotated[
@@ -129,6 +140,7 @@ class Audience:
     tags: list[str]
     window: tuple[dt.time, dt.time] | None
     attributes: dict[str, str] = dataclasses.field(default_factory=dict)
+    kind: str = MailingKind.SERVICE.value
 
 
 def _rollup_query(audience: Audience) -> Any:
@@ -141,6 +153,23 @@ def _rollup_query(audience: Audience) -> Any:
     return select(groups.c.operator_code, groups.c.timezone, func.sum(groups.c.clients).label("clients")).group_by(
         func.grouping_sets(tuple_(groups.c.operator_code), tuple_(groups.c.timezone))
     )
+
+
+async def _left_out(session: Session, audience: Audience) -> LeftOut:
+    """The matching clients planning would leave out, counted as planning decides (count_left_out):
+    only the left-out rows are read past the filter."""
+    consent = and_(Client.consent_given_at.is_not(None), Client.consent_revoked_at.is_(None))
+    suppressed = Suppression.phone.is_not(None)
+    advertising = audience.kind == MailingKind.ADVERTISING
+    ineligible = or_(suppressed, ~consent) if advertising else suppressed
+    query = (
+        select(func.count().filter(suppressed), func.count().filter(Suppression.phone.is_(None)))
+        .select_from(Client)
+        .outerjoin(Suppression, Suppression.phone == Client.phone)
+        .where(*audience_conditions(audience.operator_codes, audience.tags, audience.attributes), ineligible)
+    )
+    found = (await session.execute(query)).one()
+    return LeftOut(suppressed=int(found[0]), no_consent=int(found[1]))
 
 
 def _top(counts: dict[str, int]) -> list[tuple[str, int]]:
@@ -214,6 +243,7 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         else:
             by_zone[timezone] = int(clients)
     total = sum(by_code.values())
+    left_out = await _left_out(session, audience)
     providers = await _provider_split(session, audience, await current_router(session), by_code)
     outside, never = _window_reach(audience, by_zone)
     sms = least_cost(audience.text)
@@ -225,6 +255,8 @@ async def preview(session: AsyncSession | async_scoped_session[AsyncSession], au
         distribution, parts_total, examples = PartsDistribution(True, 0, [bucket], 0), total * sms.parts, []
     return AudiencePreview(
         clients=total,
+        left_out=left_out,
+        recipients=total - left_out.suppressed - left_out.no_consent,
         by_operator_code=[OperatorCodeShare(code, n) for code, n in _top(by_code)],
         by_timezone=[TimezoneShare(zone, n) for zone, n in _top(by_zone)],
         outside_window_at_start=outside,
@@ -315,6 +347,7 @@ def audience_of_request(data: MailingCreate) -> Audience:
         list(data.filter.tags),
         window,
         dict(data.filter.attributes),
+        data.kind.value,
     )
 
 
@@ -330,4 +363,5 @@ def audience_of_mailing(mailing: Mailing) -> Audience:
         list(mailing.filter_tags),
         window,
         dict(mailing.filter_attributes),
+        mailing.kind,
     )

@@ -58,13 +58,23 @@ def _http_provider(spec: ProviderSpec, settings: Settings) -> Provider:
 
 
 def _smpp_provider(spec: ProviderSpec, settings: Settings) -> Provider:
-    from notification.provider.smpp import SmppProvider, SmppSettings
+    from notification.inbound.service import receive_from_smpp
+    from notification.provider.smpp import InboundMessage, SmppProvider, SmppSettings
     from notification.provider.smpp_slots import PgBindSlots
 
     smpp = msgspec.convert(
         {**spec.settings, "password": spec.secret, "window": spec.window, "binds": spec.binds}, SmppSettings
     )
-    return SmppProvider(spec.name, smpp, slots=PgBindSlots(settings.psycopg_conninfo, spec.name, spec.binds))
+
+    async def on_deliver(inbound: InboundMessage) -> None:
+        # Answered to the SMSC only once this returns: what it hands over is stored first.
+        if inbound.is_receipt:
+            return
+        await receive_from_smpp(settings, inbound.provider, inbound.source_addr, inbound.text, inbound.received_at)
+
+    return SmppProvider(
+        spec.name, smpp, slots=PgBindSlots(settings.psycopg_conninfo, spec.name, spec.binds), on_deliver=on_deliver
+    )
 
 
 PROVIDER_KINDS: dict[str, ProviderBuilder] = {HTTP: _http_provider, SMPP: _smpp_provider}

@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from notification.reports.queries import statements
 from notification.schedules.queries import statements as schedule_statements
 from notification.stats.queries import StatusCounts
+from notification.suppressions.queries import statements as suppression_statements
 
 TEXT_HEAD = 60
 TOP_ERROR_KINDS = 5
@@ -50,6 +51,15 @@ class DaySchedule:
 
 
 @dataclass(frozen=True, slots=True)
+class OptOuts:
+    stop_words: int = 0
+    """Numbers a stop word put on the suppression list that day."""
+    suppressed: int = 0
+    """Numbers put on the suppression list that day, for any reason (stop words included)."""
+    consents_revoked: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DailyReport:
     day: dt.date
     timezone: str
@@ -65,6 +75,7 @@ class DailyReport:
     """The most frequent kinds of last error among the day's undelivered messages, most frequent first."""
     schedules: list[DaySchedule] = field(default_factory=list)
     """Schedules with an occurrence active that day."""
+    opt_outs: OptOuts = field(default_factory=OptOuts)
 
     @property
     def delivery_rate(self) -> float | None:
@@ -110,6 +121,8 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
             error_kinds = [(row["kind"], int(row["messages"])) for row in await cursor.fetchall()]
             await cursor.execute(schedule_statements["schedules_of_the_day"], params)
             schedule_rows = await cursor.fetchall()
+            await cursor.execute(suppression_statements["opt_outs_of_the_day"], params)
+            opt_outs = await cursor.fetchone() or {}
     *mailing_rows, totals = rows
     return DailyReport(
         day=day,
@@ -145,6 +158,11 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
             )
             for row in schedule_rows
         ],
+        opt_outs=OptOuts(
+            int(opt_outs.get("stop_words", 0)),
+            int(opt_outs.get("suppressed", 0)),
+            int(opt_outs.get("consents_revoked", 0)),
+        ),
     )
 
 

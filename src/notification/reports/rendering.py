@@ -115,6 +115,14 @@ def render_text(report: DailyReport) -> str:
         )
     if not report.schedules:
         lines.append("  none")
+    opt_outs = report.opt_outs
+    lines += [
+        "",
+        "Opt-outs that day",
+        f"  stop words        {opt_outs.stop_words}",
+        f"  suppressed        {opt_outs.suppressed} (every reason, stop words included)",
+        f"  consents revoked  {opt_outs.consents_revoked}",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,7 @@ logger = structlog.get_logger(__name__)
 _FIELDS = (
     "name",
     "text",
+    "kind",
     "rrule",
     "starts",
     "timezone",
@@ -65,6 +66,8 @@ def schedule_json(values: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": values["name"],
         "text": values["text"].replace("\r\n", "\n"),
+        # As the mailing form: the kind it shows, service when a post leaves it out.
+        "kind": values["kind"] or "service",
         "rrule": values["rrule"],
         "starts": values["starts"],
         "timezone": values["timezone"],
@@ -204,6 +207,7 @@ class ScheduleConsoleController(Controller):
             {
                 "name": template.name,
                 "text": template.text,
+                "kind": template.kind.value,
                 "rrule": template.rrule,
                 "starts": template.starts,
                 "timezone": template.timezone,

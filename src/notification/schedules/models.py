@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from notification.clients.models import filter_of
 from notification.db import Entity
-from notification.mailings.models import TEXT_MAX_LENGTH
+from notification.mailings.models import KINDS_SQL, TEXT_MAX_LENGTH, MailingKind
 
 SCHEDULE_NAME_MAX_LENGTH = 200
 RRULE_MAX_LENGTH = 1000
@@ -25,6 +25,7 @@ class Schedule(Entity):
     __table_args__ = (
         CheckConstraint(f"char_length(text) BETWEEN 1 AND {TEXT_MAX_LENGTH}", name="text_length"),
         CheckConstraint("duration_s > 0", name="duration_positive"),
+        CheckConstraint(f"kind IN ({KINDS_SQL})", name="kind_known"),
         CheckConstraint(
             "audience_id IS NULL OR (filter_operator_codes = '{}' AND filter_tags = '{}')",
             name="audience_or_filter",
@@ -38,6 +39,7 @@ class Schedule(Entity):
 
     name: Mapped[str] = mapped_column(String(SCHEDULE_NAME_MAX_LENGTH))
     text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default=MailingKind.SERVICE, server_default=MailingKind.SERVICE.value)
     audience_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("audiences.id", ondelete="RESTRICT"), nullable=True, index=True
     )

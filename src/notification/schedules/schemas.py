@@ -7,7 +7,8 @@ from typing import Annotated
 import msgspec
 
 from notification.db import WITHOUT_NUL
-from notification.mailings.schemas import AudienceId, MailingFilter, MailingText, SendWindow
+from notification.mailings.models import MailingKind
+from notification.mailings.schemas import AudienceId, Kind, MailingFilter, MailingText, SendWindow
 from notification.schedules.models import RRULE_MAX_LENGTH, SCHEDULE_NAME_MAX_LENGTH
 from notification.stats.queries import StatusCounts
 from notification.timezones import TimeZoneName
@@ -72,6 +73,7 @@ class ScheduleCreate(msgspec.Struct, forbid_unknown_fields=True):
     starts: LocalStart
     timezone: TimeZoneName
     duration_minutes: DurationMinutes
+    kind: Kind
     filter: MailingFilter = msgspec.field(default_factory=MailingFilter)
     audience_id: AudienceId | None = None
     send_window: SendWindow | None = None
@@ -87,6 +89,7 @@ class SchedulePatch(msgspec.Struct, forbid_unknown_fields=True):
     starts: LocalStart | msgspec.UnsetType = msgspec.UNSET
     timezone: TimeZoneName | msgspec.UnsetType = msgspec.UNSET
     duration_minutes: DurationMinutes | msgspec.UnsetType = msgspec.UNSET
+    kind: Kind | msgspec.UnsetType = msgspec.UNSET
     filter: MailingFilter | msgspec.UnsetType = msgspec.UNSET
     audience_id: AudienceId | msgspec.UnsetType | None = msgspec.UNSET
     send_window: SendWindow | msgspec.UnsetType | None = msgspec.UNSET
@@ -114,6 +117,7 @@ class ScheduleRead(msgspec.Struct):
     starts: str
     timezone: str
     duration_minutes: int
+    kind: MailingKind
     filter: MailingFilter
     audience_id: int | None
     send_window: SendWindow | None

@@ -33,7 +33,7 @@ from notification.audiences.service import audience_key, check_audience_choice, 
 from notification.audit.models import AuditAction, AuditEntity, Via
 from notification.audit.trail import AuditTrail, snapshot
 from notification.errors import InvalidInput, NotFound
-from notification.mailings.models import Mailing
+from notification.mailings.models import Mailing, MailingKind
 from notification.mailings.schemas import MailingCreate, MailingFilter, SendWindow
 from notification.mailings.services import MailingService, parse_local_time, plan_committed, validate_mailing
 from notification.schedules.models import Schedule
@@ -110,6 +110,7 @@ def _columns(data: ScheduleCreate) -> dict[str, Any]:
     return {
         "name": data.name,
         "text": data.text,
+        "kind": str(data.kind),
         "rrule": data.rrule.strip(),
         "starts": parse_starts(data.starts),
         "timezone": data.timezone,
@@ -134,6 +135,7 @@ def template_of(schedule: Schedule) -> ScheduleCreate:
         starts=_local_text(schedule.starts),
         timezone=schedule.timezone,
         duration_minutes=schedule.duration_s // 60,
+        kind=MailingKind(schedule.kind),
         filter=MailingFilter(**schedule.filter),
         audience_id=schedule.audience_id,
         send_window=SendWindow(**window) if window else None,
@@ -166,6 +168,7 @@ class ScheduleService(SQLAlchemyAsyncRepositoryService[Schedule, ScheduleReposit
             starts=template.starts,
             timezone=schedule.timezone,
             duration_minutes=int(template.duration_minutes),
+            kind=template.kind,
             filter=template.filter,
             audience_id=schedule.audience_id,
             send_window=template.send_window,
@@ -370,6 +373,7 @@ async def _create_occurrences_of(
             text=template.text,
             start_at=at,
             end_at=ends,
+            kind=template.kind,
             filter=template.filter,
             send_window=template.send_window,
             audience_id=template.audience_id,

@@ -45,8 +45,9 @@ class TestSendController(Controller):
             "through the provider right away, whatever the mailing's status, window or end. The answer is "
             "the provider's reply: a refusal or a failure is a 200 with `sent: false`. 503 when the "
             "provider's rate budget has no room within a request's timeout (after a 429, for its Retry-After)."
+            " 409 when `phone` is on the suppression list: nothing is sent to it."
         ),
-        responses=problem_responses(400, 401, 404, 503),
+        responses=problem_responses(400, 401, 404, 409, 503),
     )
     async def send_test(
         self,

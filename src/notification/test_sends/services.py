@@ -25,12 +25,13 @@ from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail
 from notification.clients.models import Client
 from notification.config import Settings
-from notification.errors import InvalidInput
+from notification.errors import Conflict, InvalidInput
 from notification.lib.sql import load
 from notification.mailings.services import MailingService
 from notification.mailings.sms import measure
 from notification.observability import bind_ids
 from notification.provider.base import Outcome, SendResult
+from notification.suppressions.models import Suppression
 from notification.test_sends.schemas import TestSendAnswer, TestSendRequest
 from notification.texts.service import NOBODY, check_text
 from notification.texts.templates import Compiled, Recipient
@@ -172,10 +173,14 @@ async def send_test_message(
     """The API's and the console's test send: the provider's answer; a 503 when its rate budget
     has no room in time."""
     mailing = await mailings.get_mailing(mailing_id)
+    session = mailings.repository.session
+    if await session.get(Suppression, data.phone) is not None:
+        # A number that said stop gets nothing, a test included; the operator's own phone is not
+        # on the list unless someone put it there.
+        raise Conflict("phone", f"phone {data.phone} is on the suppression list: nothing is sent to it")
     template = mailing.text if data.text is None else data.text
     if not template.strip():
         raise InvalidInput.of("text", "must not be blank")
-    session = mailings.repository.session
     if data.text is not None:
         await check_text(session, template)
     text = Compiled(template).render(await _recipient(session, data.client_id))

@@ -1,0 +1,1 @@
+"""The suppression list: numbers no mailing reaches, whatever its kind."""
