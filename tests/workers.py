@@ -50,6 +50,8 @@ _PRELOADED = [
     "notification.idempotency.tasks",
     "notification.provider.metrics",
     "notification.provider.registry",
+    "notification.receipts.smpp",
+    "notification.receipts.tasks",
     "notification.reports.tasks",
     "notification.schedules.tasks",
     "notification.stats.tasks",

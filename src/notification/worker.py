@@ -25,6 +25,7 @@ from notification.idempotency.tasks import blueprint as idempotency_tasks
 from notification.jobs import (
     DELIVERY_NAMESPACE,
     IDEMPOTENCY_NAMESPACE,
+    RECEIPTS_NAMESPACE,
     REPORTS_NAMESPACE,
     SCHEDULES_NAMESPACE,
     STATS_NAMESPACE,
@@ -33,6 +34,7 @@ from notification.jobs import (
 from notification.logging import configure_logging
 from notification.provider.metrics import serve_worker_metrics
 from notification.provider.registry import ProviderRegistry
+from notification.receipts.tasks import blueprint as receipt_tasks
 from notification.reports.tasks import daily_report_tasks
 from notification.schedules.tasks import blueprint as schedule_tasks
 from notification.stats.tasks import blueprint as stats_tasks
@@ -144,6 +146,7 @@ def _create_app(settings: Settings) -> WorkerApp:
     job_queue.add_tasks_from(stats_tasks, namespace=STATS_NAMESPACE)
     job_queue.add_tasks_from(idempotency_tasks, namespace=IDEMPOTENCY_NAMESPACE)
     job_queue.add_tasks_from(schedule_tasks, namespace=SCHEDULES_NAMESPACE)
+    job_queue.add_tasks_from(receipt_tasks, namespace=RECEIPTS_NAMESPACE)
     return job_queue
 
 

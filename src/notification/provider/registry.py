@@ -60,11 +60,16 @@ def _http_provider(spec: ProviderSpec, settings: Settings) -> Provider:
 def _smpp_provider(spec: ProviderSpec, settings: Settings) -> Provider:
     from notification.provider.smpp import SmppProvider, SmppSettings
     from notification.provider.smpp_slots import PgBindSlots
+    from notification.receipts.smpp import DeliverHook
 
     smpp = msgspec.convert(
         {**spec.settings, "password": spec.secret, "window": spec.window, "binds": spec.binds}, SmppSettings
     )
-    return SmppProvider(spec.name, smpp, slots=PgBindSlots(settings.psycopg_conninfo, spec.name, spec.binds))
+    # Receipts are stored, and each deliver_sm answered, by the hook; it closes with the provider.
+    hook = DeliverHook(spec.name, settings.psycopg_conninfo)
+    return SmppProvider(
+        spec.name, smpp, slots=PgBindSlots(settings.psycopg_conninfo, spec.name, spec.binds), on_deliver=hook
+    )
 
 
 PROVIDER_KINDS: dict[str, ProviderBuilder] = {HTTP: _http_provider, SMPP: _smpp_provider}
