@@ -17,9 +17,10 @@
   text waits for all of its parts); a message's rows go once it is decided. No foreign key: a
   mailing's deletion would pay a probe per message for a table that is nearly always empty; the
   sweep removes the rows of messages gone.
-- ``decide_delivery_states(ids)``: the one rule deciding a message from its parts (any part
-  undelivered: undelivered; every part delivered: delivered), used by the ingestion, the trigger and
-  the sweep alike.
+- ``set_delivery_states(ids, states, errors)``: what a receipt writes (and the one rule that a
+  decided message never changes), and ``decide_delivery_states(ids)``: a message of several parts
+  decided from its parts (any part undelivered: undelivered; every part delivered: delivered),
+  used by the ingestion, the trigger and the sweep alike.
 - ``message_delivery_counts``: messages per mailing and delivery state, kept by statement-level
   triggers exactly as the counters of revisions 0010 and 0021 are (same shards, fold, deletion and
   retention rules).
@@ -116,44 +117,65 @@ END
 $$
 """
 
-# The rule, in one place. A message already decided (delivered or undelivered) is left as it is:
-# a duplicate or a late receipt changes nothing; `unknown` (the timeout's guess) gives way to a
-# receipt. A receipt also proves the provider accepted the message: one the ledger recorded
-# otherwise (its request timed out, so it expired or was still being retried) becomes `sent`, at
-# the receipt's time or its mailing's end, whichever is earlier (the acceptance happened while a
-# request was in flight, and none is in flight after the end).
+# What a receipt writes, in one place. A message already decided (delivered or undelivered) is
+# left as it is: a duplicate or a late receipt changes nothing; `unknown` (the timeout's guess)
+# gives way to a receipt. A receipt also proves the provider accepted the message: one the ledger
+# recorded otherwise (its request timed out, so it expired or was still being retried) becomes
+# `sent`, at the receipt's time or its mailing's end, whichever is earlier (the acceptance happened
+# while a request was in flight, and none is in flight after the end).
+_SET_FUNCTION = """
+CREATE FUNCTION set_delivery_states(ids bigint[], states text[], errors text[])
+RETURNS TABLE (message_id bigint, delivery_state text, seconds_after_sent double precision)
+LANGUAGE sql AS $$
+WITH locked AS (
+    -- Each receipt beside its message, found by id, in one pass: joined in the UPDATE below, an
+    -- unnest taken for 10 rows was scanned again for every message (2,000 receipts: 1.4 s).
+    SELECT r.id, r.state, r.error
+    FROM unnest(ids, states, errors) AS r(id, state, error)
+    JOIN messages m ON m.id = r.id
+    WHERE m.delivery_state IS NULL OR m.delivery_state = 'unknown'
+    ORDER BY r.id
+    FOR UPDATE OF m
+)
+UPDATE messages m
+SET delivery_state = l.state, delivery_error = l.error, receipt_at = now(),
+    status = 'sent',
+    sent_at = CASE WHEN m.status = 'sent' THEN m.sent_at ELSE least(now(), g.end_at) END,
+    last_error = CASE WHEN m.status = 'sent' THEN m.last_error END,
+    error_kind = CASE WHEN m.status = 'sent' THEN m.error_kind END,
+    leased_until = NULL
+FROM locked l, mailings g
+WHERE m.id = l.id AND g.id = m.mailing_id
+RETURNING m.id, m.delivery_state, extract(epoch FROM m.receipt_at - m.sent_at)::double precision
+$$
+"""
+
+# A message of several parts, from its parts' receipts: any part undelivered makes it undelivered
+# (with the first such part's error); all of its parts delivered make it delivered; until then it
+# waits, and its parts' rows stay.
 _DECIDE_FUNCTION = """
 CREATE FUNCTION decide_delivery_states(ids bigint[])
 RETURNS TABLE (message_id bigint, delivery_state text, seconds_after_sent double precision)
 LANGUAGE sql AS $$
-WITH locked AS (
-    SELECT id FROM messages
-    WHERE id = ANY(ids) AND (delivery_state IS NULL OR delivery_state = 'unknown')
-    ORDER BY id FOR UPDATE
-), decided AS (
+WITH decided AS (
     SELECT p.message_id,
            CASE WHEN bool_or(p.state = 'undelivered') THEN 'undelivered'
                 WHEN count(*) FILTER (WHERE p.state = 'delivered') >= max(p.parts) THEN 'delivered'
            END AS state,
            (array_agg(p.error ORDER BY p.received_at, p.part_id) FILTER (WHERE p.state = 'undelivered'))[1]
                AS error
-    FROM receipt_parts p JOIN locked ON locked.id = p.message_id
+    FROM receipt_parts p
+    WHERE p.message_id = ANY(ids)
     GROUP BY p.message_id
-), changed AS (
-    UPDATE messages m
-    SET delivery_state = d.state, delivery_error = d.error, receipt_at = now(),
-        status = 'sent',
-        sent_at = CASE WHEN m.status = 'sent' THEN m.sent_at ELSE least(now(), g.end_at) END,
-        last_error = CASE WHEN m.status = 'sent' THEN m.last_error END,
-        error_kind = CASE WHEN m.status = 'sent' THEN m.error_kind END,
-        leased_until = NULL
-    FROM decided d, mailings g
-    WHERE m.id = d.message_id AND d.state IS NOT NULL AND g.id = m.mailing_id
-    RETURNING m.id, m.delivery_state, extract(epoch FROM m.receipt_at - m.sent_at)::double precision AS seconds
 ), forgotten AS (
-    DELETE FROM receipt_parts p USING changed WHERE p.message_id = changed.id
+    DELETE FROM receipt_parts p USING decided d
+    WHERE p.message_id = d.message_id AND d.state IS NOT NULL
 )
-SELECT id, delivery_state, seconds FROM changed
+SELECT * FROM set_delivery_states(
+    ARRAY(SELECT message_id FROM decided WHERE state IS NOT NULL ORDER BY message_id),
+    ARRAY(SELECT state FROM decided WHERE state IS NOT NULL ORDER BY message_id),
+    ARRAY(SELECT error FROM decided WHERE state IS NOT NULL ORDER BY message_id)
+)
 $$
 """
 
@@ -173,7 +195,13 @@ BEGIN
                cardinality(string_to_array(n.provider_message_id, ',')) AS parts
         FROM updated_messages n
         CROSS JOIN LATERAL unnest(string_to_array(n.provider_message_id, ',')) AS part(id)
-        JOIN unmatched_receipts u ON u.provider = n.provider AND u.part_id = part.id
+        -- One probe of the key per part: receipts that never find their message wait here until
+        -- the timeout, and a join the planner chose badly made every update of messages pay for them.
+        CROSS JOIN LATERAL (
+            SELECT u.provider, u.part_id FROM unmatched_receipts u
+            WHERE u.provider = n.provider AND u.part_id = part.id
+            OFFSET 0
+        ) u
         WHERE n.provider_message_id IS NOT NULL
     ), taken AS (
         DELETE FROM unmatched_receipts u USING found f
@@ -228,6 +256,9 @@ def upgrade() -> None:
         "messages",
         [sa.text("string_to_array(provider_message_id, ',')")],
         postgresql_using="gin",
+        # Looked up once per receipt: with the pending list of fastupdate, each lookup scanned up to
+        # 4 MB of entries not yet merged (13 ms per lookup instead of 5 us, 85,000 messages sent).
+        postgresql_with={"fastupdate": "off"},
     )
     op.create_index(
         "ix_messages_awaiting_receipt",
@@ -276,6 +307,7 @@ def upgrade() -> None:
         _UPDATE_FUNCTION,
         _DELETE_FUNCTION,
         _TRUNCATE_FUNCTION,
+        _SET_FUNCTION,
         _DECIDE_FUNCTION,
         _APPLY_WAITING_FUNCTION,
     ):
@@ -297,6 +329,7 @@ def downgrade() -> None:
     for function in (
         "apply_waiting_receipts()",
         "decide_delivery_states(bigint[])",
+        "set_delivery_states(bigint[], text[], text[])",
         "count_truncated_message_deliveries()",
         "count_deleted_message_deliveries()",
         "count_updated_message_deliveries()",

@@ -90,6 +90,7 @@ class Message(IdentityPrimaryKey, Base):
             "ix_messages_provider_part_ids",
             text("string_to_array(provider_message_id, ',')"),
             postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
         ),
         # What the receipt timeout marks unknown, without reading the messages already decided.
         Index(

@@ -2,22 +2,31 @@
 -- notification.lib.sql). The rule deciding a message from its parts' receipts is the database
 -- function decide_delivery_states (migration 0023), which every path here ends with.
 
--- name: match_parts
--- The messages an SMSC's receipts name, by the id of any of their parts (the GIN index over
--- string_to_array(provider_message_id, ',')), locked in id order as every writer of messages
--- locks them: two batches holding receipts of parts of one message then decide it one after the
--- other, the second seeing the first's parts.
-SELECT r.part_id, m.id AS message_id, cardinality(string_to_array(m.provider_message_id, ',')) AS parts,
-       m.delivery_state IN ({delivery_state.delivered}, {delivery_state.undelivered}) AS decided
+-- name: plan_for_lookups
+-- Every statement of a batch finds its rows by index (receipts by SMSC id, messages by id); with
+-- statistics that know nothing yet of a mailing just sent, the planner took a scan of the whole
+-- table for cheaper. JIT, misled by the same estimates, spent tens of milliseconds compiling
+-- statements that run in a few.
+SET LOCAL enable_seqscan = off; SET LOCAL jit = off
+
+-- name: find_parts
+-- The messages an SMSC's receipts name, by the id of any of their parts: one probe of the GIN index
+-- over string_to_array(provider_message_id, ',') per receipt. OFFSET 0 keeps the lookup a
+-- subquery run once per receipt: flattened into a join, and with statistics that know nothing yet
+-- of the ids a mailing's sends just wrote, the planner read the whole table once per receipt.
+SELECT r.part_id, f.id AS message_id
 FROM unnest(%(part_ids)s::text[]) AS r(part_id)
-JOIN messages m ON string_to_array(m.provider_message_id, ',') @> ARRAY[r.part_id]
-                AND m.provider = %(provider)s
-ORDER BY m.id
-FOR UPDATE OF m
+CROSS JOIN LATERAL (
+    SELECT m.id FROM messages m
+    WHERE string_to_array(m.provider_message_id, ',') @> ARRAY[r.part_id] AND m.provider = %(provider)s
+    OFFSET 0
+) f
 
 -- name: lock_messages
--- The messages an HTTP provider's callback names by our own id, locked in id order.
-SELECT id AS message_id,
+-- The messages receipts name, locked in id order as every writer of messages locks them: two
+-- batches holding receipts of parts of one message then decide it one after the other, the second
+-- seeing the first's parts.
+SELECT id AS message_id, cardinality(string_to_array(provider_message_id, ',')) AS parts,
        delivery_state IN ({delivery_state.delivered}, {delivery_state.undelivered}) AS decided
 FROM messages WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE
 
@@ -38,16 +47,25 @@ ON CONFLICT (message_id, part_id) DO NOTHING
 -- name: decide
 SELECT message_id, delivery_state, seconds_after_sent FROM decide_delivery_states(%(ids)s::bigint[])
 
+-- name: set_states
+-- Receipts of single-part messages decide them as they are, without a stop in receipt_parts.
+SELECT message_id, delivery_state, seconds_after_sent
+FROM set_delivery_states(%(ids)s::bigint[], %(states)s::text[], %(errors)s::text[])
+
 -- name: match_waiting
 -- Receipts that overtook their SMSC id's write and whose write committed while the receipt's own
 -- transaction was still open (the trigger of migration 0023 saw no receipt, the receipt no id):
 -- moved to their message's parts now, every one that has a message by now.
 WITH found AS (
-    SELECT u.provider, u.part_id, m.id AS message_id, cardinality(string_to_array(m.provider_message_id, ',')) AS parts
+    SELECT u.provider, u.part_id, f.id AS message_id, f.parts
     FROM unmatched_receipts u
-    JOIN messages m ON string_to_array(m.provider_message_id, ',') @> ARRAY[u.part_id] AND m.provider = u.provider
-    ORDER BY m.id
-    FOR UPDATE OF m, u SKIP LOCKED
+    CROSS JOIN LATERAL (
+        SELECT m.id, cardinality(string_to_array(m.provider_message_id, ',')) AS parts FROM messages m
+        WHERE string_to_array(m.provider_message_id, ',') @> ARRAY[u.part_id::text] AND m.provider = u.provider
+        OFFSET 0
+    ) f
+    ORDER BY f.id
+    FOR UPDATE OF u SKIP LOCKED
 ), taken AS (
     DELETE FROM unmatched_receipts u USING found f
     WHERE u.provider = f.provider AND u.part_id = f.part_id

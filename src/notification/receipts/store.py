@@ -21,9 +21,6 @@ from notification.messages.models import DeliveryState, MessageStatus
 
 statements = load(__package__, "queries.sql", enums={"status": MessageStatus, "delivery_state": DeliveryState})
 
-WHOLE_MESSAGE = ""
-"""The part id of a receipt about a whole message (an HTTP provider's)."""
-
 
 @dataclass(frozen=True, slots=True)
 class PartReceipt:
@@ -70,10 +67,15 @@ async def store_part_receipts(conn: AsyncConnection, provider: str, receipts: Se
     for receipt in receipts:
         first.setdefault(receipt.part_id, receipt)
     async with conn.transaction():
-        rows = await (
-            await conn.execute(statements["match_parts"], {"part_ids": list(first), "provider": provider})
+        await conn.execute(statements["plan_for_lookups"])
+        params = {"part_ids": list(first), "provider": provider}
+        found = await (await conn.execute(statements["find_parts"], params)).fetchall()
+        message_of: dict[str, int] = {row[0]: row[1] for row in found}
+        locked = await (
+            await conn.execute(statements["lock_messages"], {"ids": sorted(set(message_of.values()))})
         ).fetchall()
-        matched = {part_id: (message_id, parts, decided) for part_id, message_id, parts, decided in rows}
+        by_message = {message_id: (parts, decided) for message_id, parts, decided in locked}
+        matched = {p: (m, *by_message[m]) for p, m in message_of.items() if m in by_message}
         waiting = [r for r in first.values() if r.part_id not in matched]
         if waiting:
             await conn.execute(
@@ -88,19 +90,22 @@ async def store_part_receipts(conn: AsyncConnection, provider: str, receipts: Se
             stored.unmatched = len(waiting)
         undecided = [(r, matched[r.part_id]) for r in first.values() if r.part_id in matched]
         stored.already_decided = sum(1 for _, (_, _, decided) in undecided if decided)
-        undecided = [(r, m) for r, m in undecided if not m[2]]
-        if undecided:
+        whole = [(r, m[0]) for r, m in undecided if not m[2] and m[1] <= 1]
+        parts = [(r, m) for r, m in undecided if not m[2] and m[1] > 1]
+        if whole:
+            stored.decided += await _set(conn, [(message_id, r.state, r.error) for r, message_id in whole])
+        if parts:
             await conn.execute(
                 statements["store_parts"],
                 {
-                    "message_ids": [m[0] for _, m in undecided],
-                    "part_ids": [r.part_id for r, _ in undecided],
-                    "parts": [max(m[1], 1) for _, m in undecided],
-                    "states": [r.state for r, _ in undecided],
-                    "errors": [r.error for r, _ in undecided],
+                    "message_ids": [m[0] for _, m in parts],
+                    "part_ids": [r.part_id for r, _ in parts],
+                    "parts": [m[1] for _, m in parts],
+                    "states": [r.state for r, _ in parts],
+                    "errors": [r.error for r, _ in parts],
                 },
             )
-            stored.decided = await _decide(conn, sorted({m[0] for _, m in undecided}))
+            stored.decided += await _decide(conn, sorted({m[0] for _, m in parts}))
     return stored
 
 
@@ -112,26 +117,23 @@ async def store_message_receipts(conn: AsyncConnection, receipts: Sequence[Messa
     for receipt in receipts:
         first.setdefault(receipt.message_id, receipt)
     async with conn.transaction():
-        rows = await (await conn.execute(statements["lock_messages"], {"ids": list(first)})).fetchall()
-        found: dict[int, bool] = {row[0]: row[1] for row in rows}
+        rows = await (await conn.execute(statements["lock_messages"], {"ids": sorted(first)})).fetchall()
+        found: dict[int, bool] = {row[0]: row[2] for row in rows}
         stored.unknown_ids = sorted(set(first) - set(found))
         if stored.unknown_ids:
             return stored
         undecided = [r for r in first.values() if not found[r.message_id]]
         stored.already_decided = len(first) - len(undecided)
         if undecided:
-            await conn.execute(
-                statements["store_parts"],
-                {
-                    "message_ids": [r.message_id for r in undecided],
-                    "part_ids": [WHOLE_MESSAGE] * len(undecided),
-                    "parts": [1] * len(undecided),
-                    "states": [r.state for r in undecided],
-                    "errors": [r.error for r in undecided],
-                },
-            )
-            stored.decided = await _decide(conn, sorted(r.message_id for r in undecided))
+            stored.decided = await _set(conn, [(r.message_id, r.state, r.error) for r in undecided])
     return stored
+
+
+async def _set(conn: AsyncConnection, states: list[tuple[int, str, str | None]]) -> list[Decided]:
+    states.sort()
+    params = {"ids": [s[0] for s in states], "states": [s[1] for s in states], "errors": [s[2] for s in states]}
+    rows = await (await conn.execute(statements["set_states"], params)).fetchall()
+    return [Decided(message_id, state, seconds) for message_id, state, seconds in rows]
 
 
 async def _decide(conn: AsyncConnection, ids: list[int]) -> list[Decided]:
@@ -145,6 +147,7 @@ async def apply_waiting(conn: AsyncConnection) -> tuple[int, list[Decided]]:
         row = await (await conn.execute(statements["any_waiting"])).fetchone()
         if row is None or not row[0]:
             return 0, []
+        await conn.execute(statements["plan_for_lookups"])
         found = await (await conn.execute(statements["match_waiting"])).fetchone()
         ids: list[int] = found[0] if found else []
         if not ids:
