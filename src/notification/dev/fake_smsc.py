@@ -49,6 +49,7 @@ _BIND_COMMANDS = {
 # message_state values of SMPP 3.4, 5.3.2.35.
 MESSAGE_STATE_DELIVERED = 2
 MESSAGE_STATE_UNDELIVERABLE = 5
+_ANSWER_AFTER_RECEIPT_S = 0.2
 
 
 class FakeSmscOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -69,8 +70,8 @@ class FakeSmscOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     Receipts (``receipts``; off: none at all) follow each accepted submit asking for one after
     ``receipt_delay_ms``: ``undelivered_rate`` of them UNDELIV, ``duplicate_rate`` sent twice,
     ``out_of_order`` spreading the delays so receipts overtake each other; ``receipt_before_answer``
-    sends each one before the submit's own ``submit_sm_resp``, as an SMSC whose delivery outran its
-    answer does. A receipt the ESME does not acknowledge is delivered again, as an SMSC does: one
+    sends each one 0.2 s before the submit's own ``submit_sm_resp``, as an SMSC whose delivery outran
+    its answer does. A receipt the ESME does not acknowledge is delivered again, as an SMSC does: one
     answered with an error after ``redeliver_after_ms``, one left unanswered when its connection ends
     as soon as a receiver of the same system id is bound again.
     """
@@ -532,6 +533,8 @@ class FakeSmsc:
         wants_receipt = message_id is not None and options.receipts and submit.fields["registered_delivery"] & 1
         if wants_receipt and options.receipt_before_answer and message_id is not None:
             await self._receipt_now(message_id)
+            # Long enough for the ESME to store the receipt before it even knows the message's id.
+            await asyncio.sleep(_ANSWER_AFTER_RECEIPT_S)
         with self._lock:
             submit.status = status
             submit.message_id = message_id
