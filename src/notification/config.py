@@ -117,6 +117,9 @@ class Settings:
         if self.message_retention_days is not None and self.message_retention_days < 1:
             msg = f"{PREFIX}MESSAGE_RETENTION_DAYS must be at least 1 (unset keeps messages forever)"
             raise ValueError(msg)
+        if self.provider_callback_secret and not self.provider_callback_secret.startswith("whsec_"):
+            msg = f"{PREFIX}PROVIDER_CALLBACK_SECRET must be a Standard Webhooks secret: whsec_ and base64"
+            raise ValueError(msg)
         if self.receipt_timeout_s <= 0:
             msg = f"{PREFIX}RECEIPT_TIMEOUT_S must be a positive number of seconds"
             raise ValueError(msg)
