@@ -3,7 +3,7 @@ in this process, on a clone of the test template instead of a freshly migrated d
 figures printed. The sizes say nothing about speed; the README's figures come from full runs.
 
 Run here: bench/bulk_import.py, bench/console.py, bench/counter_writes.py, bench/delivery.py,
-bench/facets.py, bench/partitioning.py, bench/preview.py, bench/rate_limit.py, bench/stats.py;
+bench/facets.py, bench/partitioning.py, bench/preview.py, bench/rate_limit.py, bench/receipts.py, bench/stats.py;
 ``test_every_benchmark_has_a_smoke_run`` keeps the list whole."""
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "preview": (["--clients", "300", "--runs", "1"], [r"ms"]),
     "rate_limit": (["--limit", "40", "--seconds", "1", "--latency-ms", "0"], [r"busiest 1 s window\s+\d+ parts"]),
+    "receipts": (["--messages", "300"], [r"decided 300, answered with an error 0", r"SMPP receipts/s [\d,]+"]),
     "stats": (
         ["--messages", "2000", "--mailings", "5", "--clients", "500", "--repeat", "1"],
         [r"EXPLAIN \(ANALYZE, BUFFERS\)", r"all_mailing_counts\n\s+execution", r"GET /metrics\s+min"],

@@ -335,6 +335,17 @@ class FakeSmsc:
         """A delivery receipt for an accepted ``message_id``, to a bind of the system id that submitted it."""
         return self._on_loop(self._send_receipt(message_id, stat, err))
 
+    def send_receipts(
+        self, message_ids: list[str], stat: str = "DELIVRD", err: str = "000"
+    ) -> concurrent.futures.Future[Any]:
+        """Receipts for many accepted ids at once, written as fast as the connection takes them."""
+
+        async def send_all() -> None:
+            for message_id in message_ids:
+                await self._send_receipt(message_id, stat, err)
+
+        return self._on_loop(send_all())
+
     def send_mo(
         self, source_addr: str, text: str, destination_addr: str = "", system_id: str | None = None
     ) -> concurrent.futures.Future[Any]:
