@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from notification.reports.queries import statements
 from notification.schedules.queries import statements as schedule_statements
-from notification.stats.queries import StatusCounts
+from notification.stats.queries import DeliveryCounts, StatusCounts
 
 TEXT_HEAD = 60
 TOP_ERROR_KINDS = 5
@@ -65,6 +65,15 @@ class DailyReport:
     """The most frequent kinds of last error among the day's undelivered messages, most frequent first."""
     schedules: list[DaySchedule] = field(default_factory=list)
     """Schedules with an occurrence active that day."""
+    by_delivery_state: DeliveryCounts = field(default_factory=DeliveryCounts)
+    """What the receipts of the day's mailings' messages said, at the time of the report."""
+
+    @property
+    def receipt_rate(self) -> float | None:
+        """Delivered among the messages a receipt (or the receipt timeout) decided; None before any."""
+        d = self.by_delivery_state
+        decided = d.delivered + d.undelivered + d.unknown
+        return d.delivered / decided if decided else None
 
     @property
     def delivery_rate(self) -> float | None:
@@ -110,6 +119,9 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
             error_kinds = [(row["kind"], int(row["messages"])) for row in await cursor.fetchall()]
             await cursor.execute(schedule_statements["schedules_of_the_day"], params)
             schedule_rows = await cursor.fetchall()
+            ids = [row["mailing_id"] for row in rows[:-1]]
+            await cursor.execute(statements["deliveries_of_mailings"], {"ids": ids})
+            deliveries = {row["delivery_state"]: int(row["messages"]) for row in await cursor.fetchall()}
     *mailing_rows, totals = rows
     return DailyReport(
         day=day,
@@ -145,6 +157,7 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
             )
             for row in schedule_rows
         ],
+        by_delivery_state=DeliveryCounts(**deliveries),
     )
 
 
