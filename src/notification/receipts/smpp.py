@@ -25,7 +25,8 @@ from notification.receipts.store import PartReceipt, store_part_receipts
 
 logger = structlog.get_logger(__name__)
 
-MAX_BATCH = 2000
+MAX_BATCH = 1000
+WRITERS = 2
 
 # SMPP 3.4, 5.3.2.35 (message_state) and Appendix B (the receipt text's stat): the final states.
 _STATE_BY_TLV = {
@@ -61,63 +62,77 @@ def part_receipt(inbound: InboundMessage) -> PartReceipt | None:
 
 
 class ReceiptBatcher:
-    """Gathers one provider's receipts into batches and writes them on a connection of its own."""
+    """Gathers one provider's receipts into batches and writes them, up to ``writers`` batches at
+    once, each writer on a connection of its own: while one commits, another reads and locks, and
+    the database's work spreads over its cores. Two batches holding one message (a duplicate, two
+    parts) take its row in turn: every writer locks messages in id order."""
 
-    def __init__(self, provider: str, conninfo: str, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, provider: str, conninfo: str, max_batch: int = MAX_BATCH, writers: int = WRITERS) -> None:
         self.provider = provider
         self._conninfo = conninfo
         self._max_batch = max_batch
+        self._max_writers = writers
         self._pending: list[tuple[PartReceipt, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._conn: AsyncConnection | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._idle: list[AsyncConnection] = []
 
     async def store(self, receipt: PartReceipt) -> None:
         """Returns once the receipt is committed; raises when it could not be."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((receipt, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches())
+        if len(self._writers) < self._max_writers:
+            writer = asyncio.create_task(self._write_batches())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         await future
 
     async def _write_batches(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            try:
-                conn = await self._connection()
-                stored = await store_part_receipts(conn, self.provider, [r for r, _ in batch])
-            except Exception as exc:  # noqa: BLE001  (each waiting hook fails: the SMSC delivers again)
-                logger.warning("receipts not stored", provider=self.provider, receipts=len(batch), error=str(exc))
-                await self._drop_connection()
+        conn: AsyncConnection | None = None
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                try:
+                    conn = conn or await self._connection()
+                    stored = await store_part_receipts(conn, self.provider, [r for r, _ in batch])
+                except Exception as exc:  # noqa: BLE001  (each waiting hook fails: the SMSC delivers again)
+                    logger.warning("receipts not stored", provider=self.provider, receipts=len(batch), error=str(exc))
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                    conn = None
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                metrics.observe(self.provider, (r.state for r, _ in batch), stored.decided)
+                if stored.unmatched:
+                    logger.info(
+                        "receipts kept until their message id is stored",
+                        provider=self.provider,
+                        receipts=stored.unmatched,
+                    )
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
-                continue
-            metrics.observe(self.provider, (r.state for r, _ in batch), stored.decided)
-            if stored.unmatched:
-                logger.info(
-                    "receipts kept until their message id is stored", provider=self.provider, receipts=stored.unmatched
-                )
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+                        future.set_result(None)
+        finally:
+            if conn is not None:
+                self._idle.append(conn)
 
     async def _connection(self) -> AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            self._conn = await AsyncConnection.connect(self._conninfo, autocommit=True, connect_timeout=5)
-        return self._conn
-
-    async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        return await AsyncConnection.connect(self._conninfo, autocommit=True, connect_timeout=5)
 
     async def aclose(self) -> None:
-        """Writes what is gathered, then closes the connection (a later receipt opens another)."""
-        if self._writer is not None:
+        """Writes what is gathered, then closes the connections (a later receipt opens others)."""
+        if self._writers:
+            await asyncio.gather(*self._writers, return_exceptions=True)
+        idle, self._idle = self._idle, []
+        for conn in idle:
             with contextlib.suppress(Exception):
-                await self._writer
-        await self._drop_connection()
+                await conn.close()
 
 
 class DeliverHook:
