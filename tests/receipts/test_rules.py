@@ -182,8 +182,8 @@ async def test_counters_equal_a_full_recount_after_100_000_receipts_with_duplica
     assert len(receipts) == RECEIPTS
     started = time.monotonic()
     async with await AsyncConnection.connect(db, autocommit=True) as conn:
-        for start in range(0, RECEIPTS, 2_000):
-            await store_part_receipts(conn, SMSC, receipts[start : start + 2_000])
+        for start in range(0, RECEIPTS, 10_000):
+            await store_part_receipts(conn, SMSC, receipts[start : start + 10_000])
         elapsed = time.monotonic() - started
         await mark_unknown(conn, timeout_s=0.001)
         verification = await verify_counters(conn)

@@ -20,9 +20,11 @@ from psycopg import AsyncConnection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from notification.config import Settings
+from notification.lib.sql import load
 from notification.provider.routes import DEFAULT_PROVIDER
 from notification.provider.secrets import SecretBox, SecretsUnavailable
-from notification.provider.store import statements
+
+statements = load(__package__, "callbacks.sql")
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")

@@ -13,10 +13,3 @@ SELECT operator_codes, phone_prefixes, providers FROM provider_routes ORDER BY p
 
 -- name: snapshot
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
-
--- name: callback_secret
--- What a callback from provider `name` is checked with: whether any provider is stored (else the
--- settings' provider, `default`, is the one), whether this one is, and its sealed secret.
-SELECT EXISTS (SELECT 1 FROM providers) AS any_stored,
-       EXISTS (SELECT 1 FROM providers WHERE name = %(name)s) AS found,
-       (SELECT callback_secret FROM providers WHERE name = %(name)s) AS sealed
