@@ -4,7 +4,7 @@ figures printed. The sizes say nothing about speed; the README's figures come fr
 
 Run here: bench/bulk_import.py, bench/console.py, bench/counter_writes.py, bench/delivery.py,
 bench/facets.py, bench/partitioning.py, bench/planning_consent.py, bench/preview.py, bench/rate_limit.py,
-bench/stats.py, bench/webhooks.py;
+bench/receipts.py, bench/stats.py, bench/webhooks.py;
 ``test_every_benchmark_has_a_smoke_run`` keeps the list whole."""
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
             r"webhook events delivered\s+100 in",
         ],
     ),
+    "receipts": (["--messages", "300"], [r"decided 300, answered with an error 0", r"SMPP receipts/s [\d,]+"]),
     "stats": (
         ["--messages", "2000", "--mailings", "5", "--clients", "500", "--repeat", "1"],
         [r"EXPLAIN \(ANALYZE, BUFFERS\)", r"all_mailing_counts\n\s+execution", r"GET /metrics\s+min"],

@@ -20,6 +20,8 @@ DOCUMENTED_DEFAULTS: dict[str, object] = {
     "provider_timeout_s": 10.0,
     "provider_concurrency": 200,
     "provider_rate_limit": None,
+    "provider_callback_secret": "",
+    "receipt_timeout_s": 172800.0,
     "secret_key": (),
     "send_batch_size": 500,
     "send_lease_s": 10.0,

@@ -51,6 +51,8 @@ _PRELOADED = [
     "notification.inbound.tasks",
     "notification.provider.metrics",
     "notification.provider.registry",
+    "notification.receipts.smpp",
+    "notification.receipts.tasks",
     "notification.reports.tasks",
     "notification.schedules.tasks",
     "notification.stats.tasks",

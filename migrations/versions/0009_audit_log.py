@@ -22,13 +22,17 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False, start=1, increment=1), nullable=False),
-        sa.Column("at", advanced_alchemy.types.DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "at", advanced_alchemy.types.DateTimeUTC(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
         sa.Column("actor", sa.String(length=320), nullable=False),
         sa.Column("via", sa.String(length=16), nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("entity", sa.String(length=32), nullable=False),
         sa.Column("entity_id", sa.BigInteger(), nullable=True),
-        sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "changes", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     op.create_index("ix_audit_log_actor_id", "audit_log", ["actor", "id"], unique=False)

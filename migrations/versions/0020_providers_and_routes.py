@@ -49,9 +49,7 @@ def upgrade() -> None:
         sa.Column("updated_at", DateTimeUTC(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint("kind IN ('http', 'smpp')", name="ck_providers_kind_known"),
         sa.CheckConstraint("rate_limit IS NULL OR rate_limit > 0", name="ck_providers_rate_limit_positive"),
-        sa.CheckConstraint(
-            "concurrency >= 1 AND window_size >= 1 AND binds >= 1", name="ck_providers_limits_positive"
-        ),
+        sa.CheckConstraint("concurrency >= 1 AND window_size >= 1 AND binds >= 1", name="ck_providers_limits_positive"),
         sa.UniqueConstraint("name", name="uq_providers_name"),
     )
     op.create_table(

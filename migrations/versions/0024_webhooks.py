@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
@@ -69,7 +69,10 @@ LANGUAGE sql STABLE AS $$
         'provider_message_id', m.provider_message_id,
         'sent_at', webhook_time(m.sent_at),
         'encoding', m.encoding,
-        'parts', m.parts
+        'parts', m.parts,
+        'delivery_state', m.delivery_state,
+        'delivery_error', m.delivery_error,
+        'receipt_at', webhook_time(m.receipt_at)
     )
 $$
 """,
@@ -216,12 +219,38 @@ BEGIN
 END
 $$
 """,
+    # A receipt's verdict, in the statement that stores it; the trigger's name sorts after the
+    # status trigger's, so that a message a receipt also makes sent tells sent before delivered.
+    """
+CREATE FUNCTION webhook_messages_receipted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    ids bigint[];
+    types text[];
+BEGIN
+    IF NOT webhook_subscribed(ARRAY['message.delivered', 'message.undelivered']) THEN
+        RETURN NULL;
+    END IF;
+    SELECT array_agg(n.id ORDER BY n.id), array_agg('message.' || n.delivery_state ORDER BY n.id)
+    INTO ids, types
+    FROM updated_messages n JOIN replaced_messages o ON o.id = n.id
+    WHERE n.delivery_state IS DISTINCT FROM o.delivery_state AND n.delivery_state IN ('delivered', 'undelivered');
+    IF ids IS NOT NULL THEN
+        PERFORM webhook_enqueue_message_events(ids, types);
+    END IF;
+    RETURN NULL;
+END
+$$
+""",
 )
 
 _TRIGGERS = (
     "CREATE TRIGGER messages_webhooked_on_update AFTER UPDATE ON messages"
     " REFERENCING OLD TABLE AS replaced_messages NEW TABLE AS updated_messages"
     " FOR EACH STATEMENT EXECUTE FUNCTION webhook_messages_updated()",
+    "CREATE TRIGGER messages_webhooked_on_update_receipt AFTER UPDATE ON messages"
+    " REFERENCING OLD TABLE AS replaced_messages NEW TABLE AS updated_messages"
+    " FOR EACH STATEMENT EXECUTE FUNCTION webhook_messages_receipted()",
     "CREATE TRIGGER messages_webhooked_on_insert AFTER INSERT ON messages"
     " REFERENCING NEW TABLE AS inserted_messages"
     " FOR EACH STATEMENT EXECUTE FUNCTION webhook_messages_inserted()",
@@ -307,8 +336,10 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS mailings_webhooked_on_update ON mailings")
     op.execute("DROP TRIGGER IF EXISTS messages_webhooked_on_insert ON messages")
     op.execute("DROP TRIGGER IF EXISTS messages_webhooked_on_update ON messages")
+    op.execute("DROP TRIGGER IF EXISTS messages_webhooked_on_update_receipt ON messages")
     for signature in (
         "webhook_mailings_updated()",
+        "webhook_messages_receipted()",
         "webhook_messages_inserted()",
         "webhook_messages_updated()",
         "webhook_enqueue_finished(bigint[])",

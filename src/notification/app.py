@@ -30,6 +30,7 @@ from notification.observability import RequestContext, bind_path_ids
 from notification.openapi import StrictStructSchemaPlugin, openapi_config
 from notification.preview.controllers import PreviewController
 from notification.provider.controllers import ProviderController, RouteController
+from notification.receipts.controllers import ReceiptCallbackController
 from notification.schedules.controllers import ScheduleController
 from notification.security.headers import security_headers
 from notification.security.throttle import STATE_KEY as THROTTLE_STATE_KEY
@@ -72,9 +73,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The API's strict body decoding; the console's pages keep HTMX's request class.
         request_class=ApiRequest,
     )
+    # Signed by the provider, not by an API token: a router of its own, without the token guard.
+    callbacks = Router(API_PREFIX, route_handlers=[ReceiptCallbackController], request_class=ApiRequest)
     database = sqlalchemy_config(settings)
     app = Litestar(
-        route_handlers=[api, HealthController, MetricsController, static_files_router()],
+        route_handlers=[api, callbacks, HealthController, MetricsController, static_files_router()],
         plugins=[
             SQLAlchemyPlugin(config=database),
             NotificationCLIPlugin(),

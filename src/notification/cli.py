@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import secrets
@@ -16,7 +18,7 @@ import click
 from click import Group
 from litestar.plugins import CLIPluginProtocol
 
-from notification.config import PREFIX, get_settings
+from notification.config import PREFIX, Settings, get_settings
 from notification.reports.cli import report_group
 from notification.stats.cli import stats
 
@@ -117,6 +119,9 @@ class _DevRun:
             # The API refuses every call without a token: a newcomer gets one made up for this run.
             generated_token = secrets.token_urlsafe(24)
             os.environ[f"{PREFIX}API_TOKENS"] = generated_token
+        if not os.environ.get(f"{PREFIX}SECRET_KEY"):
+            # The example providers' receipt callback secret is stored sealed, as any would be.
+            os.environ[f"{PREFIX}SECRET_KEY"] = _dev_secret_key(Path(settings.data_dir))
         self.mail_server = start_dev_mail(settings, smtp_port)
         self.sign_in_provider = start_dev_provider(settings, oidc_port)
         get_settings.cache_clear()
@@ -131,18 +136,7 @@ class _DevRun:
             alembic_log.setLevel(level)
         click.echo("migrations applied", err=True)
 
-        routing = ""
-        if run_fake_provider:
-            from notification.dev.example_providers import store_example_providers
-            from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
-
-            fake = ["fake-provider", "--port", str(provider_port), "--latency-ms", "50"]
-            self._spawn([sys.executable, "-m", "notification", *fake])
-            self.smsc = serve_fake_smsc(FakeSmscOptions(latency_ms=10), port=smsc_port).start()
-            if store_example_providers(settings.psycopg_conninfo, settings.provider_url, smsc_port):
-                routing = "stored: fake-smsc for operator codes 900-929 (then fake-http), fake-http for the rest"
-            else:
-                routing = "the stored providers and routes (/api/v1/providers, /api/v1/routes)"
+        routing = self._start_fakes(settings, port, provider_port, smsc_port) if run_fake_provider else ""
         self._spawn([sys.executable, "-m", "procrastinate", "--app=notification.worker.app", "worker"])
 
         base = f"http://{host}:{port}"
@@ -178,12 +172,39 @@ class _DevRun:
         )
         uvicorn.run("notification.app:create_app", factory=True, host=host, port=port, log_config=None)
 
-    def _spawn(self, command: list[str]) -> None:
+    def _start_fakes(self, settings: Settings, port: int, provider_port: int, smsc_port: int) -> str:
+        """The fake HTTP provider and the fake SMSC, and the example providers stored; says how routing goes."""
+        from notification.dev.example_providers import store_example_providers
+        from notification.dev.fake_smsc import FakeSmscOptions, serve_fake_smsc
+
+        # Receipts flow as in production: the fake SMSC sends deliver_sm, the fake HTTP provider
+        # posts signed callbacks to this API, a few undelivered, two seconds after each send.
+        # Derived from the development database's key: the one stored on its first run stays right.
+        seed = ",".join(settings.secret_key).encode()
+        callback_secret = "whsec_" + base64.b64encode(hashlib.sha256(seed + b" fake-http receipts").digest()).decode()
+        receipts_url = f"http://127.0.0.1:{port}/api/v1/providers/fake-http/receipts"
+        fake = ["fake-provider", "--port", str(provider_port), "--latency-ms", "50", "--receipts-url", receipts_url]
+        fake += ["--receipt-delay-ms", "2000", "--undelivered-rate", "0.05"]
+        self._spawn(
+            [sys.executable, "-m", "notification", *fake], env={"FAKE_PROVIDER_RECEIPTS_SECRET": callback_secret}
+        )
+        smsc_options = FakeSmscOptions(latency_ms=10, receipts=True, receipt_delay_ms=2000, undelivered_rate=0.05)
+        self.smsc = serve_fake_smsc(smsc_options, port=smsc_port).start()
+        if store_example_providers(
+            settings.psycopg_conninfo, settings.provider_url, smsc_port, callback_secret, settings.secret_key
+        ):
+            routing = "stored: fake-smsc for operator codes 900-929 (then fake-http), fake-http for the rest"
+        else:
+            routing = "the stored providers and routes (/api/v1/providers, /api/v1/routes)"
+        return routing
+
+    def _spawn(self, command: list[str], env: dict[str, str] | None = None) -> None:
         from notification.dev.embedded_db import die_with_parent
 
         self.children.append(
             subprocess.Popen(  # noqa: S603  (our own entry points)
                 command,
+                env={**os.environ, **(env or {})},
                 # Out of the terminal's process group: Ctrl-C reaches this process, which stops them
                 # in order; if this process is killed outright, they get SIGTERM from the kernel.
                 start_new_session=True,
@@ -226,6 +247,18 @@ def _start_database(data_dir: Path) -> EmbeddedPostgres:
     return database
 
 
+def _dev_secret_key(data_dir: Path) -> str:
+    """The development database's key, kept beside it: what it sealed stays readable next time."""
+    from cryptography.fernet import Fernet
+
+    path = data_dir / "secret-key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(Fernet.generate_key().decode())
+    return path.read_text().strip()
+
+
 @click.command(name="fake-provider", help="Run the fake SMS provider (same HTTP contract as the real one).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=9090, show_default=True, type=int)
@@ -240,6 +273,17 @@ def _start_database(data_dir: Path) -> EmbeddedPostgres:
 )
 @click.option("--hang-rate", default=0.0, show_default=True, type=float, help="Fraction that never answer in time")
 @click.option("--down", is_flag=True, help="Answer every send with 503")
+@click.option("--receipts-url", default=None, help="Post a signed delivery receipt there for each accepted message")
+@click.option(
+    "--receipts-secret",
+    default=None,
+    envvar="FAKE_PROVIDER_RECEIPTS_SECRET",
+    help="The whsec_ secret receipts are signed with (read from FAKE_PROVIDER_RECEIPTS_SECRET too)",
+)
+@click.option("--receipt-delay-ms", default=1000.0, show_default=True, type=float)
+@click.option("--undelivered-rate", default=0.0, show_default=True, type=float, help="Fraction of receipts undelivered")
+@click.option("--duplicate-rate", default=0.0, show_default=True, type=float, help="Fraction of receipts posted twice")
+@click.option("--out-of-order", is_flag=True, help="Spread the receipts' delays so they overtake each other")
 @click.option("--seed", default=None, type=int)
 def fake_provider(
     host: str,
@@ -253,6 +297,12 @@ def fake_provider(
     malformed_rate: float,
     hang_rate: float,
     down: bool,
+    receipts_url: str | None,
+    receipts_secret: str | None,
+    receipt_delay_ms: float,
+    undelivered_rate: float,
+    duplicate_rate: float,
+    out_of_order: bool,
     seed: int | None,
 ) -> None:
     from notification.dev.fake_provider import FakeProviderOptions, run_fake_provider
@@ -268,6 +318,12 @@ def fake_provider(
             malformed_rate=malformed_rate,
             hang_rate=hang_rate,
             down=down,
+            receipts_url=receipts_url,
+            receipts_secret=receipts_secret,
+            receipt_delay_ms=receipt_delay_ms,
+            undelivered_rate=undelivered_rate,
+            duplicate_rate=duplicate_rate,
+            out_of_order=out_of_order,
             seed=seed,
         )
     except ValueError as exc:

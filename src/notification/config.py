@@ -31,6 +31,11 @@ class Settings:
     provider_concurrency: int = 200
     provider_rate_limit: float | None = None
     """SMS parts per second for every worker together; None: no limit (and no database round trip)."""
+    provider_callback_secret: str = field(default="", repr=False)
+    """What the settings' provider signs its receipt callbacks with (Standard Webhooks); empty: its
+    callbacks are refused."""
+    receipt_timeout_s: float = 48 * 3600.0
+    """A sent message with no receipt this long after its send is marked ``unknown``."""
     secret_key: tuple[str, ...] = field(default=(), repr=False)
     """Fernet keys (comma separated, newest first) that encrypt the providers' stored secrets; the
     first encrypts, every one decrypts, so a key is rotated by putting the new one first. None: no
@@ -139,6 +144,12 @@ class Settings:
             raise ValueError(msg)
         if self.message_retention_days is not None and self.message_retention_days < 1:
             msg = f"{PREFIX}MESSAGE_RETENTION_DAYS must be at least 1 (unset keeps messages forever)"
+            raise ValueError(msg)
+        if self.provider_callback_secret and not self.provider_callback_secret.startswith("whsec_"):
+            msg = f"{PREFIX}PROVIDER_CALLBACK_SECRET must be a Standard Webhooks secret: whsec_ and base64"
+            raise ValueError(msg)
+        if self.receipt_timeout_s <= 0:
+            msg = f"{PREFIX}RECEIPT_TIMEOUT_S must be a positive number of seconds"
             raise ValueError(msg)
         # Occurrences are looked for once a minute: a shorter lead would create some after their start.
         if self.schedule_lead_s < 60:

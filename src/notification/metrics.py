@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from notification.lib.sql import load
 from notification.mailings.models import Mailing, MailingStatus
-from notification.messages.models import ErrorKind, MessageStatus
+from notification.messages.models import DeliveryState, ErrorKind, MessageStatus
 from notification.stats.queries import counted_error_kinds
 
 PREFIX = "notification"
@@ -54,6 +54,7 @@ class DomainSnapshot:
     mailings: dict[str, int] = field(default_factory=dict)
     clients: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    deliveries: dict[str, int] = field(default_factory=dict)
     queue_jobs: dict[tuple[str, str], int] = field(default_factory=dict)
     oldest_due_s: float = 0.0
 
@@ -74,6 +75,8 @@ async def read_snapshot(engine: AsyncEngine) -> DomainSnapshot:
             snapshot.mailings = {row.status: int(row.n) for row in await conn.execute(_MAILINGS)}
             snapshot.clients = int((await conn.execute(statements.text("clients"))).scalar_one())
             snapshot.errors = await counted_error_kinds(conn)
+            rows = await conn.execute(statements.text("deliveries"))
+            snapshot.deliveries = {row.delivery_state: int(row.n) for row in rows}
             snapshot.queue_jobs, snapshot.oldest_due_s = await read_queue(conn)
     except Exception:  # a scrape during an outage still serves the HTTP metrics
         logger.warning("metrics: database unreachable", exc_info=True)
@@ -120,6 +123,12 @@ class SnapshotCollector(Collector):
         for kind in ERROR_KINDS:
             errors.add_metric([kind], s.errors.get(kind, 0))
         yield errors
+        deliveries = GaugeMetricFamily(
+            f"{PREFIX}_message_deliveries", "Messages by delivery state (what their receipts said)", labels=["state"]
+        )
+        for state in DeliveryState:
+            deliveries.add_metric([state.value], s.deliveries.get(state.value, 0))
+        yield deliveries
         jobs = GaugeMetricFamily(f"{PREFIX}_queue_jobs", "Jobs of the job queue", labels=["queue", "status"])
         for (queue, status), n in sorted(s.queue_jobs.items()):
             jobs.add_metric([queue, status], n)

@@ -20,3 +20,7 @@ SELECT coalesce(extract(epoch FROM now() - min(coalesce(
        ))), 0) AS age_s
 FROM procrastinate_jobs j
 WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+
+-- name: deliveries
+-- Messages by delivery state, from their counters (migration 0023).
+SELECT delivery_state, sum(messages)::bigint AS n FROM message_delivery_counts GROUP BY delivery_state

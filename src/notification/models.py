@@ -10,6 +10,7 @@ from notification.inbound.models import InboundMessage
 from notification.mailings.models import Mailing
 from notification.messages.models import Message, MessageStatus
 from notification.provider.models import ProviderConfigVersion, ProviderRateBudget, ProviderRoute, StoredProvider
+from notification.receipts.models import MessageDeliveryCount, ReceiptPart, UnmatchedReceipt
 from notification.reports.models import ReportDelivery
 from notification.schedules.models import Schedule
 from notification.security.models import SignInFailures
@@ -31,18 +32,21 @@ __all__ = (
     "Mailing",
     "Message",
     "MessageCount",
+    "MessageDeliveryCount",
     "MessageSendsPerMinute",
     "MessageStatus",
     "OperatorCodeName",
     "ProviderConfigVersion",
     "ProviderRateBudget",
     "ProviderRoute",
+    "ReceiptPart",
     "ReportDelivery",
     "Schedule",
     "SignInFailures",
     "StoredProvider",
     "Suppression",
     "TestSend",
+    "UnmatchedReceipt",
     "WebhookEndpoint",
     "WebhookOutbox",
 )

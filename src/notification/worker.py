@@ -27,6 +27,7 @@ from notification.jobs import (
     DELIVERY_NAMESPACE,
     IDEMPOTENCY_NAMESPACE,
     INBOUND_NAMESPACE,
+    RECEIPTS_NAMESPACE,
     REPORTS_NAMESPACE,
     SCHEDULES_NAMESPACE,
     STATS_NAMESPACE,
@@ -36,6 +37,7 @@ from notification.jobs import (
 from notification.logging import configure_logging
 from notification.provider.metrics import serve_worker_metrics
 from notification.provider.registry import ProviderRegistry
+from notification.receipts.tasks import blueprint as receipt_tasks
 from notification.reports.tasks import daily_report_tasks
 from notification.schedules.tasks import blueprint as schedule_tasks
 from notification.stats.tasks import blueprint as stats_tasks
@@ -152,6 +154,7 @@ def _create_app(settings: Settings) -> WorkerApp:
     job_queue.add_tasks_from(schedule_tasks, namespace=SCHEDULES_NAMESPACE)
     job_queue.add_tasks_from(webhook_tasks, namespace=WEBHOOKS_NAMESPACE)
     job_queue.add_tasks_from(inbound_tasks, namespace=INBOUND_NAMESPACE)
+    job_queue.add_tasks_from(receipt_tasks, namespace=RECEIPTS_NAMESPACE)
     return job_queue
 
 

@@ -28,6 +28,9 @@ async def _mailing_with(db: AsyncSession, statuses: list[str], text_: str = "Hel
     return mailing.id
 
 
+NO_RECEIPTS = {"delivered": 0, "undelivered": 0, "unknown": 0}
+
+
 async def test_one_mailing_counts_by_status_and_pages_its_messages(client: Api, db: AsyncSession) -> None:
     mailing_id = await _mailing_with(db, ["sent", "sent", "failed", "pending"])
 
@@ -59,12 +62,20 @@ async def test_every_mailing_with_totals_and_zeros_for_one_without_messages(clie
         "total": 3,
         "by_status": {**ZEROS, "sent": 1, "expired": 1, "cancelled": 1},
         "parts_sent": 1,
+        "by_delivery_state": NO_RECEIPTS,
     }
-    assert by_id[idle] == {"mailing_id": idle, "total": 0, "by_status": ZEROS, "parts_sent": 0}
+    assert by_id[idle] == {
+        "mailing_id": idle,
+        "total": 0,
+        "by_status": ZEROS,
+        "parts_sent": 0,
+        "by_delivery_state": NO_RECEIPTS,
+    }
     assert body["totals"] == {
         "total": 3,
         "by_status": {**ZEROS, "sent": 1, "expired": 1, "cancelled": 1},
         "parts_sent": 1,
+        "by_delivery_state": NO_RECEIPTS,
     }
 
 
@@ -94,7 +105,7 @@ async def test_analysts_status_totals_count_every_message_of_every_mailing(clien
     # One row per status present, no row for a status no message has.
     assert view == {"sent": 3, "failed": 1, "pending": 2, "expired": 1, "cancelled": 2}
     assert view == direct
-    assert api == {"total": 9, "by_status": {**ZEROS, **view}, "parts_sent": 3}
+    assert api == {"total": 9, "by_status": {**ZEROS, **view}, "parts_sent": 3, "by_delivery_state": NO_RECEIPTS}
 
 
 async def test_parts_sent_count_each_sent_message_by_its_texts_parts(client: Api, db: AsyncSession) -> None:

@@ -20,8 +20,10 @@ from notification.mailings.models import MailingStatus
 from notification.mailings.services import MailingService
 from notification.metrics import read_queue
 from notification.stats.queries import (
+    DeliveryCounts,
     ProviderCounts,
     Totals,
+    delivery_counts,
     error_kinds_since,
     message_totals,
     provider_totals,
@@ -52,6 +54,7 @@ class DashboardFigures:
     last_day: SendRateChart
     errors_last_hour: list[tuple[str, int]]
     providers: list[ProviderCounts]
+    deliveries: DeliveryCounts
 
 
 async def read_figures(db_session: AsyncSession, mailings: MailingService, zone: str) -> DashboardFigures:
@@ -74,7 +77,17 @@ async def read_figures(db_session: AsyncSession, mailings: MailingService, zone:
         last_day=send_rate_chart(per_minute, now, 24 * 60, tz, tick_minutes=180),
         errors_last_hour=sorted(errors.items(), key=lambda item: (-item[1], item[0])),
         providers=await provider_totals(db_session),
+        deliveries=_total(await delivery_counts(db_session)),
     )
+
+
+def _total(by_mailing: dict[int, DeliveryCounts]) -> DeliveryCounts:
+    total = DeliveryCounts()
+    for counts in by_mailing.values():
+        total.delivered += counts.delivered
+        total.undelivered += counts.undelivered
+        total.unknown += counts.unknown
+    return total
 
 
 class DashboardController(Controller):

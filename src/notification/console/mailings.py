@@ -48,9 +48,11 @@ from notification.messages.models import MessageStatus
 from notification.messages.services import MessageService
 from notification.observability import bind_ids
 from notification.stats.queries import (
+    DeliveryCounts,
     MailingCounts,
     WindowWaits,
     counts_of_mailings,
+    delivery_counts,
     listed_total,
     mailing_counts,
     mailing_error_kinds,
@@ -303,6 +305,7 @@ class MailingConsoleController(Controller):
             "waits": await mailing_window_waits(db_session, mailing_id) if mailing.send_window else WindowWaits(),
             "error_kinds": sorted((await mailing_error_kinds(db_session, mailing_id)).items()),
             "providers": await mailing_provider_counts(db_session, mailing_id),
+            "deliveries": (await delivery_counts(db_session, mailing_id)).get(mailing_id, DeliveryCounts()),
             "live": mailing.status != MailingStatus.FINISHED,
             "refresh_s": PROGRESS_REFRESH_S,
         }

@@ -27,7 +27,7 @@ from notification.provider.services import ProviderService, to_read
 
 logger = structlog.get_logger(__name__)
 
-FIELDS = ("name", "kind", "settings", "secret", "rate_limit", "concurrency", "window", "binds")
+FIELDS = ("name", "kind", "settings", "secret", "callback_secret", "rate_limit", "concurrency", "window", "binds")
 
 
 def provide_console_provider_service(db_session: AsyncSession, audit: AuditTrail, state: State) -> ProviderService:
@@ -44,6 +44,8 @@ def _provider_json(values: dict[str, str]) -> dict[str, Any]:
         raise InvalidInput.of("settings", 'must be a JSON object, such as {"url": "https://..."}') from None
     if values.get("secret"):
         body["secret"] = values["secret"]
+    if values.get("callback_secret"):
+        body["callback_secret"] = values["callback_secret"]
     for name, kind in (("rate_limit", float), ("concurrency", int), ("window", int), ("binds", int)):
         if values.get(name):
             try:
@@ -117,7 +119,7 @@ class ProviderConsoleController(Controller):
                 await providers.get(provider_id)
                 read = await providers.replace(provider_id, data)
         except (msgspec.ValidationError, InvalidInput, Conflict) as exc:
-            values["secret"] = ""  # never sent back to the browser
+            values["secret"] = values["callback_secret"] = ""  # never sent back to the browser
             code = HTTP_409_CONFLICT if isinstance(exc, Conflict) else HTTP_400_BAD_REQUEST
             return await self._page(request, providers, values, field_errors(exc), provider_id, status_code=code)
         logger.info("provider saved", via="console", provider=read.name, kind=read.kind, enabled=read.enabled)

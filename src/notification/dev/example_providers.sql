@@ -5,7 +5,8 @@
 SELECT count(*) FROM providers
 
 -- name: store_provider
-INSERT INTO providers (name, kind, settings, window_size) VALUES (%(name)s, %(kind)s, %(settings)s, %(window)s)
+INSERT INTO providers (name, kind, settings, window_size, callback_secret)
+VALUES (%(name)s, %(kind)s, %(settings)s, %(window)s, %(callback_secret)s)
 
 -- name: store_route
 INSERT INTO provider_routes (position, operator_codes, providers) VALUES (%(position)s, %(operator_codes)s, %(providers)s)

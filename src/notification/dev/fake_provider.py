@@ -12,15 +12,20 @@ runtime. Used by tests (``serve_fake_provider``), the dev command and benchmarks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
+import heapq
+import itertools
 import logging
 import random
 import socket
 import threading
 import time
+import uuid
 from typing import Annotated, Any, NamedTuple, Self
 
+import httpx
 import msgspec
 import uvicorn
 from litestar import Litestar, Request, Response, get, patch, post
@@ -29,6 +34,7 @@ from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import Parameter
 from litestar.types import Scope
+from standardwebhooks.webhooks import Webhook
 
 from notification.dev.running import RunningServer
 
@@ -37,6 +43,7 @@ __all__ = [
     "FakeProviderOptions",
     "FakeProviderState",
     "MessageRecord",
+    "ReceiptPost",
     "Received",
     "RunningFakeProvider",
     "create_fake_provider_app",
@@ -72,6 +79,14 @@ class FakeProviderOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     (when ``token`` is set) and a body breaking the contract are answered 503, 401 and 400. A valid send then meets
     one injected outcome by the ``*_rate`` fractions, which are exclusive and sum to at most 1: 500, 429, 400,
     a malformed 200, or a ``hang_s`` stall before the normal success; the rest succeed.
+
+    Receipts: with ``receipts_url`` set, each accepted message (a hung one too: the provider took it)
+    gets a delivery receipt posted there after ``receipt_delay_ms``, signed with ``receipts_secret``
+    the Standard Webhooks way; ``undelivered_rate`` of them undelivered (error ``"001"``),
+    ``duplicate_rate`` posted twice, ``out_of_order`` spreading the delays so receipts overtake each
+    other, up to ``receipt_batch`` receipts per request (a list when more than one). A post that is
+    not answered 2xx is tried again a second later, as a provider retries its callbacks; one
+    answered 4xx is dropped. No ``receipts_url``: no receipts at all.
     """
 
     token: str | None = None
@@ -85,12 +100,22 @@ class FakeProviderOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     hang_rate: float = 0
     hang_s: float = 30
     down: bool = False
+    receipts_url: str | None = None
+    receipts_secret: str | None = None
+    receipt_delay_ms: float = 0
+    undelivered_rate: float = 0
+    duplicate_rate: float = 0
+    out_of_order: bool = False
+    receipt_batch: int = 1
     seed: int | None = None
 
     def __post_init__(self) -> None:
         rates = (self.error_rate, self.rate_limit_rate, self.reject_rate, self.malformed_rate, self.hang_rate)
-        if any(not 0 <= rate <= 1 for rate in rates):
+        if any(not 0 <= rate <= 1 for rate in (*rates, self.undelivered_rate, self.duplicate_rate)):
             msg = "every *_rate must be between 0 and 1"
+            raise ValueError(msg)
+        if self.receipt_batch < 1 or self.receipt_delay_ms < 0:
+            msg = "receipt_batch must be at least 1 and receipt_delay_ms not negative"
             raise ValueError(msg)
         if sum(rates) > 1 + 1e-9:
             msg = "error_rate + rate_limit_rate + reject_rate + malformed_rate + hang_rate must not exceed 1"
@@ -124,6 +149,16 @@ class Arrival(msgspec.Struct, frozen=True):
     accepted: bool
     phone: int | None
     text: str | None
+
+
+class ReceiptPost(msgspec.Struct, frozen=True):
+    """One receipt callback the fake posted: the receipts it carried and the answer's status
+    (None: no answer, the connection failed)."""
+
+    msg_ids: list[int]
+    states: list[str]
+    status: int | None
+    posted_at: dt.datetime
 
 
 class MessageRecord(msgspec.Struct, frozen=True):
@@ -229,6 +264,7 @@ class FakeProviderState:
         self.total_requests = 0
         self.total_accepted = 0
         self._arrivals: list[_Arrival] = []
+        self._receipts = _ReceiptSender(self)
 
     def set_options(self, /, **changes: Any) -> FakeProviderOptions:
         """Apply a partial change of the knobs; raises ``msgspec.ValidationError`` on unknown or invalid ones."""
@@ -247,6 +283,11 @@ class FakeProviderState:
         self.total_accepted = 0
         self._arrivals = []
         self._rng.seed(self.options.seed)
+        self._receipts.posts.clear()
+
+    def receipt_posts(self) -> list[ReceiptPost]:
+        """Every receipt callback posted so far, in order."""
+        return list(self._receipts.posts)
 
     def received(self) -> Received:
         # dict.copy() is atomic under the GIL, so another thread may snapshot while the server is writing.
@@ -276,6 +317,10 @@ class FakeProviderState:
         """Make hung requests answer now, so a server shutdown does not wait for them; this is final."""
         self._closing = True
 
+    async def aclose(self) -> None:
+        """Stops posting receipts (the server is shutting down)."""
+        await self._receipts.aclose()
+
     async def send(self, msg_id: int, authorization: str | None, raw_body: bytes) -> _Reply:
         """Answer one ``POST /v1/send/{msgId}`` the way the current options say."""
         options = self.options
@@ -289,6 +334,8 @@ class FakeProviderState:
         if reply is _ACCEPTED:
             self.accepted[msg_id] = self.accepted.get(msg_id, 0) + 1
             self.total_accepted += 1
+            if options.receipts_url:
+                self._receipts.schedule(msg_id, options, self._rng)
         arrival.answer(reply)
         return reply
 
@@ -335,6 +382,77 @@ class FakeProviderState:
         return False
 
 
+class _ReceiptSender:
+    """Posts the receipts due, in batches, from the server's own event loop."""
+
+    def __init__(self, state: FakeProviderState) -> None:
+        self._state = state
+        self._due: list[tuple[float, int, int, str]] = []
+        self._order = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.posts: list[ReceiptPost] = []
+
+    def schedule(self, msg_id: int, options: FakeProviderOptions, rng: random.Random) -> None:
+        delay_s = options.receipt_delay_ms / 1000
+        if options.out_of_order:
+            delay_s *= rng.uniform(0.2, 3.0)
+        state = "undelivered" if rng.random() < options.undelivered_rate else "delivered"
+        copies = 2 if rng.random() < options.duplicate_rate else 1
+        for _ in range(copies):
+            heapq.heappush(self._due, (time.monotonic() + delay_s, next(self._order), msg_id, state))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._post_due())
+
+    async def _post_due(self) -> None:
+        while self._due:
+            now = time.monotonic()
+            if self._due[0][0] > now:
+                await asyncio.sleep(min(self._due[0][0] - now, 0.05))
+                continue
+            options = self._state.options
+            batch: list[tuple[int, str]] = []
+            while self._due and self._due[0][0] <= now and len(batch) < options.receipt_batch:
+                _, _, msg_id, state = heapq.heappop(self._due)
+                batch.append((msg_id, state))
+            status = await self._post(options, batch)
+            if status is None or status >= 500 or status == 429:
+                for msg_id, state in batch:
+                    heapq.heappush(self._due, (time.monotonic() + 1.0, next(self._order), msg_id, state))
+
+    async def _post(self, options: FakeProviderOptions, batch: list[tuple[int, str]]) -> int | None:
+        receipts = [
+            {"id": msg_id, "status": state, **({"error": "001"} if state == "undelivered" else {})}
+            for msg_id, state in batch
+        ]
+        body = msgspec.json.encode(receipts if len(receipts) > 1 else receipts[0]).decode()
+        webhook_id = f"msg_{uuid.uuid4().hex}"
+        now = dt.datetime.now(dt.UTC)
+        headers = {"content-type": "application/json", "webhook-id": webhook_id}
+        headers["webhook-timestamp"] = str(int(now.timestamp()))
+        if options.receipts_secret:
+            headers["webhook-signature"] = Webhook(options.receipts_secret).sign(webhook_id, now, body)
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=10)
+        status: int | None
+        try:
+            status = (await self._client.post(str(options.receipts_url), content=body, headers=headers)).status_code
+        except httpx.HTTPError:
+            status = None
+        self.posts.append(ReceiptPost([m for m, _ in batch], [s for _, s in batch], status, now))
+        return status
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
 def _log_unexpected(exc: Exception, scope: Scope) -> None:
     # Without this a bug in the fake would be a silent 500, indistinguishable from an injected error.
     if not isinstance(exc, HTTPException):
@@ -376,8 +494,13 @@ def create_fake_provider_app(options: FakeProviderOptions | None = None) -> Lite
     async def reset() -> None:
         fake.reset()
 
+    @get("/_fake/receipts")
+    async def receipt_posts() -> list[ReceiptPost]:
+        return fake.receipt_posts()
+
     return Litestar(
-        route_handlers=[send, received, arrivals, message, set_options, reset],
+        route_handlers=[send, received, arrivals, message, set_options, reset, receipt_posts],
+        on_shutdown=[fake.aclose],
         state=State({_STATE_KEY: fake}),
         openapi_config=None,
         # Litestar's default logging config reconfigures the root logger, which is not ours to touch.
@@ -466,6 +589,9 @@ class RunningFakeProvider(RunningServer):
 
     def reset(self) -> None:
         self.state.reset()
+
+    def receipt_posts(self) -> list[ReceiptPost]:
+        return self.state.receipt_posts()
 
     def _launch(self) -> None:
         if self._thread is not None or self.state.closed:

@@ -49,6 +49,7 @@ _BIND_COMMANDS = {
 # message_state values of SMPP 3.4, 5.3.2.35.
 MESSAGE_STATE_DELIVERED = 2
 MESSAGE_STATE_UNDELIVERABLE = 5
+_ANSWER_AFTER_RECEIPT_S = 0.2
 
 
 class FakeSmscOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,9 +67,13 @@ class FakeSmscOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     ``drop_after_submits``: the connection carrying that many-th submit from now on is cut without
     answering it (once; set it again to repeat).
 
-    Receipts (``receipts``) follow each accepted submit asking for one after ``receipt_delay_ms``:
-    ``undelivered_rate`` of them UNDELIV, ``duplicate_rate`` sent twice, ``out_of_order`` spreading
-    the delays so receipts overtake each other.
+    Receipts (``receipts``; off: none at all) follow each accepted submit asking for one after
+    ``receipt_delay_ms``: ``undelivered_rate`` of them UNDELIV, ``duplicate_rate`` sent twice,
+    ``out_of_order`` spreading the delays so receipts overtake each other; ``receipt_before_answer``
+    sends each one 0.2 s before the submit's own ``submit_sm_resp``, as an SMSC whose delivery outran
+    its answer does. A receipt the ESME does not acknowledge is delivered again, as an SMSC does: one
+    answered with an error after ``redeliver_after_ms``, one left unanswered when its connection ends
+    as soon as a receiver of the same system id is bound again.
     """
 
     system_id: str | None = None
@@ -89,6 +94,8 @@ class FakeSmscOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     undelivered_rate: float = 0
     duplicate_rate: float = 0
     out_of_order: bool = False
+    receipt_before_answer: bool = False
+    redeliver_after_ms: float = 200
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -171,10 +178,30 @@ class _Submit:
 
 
 class _Deliver:
-    __slots__ = ("answer_status", "answered_at", "kind", "receipted_message_id", "sent_at", "session", "text")
+    __slots__ = (
+        "answer_status",
+        "answered_at",
+        "fields",
+        "kind",
+        "receipted_message_id",
+        "sent_at",
+        "session",
+        "system_id",
+        "text",
+    )
 
-    def __init__(self, session: int, kind: Literal["receipt", "mo"], receipted: str | None, text: str) -> None:
+    def __init__(
+        self,
+        session: int,
+        kind: Literal["receipt", "mo"],
+        receipted: str | None,
+        text: str,
+        system_id: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
         self.session = session
+        self.system_id = system_id
+        self.fields = fields or {}
         self.kind: Literal["receipt", "mo"] = kind
         self.receipted_message_id = receipted
         self.text = text
@@ -308,6 +335,17 @@ class FakeSmsc:
         """A delivery receipt for an accepted ``message_id``, to a bind of the system id that submitted it."""
         return self._on_loop(self._send_receipt(message_id, stat, err))
 
+    def send_receipts(
+        self, message_ids: list[str], stat: str = "DELIVRD", err: str = "000"
+    ) -> concurrent.futures.Future[Any]:
+        """Receipts for many accepted ids at once, written as fast as the connection takes them."""
+
+        async def send_all() -> None:
+            for message_id in message_ids:
+                await self._send_receipt(message_id, stat, err)
+
+        return self._on_loop(send_all())
+
     def send_mo(
         self, source_addr: str, text: str, destination_addr: str = "", system_id: str | None = None
     ) -> concurrent.futures.Future[Any]:
@@ -347,6 +385,10 @@ class FakeSmsc:
                 connection.bound_as = None
                 self._connections.pop(connection.number, None)
             connection.cut()
+            for deliver in connection.delivers.values():
+                if deliver.kind == "receipt":
+                    self._spawn(self._redeliver(deliver, 0))
+            connection.delivers.clear()
 
     def _handle(self, connection: _Connection, pdu: wire.Pdu) -> bool:
         """Answer one PDU; False when the connection is to end."""
@@ -368,6 +410,8 @@ class FakeSmsc:
                 with self._lock:
                     deliver.answer_status = pdu.status
                     deliver.answered_at = dt.datetime.now(dt.UTC)
+                if pdu.status != wire.ESME_ROK and deliver.kind == "receipt":
+                    self._spawn(self._redeliver(deliver, self.options.redeliver_after_ms / 1000))
         elif not pdu.command.endswith("_resp"):
             connection.send(wire.encode("generic_nack", pdu.sequence, status=wire.ESME_RINVCMDID))
         return True
@@ -495,13 +539,19 @@ class FakeSmsc:
             return
         message_id = f"{next(self._message_ids):010x}" if status == wire.ESME_ROK else None
         with self._lock:
+            if message_id is not None:
+                self._by_message_id[message_id] = submit
+        wants_receipt = message_id is not None and options.receipts and submit.fields["registered_delivery"] & 1
+        if wants_receipt and options.receipt_before_answer and message_id is not None:
+            await self._receipt_now(message_id)
+            # Long enough for the ESME to store the receipt before it even knows the message's id.
+            await asyncio.sleep(_ANSWER_AFTER_RECEIPT_S)
+        with self._lock:
             submit.status = status
             submit.message_id = message_id
             submit.answered_at = dt.datetime.now(dt.UTC)
-            if message_id is not None:
-                self._by_message_id[message_id] = submit
         connection.send(wire.encode("submit_sm_resp", pdu.sequence, status=status, message_id=message_id or ""))
-        if message_id is not None and options.receipts and submit.fields["registered_delivery"] & 1:
+        if wants_receipt and not options.receipt_before_answer and message_id is not None:
             self._spawn(self._scheduled_receipt(message_id))
 
     async def _scheduled_receipt(self, message_id: str) -> None:
@@ -510,6 +560,10 @@ class FakeSmsc:
         if options.out_of_order:
             delay_s *= self._rng.uniform(0.2, 3.0)
         await asyncio.sleep(delay_s)
+        await self._receipt_now(message_id)
+
+    async def _receipt_now(self, message_id: str) -> None:
+        options = self.options
         undelivered = self._rng.random() < options.undelivered_rate
         stat, err = ("UNDELIV", "001") if undelivered else ("DELIVRD", "000")
         copies = 2 if self._rng.random() < options.duplicate_rate else 1
@@ -526,12 +580,20 @@ class FakeSmsc:
         self, connection: _Connection, kind: Literal["receipt", "mo"], receipted: str | None, text: str, **fields: Any
     ) -> _Deliver:
         sequence = next(connection.sequences)
-        deliver = _Deliver(connection.number, kind, receipted, text)
+        deliver = _Deliver(connection.number, kind, receipted, text, connection.bound_as, fields)
         connection.delivers[sequence] = deliver
         with self._lock:
             self._delivers.append(deliver)
         connection.send(wire.encode("deliver_sm", sequence, **fields))
         return deliver
+
+    async def _redeliver(self, deliver: _Deliver, delay_s: float) -> None:
+        """The same receipt again, once a receiver of its system id is bound (a new ``deliver_sm``)."""
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        while (connection := self._receiver(deliver.system_id)) is None:  # noqa: ASYNC110  (binds come from outside)
+            await asyncio.sleep(0.05)
+        self._deliver(connection, deliver.kind, deliver.receipted_message_id, deliver.text, **deliver.fields)
 
     async def _send_receipt(self, message_id: str, stat: str, err: str) -> bool:
         submit = self._by_message_id.get(message_id)

@@ -33,6 +33,15 @@ class MessageStatus(enum.StrEnum):
 FINAL_STATUSES = frozenset(MessageStatus) - {MessageStatus.PENDING}
 
 
+class DeliveryState(enum.StrEnum):
+    """What reached the phone, beside the sending status: decided by a delivery receipt, or
+    ``unknown`` when none came within the receipt timeout (a later receipt still decides)."""
+
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    UNKNOWN = "unknown"
+
+
 class ErrorKind(enum.StrEnum):
     """Why a message is not (yet) sent, decided where the answer is read and stored beside the
     human-readable ``last_error``, so that metrics and statistics group by it instead of parsing text."""
@@ -73,12 +82,26 @@ class Message(IdentityPrimaryKey, Base):
         UniqueConstraint("mailing_id", "client_id", name="uq_messages_mailing_client"),
         CheckConstraint(f"status IN ({_sql_list(MessageStatus)})", name="status_known"),
         CheckConstraint(f"error_kind IN ({_sql_list(ErrorKind)})", name="error_kind_known"),
+        CheckConstraint(f"delivery_state IN ({_sql_list(DeliveryState)})", name="delivery_state_known"),
         # Statistics are GROUP BY status per mailing: an index-only scan of this index answers them.
         Index("ix_messages_mailing_id_status", "mailing_id", "status"),
         Index("ix_messages_client_id", "client_id"),
         # A mailing's messages page by id, and its first and last send times, without scanning.
         Index("ix_messages_mailing_id_id", "mailing_id", "id"),
         Index("ix_messages_mailing_id_sent_at", "mailing_id", "sent_at", postgresql_where=text("status = 'sent'")),
+        # A receipt names an SMSC id, maybe of one part of a long text: any part finds its message.
+        Index(
+            "ix_messages_provider_part_ids",
+            text("string_to_array(provider_message_id, ',')"),
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+        ),
+        # What the receipt timeout marks unknown, without reading the messages already decided.
+        Index(
+            "ix_messages_awaiting_receipt",
+            "sent_at",
+            postgresql_where=text("status = 'sent' AND delivery_state IS NULL"),
+        ),
     )
 
     mailing_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("mailings.id", ondelete="CASCADE"))
@@ -104,3 +127,9 @@ class Message(IdentityPrimaryKey, Base):
     parts: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The encoding and SMS parts of the text its last request carried, which a personalised text
     makes the client's own; written with the answer, none before a request (or before migration 0021)."""
+    delivery_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """``delivered``, ``undelivered`` or ``unknown``; None while no receipt has decided it."""
+    delivery_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The SMSC's or provider's error code of an undelivered message."""
+    receipt_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    """When the deciding receipt was stored (or the timeout marked it unknown), by the database's clock."""

@@ -4,7 +4,7 @@ import datetime as dt
 
 import msgspec
 
-from notification.messages.models import ErrorKind, MessageStatus
+from notification.messages.models import DeliveryState, ErrorKind, MessageStatus
 
 
 class MessageRead(msgspec.Struct):
@@ -18,3 +18,7 @@ class MessageRead(msgspec.Struct):
     attempts: int
     last_error: str | None
     error_kind: ErrorKind | None = None
+    delivery_state: DeliveryState | None = None
+    """What its receipt said (or ``unknown`` past the receipt timeout); None: no receipt yet."""
+    delivery_error: str | None = None
+    receipt_at: dt.datetime | None = None

@@ -43,6 +43,8 @@ class StoredProvider(Entity):
     """Everything of its kind's settings but the secret."""
     secret: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The token (HTTP) or password (SMPP), encrypted with ``NOTIFICATION_SECRET_KEY``; never read back."""
+    callback_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The secret its receipt callbacks are signed with (HTTP), encrypted like ``secret``; never read back."""
     rate_limit: Mapped[float | None] = mapped_column(Double, nullable=True)
     concurrency: Mapped[int] = mapped_column(Integer, server_default="200")
     window_size: Mapped[int] = mapped_column(Integer, server_default="10")

@@ -61,19 +61,20 @@ def _smpp_provider(spec: ProviderSpec, settings: Settings) -> Provider:
     from notification.inbound.service import receive_from_smpp
     from notification.provider.smpp import InboundMessage, SmppProvider, SmppSettings
     from notification.provider.smpp_slots import PgBindSlots
+    from notification.receipts.smpp import DeliverHook
 
     smpp = msgspec.convert(
         {**spec.settings, "password": spec.secret, "window": spec.window, "binds": spec.binds}, SmppSettings
     )
 
-    async def on_deliver(inbound: InboundMessage) -> None:
-        # Answered to the SMSC only once this returns: what it hands over is stored first.
-        if inbound.is_receipt:
-            return
+    async def mobile_originated(inbound: InboundMessage) -> None:
         await receive_from_smpp(settings, inbound.provider, inbound.source_addr, inbound.text, inbound.received_at)
 
+    # Receipts and messages from phones are stored, and each deliver_sm answered only then, by the
+    # hook; it closes with the provider.
+    hook = DeliverHook(spec.name, settings.psycopg_conninfo, mobile_originated)
     return SmppProvider(
-        spec.name, smpp, slots=PgBindSlots(settings.psycopg_conninfo, spec.name, spec.binds), on_deliver=on_deliver
+        spec.name, smpp, slots=PgBindSlots(settings.psycopg_conninfo, spec.name, spec.binds), on_deliver=hook
     )
 
 

@@ -42,6 +42,18 @@ class ProviderWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ]
         | None
     ) = None
+    callback_secret: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                description="The Standard Webhooks secret (whsec_ and base64 of at least 24 random bytes) the provider"
+                " signs its receipt callbacks with (http); write-only, stored encrypted like `secret`; left out: kept,"
+                " empty: removed (its callbacks are then refused).",
+                max_length=200,
+            ),
+        ]
+        | None
+    ) = None
     rate_limit: Annotated[float, msgspec.Meta(gt=0, description="SMS parts per second")] | None = None
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=10_000, description="Requests in flight per worker (http)")] = 200
     window: Annotated[int, msgspec.Meta(ge=1, le=1_000, description="Submits in flight per bind (smpp)")] = 10
@@ -55,6 +67,7 @@ class ProviderRead(msgspec.Struct, kw_only=True):
     kind: str
     settings: dict[str, Any]
     secret_set: bool
+    callback_secret_set: bool
     rate_limit: float | None
     concurrency: int
     window: int

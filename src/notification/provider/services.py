@@ -16,6 +16,7 @@ from notification.audit.models import AuditAction, AuditEntity
 from notification.audit.trail import AuditTrail, snapshot
 from notification.config import Settings
 from notification.errors import Conflict, InvalidInput, NotFound
+from notification.provider.callbacks import secret_problem
 from notification.provider.models import ProviderRoute, StoredProvider
 from notification.provider.schemas import ProviderRead, ProviderWrite, RouteRuleSchema
 from notification.provider.secrets import SecretBox
@@ -33,6 +34,7 @@ def to_read(row: StoredProvider) -> ProviderRead:
         kind=row.kind,
         settings=dict(row.settings),
         secret_set=row.secret is not None,
+        callback_secret_set=row.callback_secret is not None,
         rate_limit=row.rate_limit,
         concurrency=row.concurrency,
         window=row.window_size,
@@ -93,10 +95,18 @@ class ProviderService:
             raise NotFound("provider", provider_id)
         return row
 
-    def _sealed(self, secret: str) -> str:
+    def _sealed(self, secret: str, field: str = "secret") -> str:
         if not self.box.can_store:
-            raise InvalidInput.of("secret", "cannot be stored: NOTIFICATION_SECRET_KEY is not set")
+            raise InvalidInput.of(field, "cannot be stored: NOTIFICATION_SECRET_KEY is not set")
         return self.box.seal(secret)
+
+    def _sealed_callback_secret(self, secret: str) -> str | None:
+        """An empty one removes it; a set one must be able to sign callbacks."""
+        if not secret:
+            return None
+        if problem := secret_problem(secret):
+            raise InvalidInput.of("callback_secret", problem)
+        return self._sealed(secret, "callback_secret")
 
     async def _name_free(self, name: str, provider_id: int | None) -> None:
         found = (await self.session.execute(select(StoredProvider.id).where(StoredProvider.name == name))).scalar()
@@ -115,12 +125,15 @@ class ProviderService:
         row = StoredProvider()
         self._apply(row, data)
         row.secret = self._sealed(data.secret) if data.secret else None
+        row.callback_secret = self._sealed_callback_secret(data.callback_secret or "")
         self.session.add(row)
         await self.session.flush([row])
         read = to_read(row)
         fields: dict[str, Any] = snapshot(read)
         if data.secret:
             fields["secret"] = SECRET_CHANGED
+        if data.callback_secret:
+            fields["callback_secret"] = SECRET_CHANGED
         await self.audit.created(AuditEntity.PROVIDER, row.id, fields)
         await self.session.commit()
         return read
@@ -135,12 +148,16 @@ class ProviderService:
         self._apply(row, data)
         if data.secret is not None:
             row.secret = self._sealed(data.secret) if data.secret else None
+        if data.callback_secret is not None:
+            row.callback_secret = self._sealed_callback_secret(data.callback_secret)
         await self.session.flush([row])
         await self.session.refresh(row)
         read = to_read(row)
         after: dict[str, Any] = snapshot(read)
         if data.secret is not None:
             before["secret"], after["secret"] = None, SECRET_CHANGED
+        if data.callback_secret is not None:
+            before["callback_secret"], after["callback_secret"] = None, SECRET_CHANGED
         await self.audit.updated(AuditEntity.PROVIDER, row.id, before, after)
         await self.session.commit()
         return read

@@ -465,6 +465,10 @@ class SmppProvider:
         keeper, self._keeper = self._keeper, None
         if keeper is not None:
             await keeper
+        # The hook may hold what it stores with (a connection): every deliver_sm is answered by now.
+        close_hook = getattr(self.on_deliver, "aclose", None)
+        if close_hook is not None:
+            await close_hook()
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from notification.reports.queries import statements
 from notification.schedules.queries import statements as schedule_statements
-from notification.stats.queries import StatusCounts
+from notification.stats.queries import DeliveryCounts, StatusCounts
 from notification.suppressions.queries import statements as suppression_statements
 
 TEXT_HEAD = 60
@@ -76,6 +76,15 @@ class DailyReport:
     schedules: list[DaySchedule] = field(default_factory=list)
     """Schedules with an occurrence active that day."""
     opt_outs: OptOuts = field(default_factory=OptOuts)
+    by_delivery_state: DeliveryCounts = field(default_factory=DeliveryCounts)
+    """What the receipts of the day's mailings' messages said, at the time of the report."""
+
+    @property
+    def receipt_rate(self) -> float | None:
+        """Delivered among the messages a receipt (or the receipt timeout) decided; None before any."""
+        d = self.by_delivery_state
+        decided = d.delivered + d.undelivered + d.unknown
+        return d.delivered / decided if decided else None
 
     @property
     def delivery_rate(self) -> float | None:
@@ -123,6 +132,9 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
             schedule_rows = await cursor.fetchall()
             await cursor.execute(suppression_statements["opt_outs_of_the_day"], params)
             opt_outs = await cursor.fetchone() or {}
+            ids = [row["mailing_id"] for row in rows[:-1]]
+            await cursor.execute(statements["deliveries_of_mailings"], {"ids": ids})
+            deliveries = {row["delivery_state"]: int(row["messages"]) for row in await cursor.fetchall()}
     *mailing_rows, totals = rows
     return DailyReport(
         day=day,
@@ -163,6 +175,7 @@ async def build_report(conn: AsyncConnection, day: dt.date, timezone: str, now: 
             int(opt_outs.get("suppressed", 0)),
             int(opt_outs.get("consents_revoked", 0)),
         ),
+        by_delivery_state=DeliveryCounts(**deliveries),
     )
 
 

@@ -98,3 +98,9 @@ WHERE status = {delivery.pending} AND report_day < %(report_day)s
 -- name: read_only_snapshot
 -- The totals, the mailings and the error kinds describe the same moment.
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY
+
+-- name: deliveries_of_mailings
+-- The day's mailings' messages by delivery state, from their counters (migration 0023).
+SELECT delivery_state, sum(messages)::bigint AS messages
+FROM message_delivery_counts WHERE mailing_id = ANY(%(ids)s)
+GROUP BY delivery_state

@@ -17,6 +17,7 @@ from notification.reports.content import DailyReport, DayMailing
 STATUS_COLUMNS = ("pending", "sent", "failed", "expired", "cancelled")
 MAILING_COLUMNS = ("mailing", "audience", "sent that day", *STATUS_COLUMNS, "start", "end", "text")
 RATE_MEANING = "sent among sent, failed and expired"
+RECEIPT_MEANING = "delivered among the messages a receipt or the receipt timeout decided"
 SUBJECT_PREFIX = "Delivery report"
 
 
@@ -28,6 +29,13 @@ def subject(report: DailyReport) -> str:
 
 def percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate * 100:.1f} %"
+
+
+def _delivered(report: DailyReport) -> str:
+    d = report.by_delivery_state
+    if report.receipt_rate is None:
+        return "n/a"
+    return f"{percent(report.receipt_rate)}: {d.delivered} delivered, {d.undelivered} undelivered, {d.unknown} unknown"
 
 
 def _local(report: DailyReport, instant: dt.datetime) -> str:
@@ -82,6 +90,7 @@ def render_text(report: DailyReport) -> str:
         f"  audience          {report.audience}",
         f"  sent that day     {report.sent_that_day}",
         f"  delivery rate     {percent(report.delivery_rate)} ({RATE_MEANING})",
+        f"  delivered         {_delivered(report)} ({RECEIPT_MEANING})",
         "",
         "Mailings active that day",
     ]
@@ -149,6 +158,8 @@ def render_html(report: DailyReport) -> str:
             total=_total_cells(report),
             rate=percent(report.delivery_rate),
             rate_meaning=RATE_MEANING,
+            delivered=_delivered(report),
+            delivered_meaning=RECEIPT_MEANING,
             local=lambda instant: _local(report, instant),
         )
     )

@@ -20,6 +20,7 @@ from notification.messages.schemas import MessageRead
 from notification.messages.services import MessageService
 from notification.pagination import Limit, Offset, Page
 from notification.stats.queries import (
+    DeliveryCounts,
     MailingSendCounts,
     ProviderCounts,
     SendTotals,
@@ -27,6 +28,7 @@ from notification.stats.queries import (
     Timings,
     WindowWaits,
     all_mailing_counts,
+    delivery_counts,
     listed_total,
     mailing_counts,
     mailing_provider_counts,
@@ -45,6 +47,10 @@ class MailingStats(msgspec.Struct):
     mailing_id: int
     total: int
     by_status: StatusCounts
+    by_delivery_state: Annotated[
+        DeliveryCounts,
+        msgspec.Meta(description="Messages by what their delivery receipts said, from counters"),
+    ]
     parts_sent: Annotated[
         int,
         msgspec.Meta(description="SMS parts of the messages sent: messages sent times the parts of its current text"),
@@ -109,6 +115,7 @@ class StatsController(Controller):
             mailing_id=mailing_id,
             total=counts.total,
             by_status=counts.by_status,
+            by_delivery_state=(await delivery_counts(db_session, mailing_id)).get(mailing_id, DeliveryCounts()),
             parts_sent=await parts_sent(db_session, mailing_id),
             timings=await mailing_timings(db_session, mailing_id),
             waiting_for_window=waits.waiting_for_window,

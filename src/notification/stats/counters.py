@@ -33,6 +33,8 @@ _REBUILD = (
     "rebuild_errors",
     "rebuild_forget_providers",
     "rebuild_providers",
+    "rebuild_forget_deliveries",
+    "rebuild_deliveries",
 )
 _FOLD = (
     "fold_counts",
@@ -49,6 +51,9 @@ _FOLD = (
     "fold_providers",
     "fold_empty_providers",
     "fold_drop_zero_providers",
+    "fold_deliveries",
+    "fold_empty_deliveries",
+    "fold_drop_zero_deliveries",
 )
 
 
@@ -139,7 +144,30 @@ class ProvidersDifference:
         )
 
 
-Difference = CountDifference | SendsDifference | ClientsDifference | ErrorsDifference | ProvidersDifference
+@dataclass(frozen=True, slots=True)
+class DeliveriesDifference:
+    """A (mailing, delivery state) whose counter disagrees with its messages."""
+
+    mailing_id: int
+    delivery_state: str
+    counted_messages: int
+    stored_messages: int
+
+    def __str__(self) -> str:
+        return (
+            f"mailing {self.mailing_id} {self.delivery_state}:"
+            f" counted {self.counted_messages}, stored {self.stored_messages}"
+        )
+
+
+Difference = (
+    DeliveriesDifference
+    | CountDifference
+    | SendsDifference
+    | ClientsDifference
+    | ErrorsDifference
+    | ProvidersDifference
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +177,7 @@ class Verification:
     clients: ClientsDifference | None = None
     errors: list[ErrorsDifference] = field(default_factory=list)
     providers: list[ProvidersDifference] = field(default_factory=list)
+    deliveries: list[DeliveriesDifference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -156,7 +185,7 @@ class Verification:
 
     def differences(self) -> list[Difference]:
         clients = [self.clients] if self.clients else []
-        return [*self.counts, *self.sends, *clients, *self.errors, *self.providers]
+        return [*self.counts, *self.sends, *clients, *self.errors, *self.providers, *self.deliveries]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +204,15 @@ async def verify_counters(conn: AsyncConnection) -> Verification:
         row = await (await cur.execute(statements["clients_difference"])).fetchone()
         errors = [ErrorsDifference(**r) for r in await (await cur.execute(statements["errors_differences"])).fetchall()]
         by_provider = await (await cur.execute(statements["providers_differences"])).fetchall()
+        by_state = await (await cur.execute(statements["deliveries_differences"])).fetchall()
     clients = ClientsDifference(**row) if row is not None else None
     if clients is not None and clients.counted == clients.stored:
         clients = None
     providers = [ProvidersDifference(**r) for r in by_provider]
-    return Verification(counts=counts, sends=sends, clients=clients, errors=errors, providers=providers)
+    deliveries = [DeliveriesDifference(**r) for r in by_state]
+    return Verification(
+        counts=counts, sends=sends, clients=clients, errors=errors, providers=providers, deliveries=deliveries
+    )
 
 
 async def rebuild_counters(conn: AsyncConnection) -> Rebuilt:

@@ -100,6 +100,8 @@ FROM (
     UNION
     SELECT shard FROM message_provider_counts
     UNION
+    SELECT shard FROM message_delivery_counts
+    UNION
     SELECT 0
 ) used
 WHERE shard < %(shards)s AND pg_try_advisory_xact_lock(%(key)s, shard)
@@ -150,7 +152,7 @@ DELETE FROM client_counts WHERE shard = ANY(%(others)s)
 -- name: counter_rows
 SELECT (SELECT count(*) FROM message_counts) + (SELECT count(*) FROM message_sends_per_minute)
        + (SELECT count(*) FROM client_counts) + (SELECT count(*) FROM message_errors_per_minute)
-       + (SELECT count(*) FROM message_provider_counts)
+       + (SELECT count(*) FROM message_provider_counts) + (SELECT count(*) FROM message_delivery_counts)
 
 -- name: read_only_snapshot
 -- Every statement of the transaction reads the same moment, and none writes.
@@ -245,3 +247,48 @@ DELETE FROM message_provider_counts WHERE shard = ANY(%(others)s)
 
 -- name: fold_drop_zero_providers
 DELETE FROM message_provider_counts WHERE shard = %(target)s AND messages = 0
+
+-- name: deliveries_differences
+-- Messages counted by delivery state (migration 0023).
+WITH counted AS (
+    SELECT mailing_id, delivery_state, sum(messages) AS messages
+    FROM message_delivery_counts
+    GROUP BY mailing_id, delivery_state
+    HAVING sum(messages) <> 0
+), stored AS (
+    SELECT mailing_id, delivery_state, count(*) AS messages
+    FROM messages
+    WHERE delivery_state IS NOT NULL
+    GROUP BY mailing_id, delivery_state
+)
+SELECT mailing_id, delivery_state,
+       coalesce(c.messages, 0)::bigint AS counted_messages, coalesce(s.messages, 0)::bigint AS stored_messages
+FROM counted c FULL JOIN stored s USING (mailing_id, delivery_state)
+WHERE coalesce(c.messages, 0) <> coalesce(s.messages, 0)
+  AND NOT EXISTS (SELECT 1 FROM mailings g WHERE g.id = mailing_id AND g.messages_purged_at IS NOT NULL)
+ORDER BY mailing_id, delivery_state
+
+-- name: rebuild_forget_deliveries
+DELETE FROM message_delivery_counts d USING mailings g
+WHERE g.id = d.mailing_id AND g.messages_purged_at IS NULL
+
+-- name: rebuild_deliveries
+INSERT INTO message_delivery_counts (mailing_id, delivery_state, shard, messages)
+SELECT m.mailing_id, m.delivery_state, 0, count(*)
+FROM messages m JOIN mailings g ON g.id = m.mailing_id AND g.messages_purged_at IS NULL
+WHERE m.delivery_state IS NOT NULL
+GROUP BY m.mailing_id, m.delivery_state
+
+-- name: fold_deliveries
+INSERT INTO message_delivery_counts AS d (mailing_id, delivery_state, shard, messages)
+SELECT mailing_id, delivery_state, %(target)s, sum(messages)
+FROM message_delivery_counts WHERE shard = ANY(%(others)s)
+GROUP BY mailing_id, delivery_state
+ORDER BY mailing_id, delivery_state
+ON CONFLICT (mailing_id, delivery_state, shard) DO UPDATE SET messages = d.messages + excluded.messages
+
+-- name: fold_empty_deliveries
+DELETE FROM message_delivery_counts WHERE shard = ANY(%(others)s)
+
+-- name: fold_drop_zero_deliveries
+DELETE FROM message_delivery_counts WHERE shard = %(target)s AND messages = 0

@@ -5,6 +5,7 @@ API, the console and an analyst's SQL always agree on the numbers, and none of t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Annotated
 
 import msgspec
@@ -28,6 +29,14 @@ class StatusCounts(msgspec.Struct):
     cancelled: int = 0
 
 
+class DeliveryCounts(msgspec.Struct):
+    """Messages by what their receipts said; sent messages in none of these still wait for one."""
+
+    delivered: int = 0
+    undelivered: int = 0
+    unknown: Annotated[int, msgspec.Meta(description="No receipt within the receipt timeout")] = 0
+
+
 class MailingCounts(msgspec.Struct):
     mailing_id: int
     total: int
@@ -43,10 +52,12 @@ class Totals(msgspec.Struct):
 # carries a number nobody computed.
 class MailingSendCounts(MailingCounts):
     parts_sent: Annotated[int, msgspec.Meta(description=_PARTS_SENT)]
+    by_delivery_state: DeliveryCounts = msgspec.field(default_factory=DeliveryCounts)
 
 
 class SendTotals(Totals):
     parts_sent: Annotated[int, msgspec.Meta(description=_PARTS_SENT)]
+    by_delivery_state: DeliveryCounts = msgspec.field(default_factory=DeliveryCounts)
 
 
 class WindowWaits(msgspec.Struct):
@@ -82,7 +93,26 @@ def _counts(rows: list[tuple[str, int]]) -> tuple[int, StatusCounts]:
     return sum(by_status.values()), StatusCounts(**by_status)
 
 
+async def delivery_counts(session: AsyncSession, mailing_id: int | None = None) -> dict[int, DeliveryCounts]:
+    """Messages by delivery state, of one mailing or of each, from the counters."""
+    found: dict[int, dict[str, int]] = {}
+    rows = await session.execute(statements.text("delivery_counts"), {"mailing_id": mailing_id})
+    for row in rows:
+        found.setdefault(row.mailing_id, {})[row.delivery_state] = int(row.messages)
+    return {mailing: DeliveryCounts(**states) for mailing, states in found.items()}
+
+
+def _sum_deliveries(counts: Iterable[DeliveryCounts]) -> DeliveryCounts:
+    total = DeliveryCounts()
+    for c in counts:
+        total.delivered += c.delivered
+        total.undelivered += c.undelivered
+        total.unknown += c.unknown
+    return total
+
+
 async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingSendCounts], SendTotals]:
+    deliveries = await delivery_counts(session)
     items = []
     overall = dict.fromkeys((status.value for status in MessageStatus), 0)
     for row in await session.execute(statements.text("all_mailing_counts")):
@@ -95,12 +125,14 @@ async def all_mailing_counts(session: AsyncSession) -> tuple[list[MailingSendCou
                 total=sum(by_status.values()),
                 by_status=StatusCounts(**by_status),
                 parts_sent=row.parts_sent,
+                by_delivery_state=deliveries.get(row.mailing_id, DeliveryCounts()),
             )
         )
     return items, SendTotals(
         total=sum(overall.values()),
         by_status=StatusCounts(**overall),
         parts_sent=sum(item.parts_sent for item in items),
+        by_delivery_state=_sum_deliveries(deliveries.values()),
     )
 
 

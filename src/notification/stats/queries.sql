@@ -123,3 +123,12 @@ FROM message_provider_counts
 GROUP BY provider
 HAVING sum(messages) <> 0
 ORDER BY 3 DESC, provider
+
+-- name: delivery_counts
+-- Messages by delivery state per mailing, from their counters (migration 0023); a mailing with no
+-- receipt yet has no row.
+SELECT mailing_id, delivery_state, sum(messages)::bigint AS messages
+FROM message_delivery_counts
+WHERE %(mailing_id)s::bigint IS NULL OR mailing_id = %(mailing_id)s
+GROUP BY mailing_id, delivery_state
+HAVING sum(messages) <> 0
