@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
+from notification.receipts.store import MessageReceipt, store_message_receipts
 from notification.webhooks.dispatch import prune
 from tests.api import Api, add_clients, create_mailing
 from tests.waiting import wait_for
@@ -153,3 +154,29 @@ async def test_two_transactions_settling_the_last_messages_at_once_tell_the_fini
         await second.commit()
     finished = [r for r in await _outbox(db) if r.event_type == "mailing.finished"]
     assert [r.subject for r in finished] == [f"mailing:{mailing_id}"]
+
+
+async def test_a_receipts_verdict_is_an_event_once_and_after_the_sent_it_implies(
+    client: Api, db: AsyncSession, settings: Settings
+) -> None:
+    await _future_mailing_with_messages(client, db, 3)
+    await db.execute(text("UPDATE messages SET status = 'expired', error_kind = 'timeout' WHERE id = 1"))
+    await db.execute(text("UPDATE messages SET status = 'sent', sent_at = now() WHERE id > 1"))
+    await db.commit()
+    endpoint_id = await _endpoint(client, ["message.sent", "message.delivered", "message.undelivered"])
+    receipts = [MessageReceipt(1, "delivered"), MessageReceipt(2, "undelivered", "E42")]
+    async with await psycopg.AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+        await store_message_receipts(conn, receipts)
+        # Repeated, and contradicted: a decided message tells nothing more.
+        await store_message_receipts(conn, [*receipts, MessageReceipt(2, "delivered")])
+
+    rows = await _outbox(db)
+    assert [(r.endpoint_id, r.event_type, r.subject) for r in rows] == [
+        (endpoint_id, "message.sent", "message:1"),  # the receipt proves the timed-out request was accepted
+        (endpoint_id, "message.delivered", "message:1"),
+        (endpoint_id, "message.undelivered", "message:2"),
+    ]
+    undelivered = rows[2].payload["data"]
+    assert (undelivered["delivery_state"], undelivered["delivery_error"]) == ("undelivered", "E42")
+    assert undelivered["receipt_at"].endswith("Z")
+    assert rows[1].payload["data"]["delivery_state"] == "delivered"
