@@ -54,7 +54,10 @@ def test_every_operation_of_the_api_is_protected_and_documents_its_401(document:
     every = [(method, path, op) for method, path, op in operations(document) if path.startswith("/api/v1/")]
     # Providers' callbacks are signed by the provider (Standard Webhooks), not sent with a token.
     signed = [(method, path) for method, path, op in every if not op.get("security")]
-    assert signed == [("POST", "/api/v1/providers/{provider_name}/receipts")]
+    assert sorted(signed) == [
+        ("POST", "/api/v1/providers/{provider_name}/inbound"),
+        ("POST", "/api/v1/providers/{provider_name}/receipts"),
+    ]
     api = [(method, path, op) for method, path, op in every if op.get("security")]
 
     # 16 operations of the directory, mailings, messages and statistics, the audit log, 6 operator

@@ -20,7 +20,7 @@ from notification.console.plugin import ConsolePlugin
 from notification.db import sqlalchemy_config
 from notification.errors import ApiRequest, exception_handlers, problem_details_plugin
 from notification.health import HealthController
-from notification.inbound.controllers import InboundController
+from notification.inbound.controllers import InboundCallbackController, InboundController
 from notification.jobs import job_queue_lifespan
 from notification.logging import configure_logging
 from notification.mailings.controllers import MailingController
@@ -74,7 +74,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_class=ApiRequest,
     )
     # Signed by the provider, not by an API token: a router of its own, without the token guard.
-    callbacks = Router(API_PREFIX, route_handlers=[ReceiptCallbackController], request_class=ApiRequest)
+    callbacks = Router(
+        API_PREFIX, route_handlers=[ReceiptCallbackController, InboundCallbackController], request_class=ApiRequest
+    )
     database = sqlalchemy_config(settings)
     app = Litestar(
         route_handlers=[api, callbacks, HealthController, MetricsController, static_files_router()],

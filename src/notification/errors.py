@@ -248,7 +248,8 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
 exception_handlers: ExceptionHandlersMap = {Exception: _on_unexpected}
 
 
-def _strict_problem(exc: msgspec.ValidationError) -> InvalidInput:
+def invalid_body(exc: msgspec.ValidationError) -> InvalidInput:
+    """msgspec's refusal of a strictly decoded body, naming its field as the API names fields."""
     message, _, where = str(exc).partition(" - at `")
     field = _field_path(where.rstrip("`")) if where else "body"
     return InvalidInput.of(_named_field(field, message), message)
@@ -268,7 +269,7 @@ class ApiRequest(Request[Any, Any, Any]):
             try:
                 msgspec.json.decode(await self.body(), type=data.annotation, strict=True)
             except msgspec.ValidationError as exc:
-                raise _strict_problem(exc) from None
+                raise invalid_body(exc) from None
         return value
 
 
@@ -279,6 +280,7 @@ __all__ = (
     "NotFound",
     "ProblemDetails",
     "exception_handlers",
+    "invalid_body",
     "problem_details_plugin",
     "problem_responses",
 )

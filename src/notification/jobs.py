@@ -101,7 +101,12 @@ def settings_of(context: JobContext) -> Settings:
 
 
 def pool_of(context: JobContext) -> AsyncConnectionPool:
-    connector = context.app.connector
+    return queue_pool(context.app)
+
+
+def queue_pool(job_queue: App) -> AsyncConnectionPool:
+    """The job queue's own connection pool, which the API's psycopg work borrows too."""
+    connector = job_queue.connector
     if not isinstance(connector, PsycopgConnector):
         msg = "the job queue must use procrastinate's PsycopgConnector"
         raise TypeError(msg)

@@ -14,17 +14,27 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 
+import msgspec
+import structlog
+from litestar import Request
+from litestar.datastructures import State
 from psycopg import AsyncConnection
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from notification.config import Settings
+from notification.errors import InvalidInput, invalid_body, problem
+from notification.jobs import queue_pool
 from notification.lib.sql import load
 from notification.provider.routes import DEFAULT_PROVIDER
 from notification.provider.secrets import SecretBox, SecretsUnavailable
 
 statements = load(__package__, "callbacks.sql")
+
+logger = structlog.get_logger(__name__)
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
@@ -90,3 +100,30 @@ async def _callback_secret(conn: AsyncConnection, settings: Settings, provider: 
         return SecretBox.from_settings(settings).open(sealed)
     except SecretsUnavailable:
         raise CallbackRefused(401, "this provider's callback secret cannot be read") from None
+
+
+@asynccontextmanager
+async def signed_callback(
+    request: Request[Any, Any, Any], state: State, provider: str, kind: str
+) -> AsyncIterator[tuple[AsyncConnection, bytes]]:
+    """A connection and the body of a callback proven signed by ``provider``; a refusal is the
+    problem details of its status (401, 404), logged as a ``kind`` callback refused."""
+    settings: Settings = state.settings
+    body = await request.body()
+    async with queue_pool(state.job_queue).connection() as conn:
+        try:
+            await authenticate_callback(conn, settings, provider, request.headers, body)
+        except CallbackRefused as exc:
+            logger.warning(f"{kind} callback refused", provider=provider, status=exc.status, reason=exc.detail)
+            raise problem(exc.status, exc.detail) from None
+        yield conn, body
+
+
+def decode_callback_body(body: bytes, kind: Any, what: str) -> Any:
+    """The body as ``kind``, read only once its signature holds; a 400 naming the field otherwise."""
+    try:
+        return msgspec.json.decode(body, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise invalid_body(exc) from None
+    except msgspec.DecodeError:
+        raise InvalidInput.of("body", f"must be JSON: {what}") from None

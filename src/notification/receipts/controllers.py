@@ -5,41 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import structlog
 from litestar import Controller, Request, post
 from litestar.datastructures import State
-from procrastinate import App, PsycopgConnector
 
-from notification.config import Settings
-from notification.errors import InvalidInput, problem, problem_responses
-from notification.provider.callbacks import CallbackRefused, authenticate_callback
+from notification.errors import problem, problem_responses
+from notification.provider.callbacks import decode_callback_body, signed_callback
 from notification.receipts import metrics
 from notification.receipts.schemas import ReceiptIn, ReceiptsBody, ReceiptsStored
 from notification.receipts.store import MessageReceipt, store_message_receipts
 
 logger = structlog.get_logger(__name__)
-
-
-def _pool(state: State) -> Any:
-    job_queue: App = state.job_queue
-    connector = job_queue.connector
-    if not isinstance(connector, PsycopgConnector):
-        msg = "the job queue must use procrastinate's PsycopgConnector"
-        raise TypeError(msg)
-    return connector.pool
-
-
-def _decoded(body: bytes) -> list[ReceiptIn]:
-    try:
-        decoded = msgspec.json.decode(body, type=ReceiptsBody, strict=True)
-    except msgspec.ValidationError as exc:
-        message, _, where = str(exc).partition(" - at `")
-        field = where.rstrip("`").removeprefix("$").lstrip(".") or "body"
-        raise InvalidInput.of(field, message) from None
-    except msgspec.DecodeError:
-        raise InvalidInput.of("body", "must be JSON: one receipt or a list of them") from None
-    return decoded if isinstance(decoded, list) else [decoded]
 
 
 class ReceiptCallbackController(Controller):
@@ -67,25 +43,21 @@ class ReceiptCallbackController(Controller):
         state: State,
         provider_name: str,
     ) -> ReceiptsStored:
-        settings: Settings = state.settings
-        body = await request.body()
-        async with _pool(state).connection() as conn:
-            try:
-                provider = await authenticate_callback(conn, settings, provider_name, request.headers, body)
-            except CallbackRefused as exc:
-                logger.warning("receipt callback refused", provider=provider_name, status=exc.status, reason=exc.detail)
-                raise problem(exc.status, exc.detail) from None
-            receipts = _decoded(body)
+        async with signed_callback(request, state, provider_name, "receipt") as (conn, body):
+            decoded: ReceiptIn | list[ReceiptIn] = decode_callback_body(
+                body, ReceiptsBody, "one receipt or a list of them"
+            )
+            receipts = decoded if isinstance(decoded, list) else [decoded]
             stored = await store_message_receipts(
                 conn, [MessageReceipt(r.id, r.status, r.error if r.status == "undelivered" else None) for r in receipts]
             )
         if stored.unknown_ids:
             shown = ", ".join(str(i) for i in stored.unknown_ids[:10])
             raise problem(404, f"no message has the msgId {shown}: nothing was stored", [("id", f"unknown: {shown}")])
-        metrics.observe(provider, (r.status for r in receipts), stored.decided)
+        metrics.observe(provider_name, (r.status for r in receipts), stored.decided)
         logger.info(
             "receipts received",
-            provider=provider,
+            provider=provider_name,
             receipts=len(receipts),
             decided=len(stored.decided),
             already_decided=stored.already_decided,
