@@ -493,6 +493,9 @@ CHANGES_NOTHING: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/schedules/preview"): "the next occurrences of a schedule not created: computed, nothing written",
     ("POST", "/admin/mailings/preview"): "the console's form of the same preview: nothing written",
     ("POST", "/admin/mailings/measure"): "the text's encoding and parts as it is typed: nothing written",
+    # A provider's callbacks: what the SMS world reports, signed by the provider, not an operator's change.
+    ("POST", "/api/v1/providers/{provider_name:str}/receipts"): "a provider's receipts: a message's delivery state",
+    ("POST", "/api/v1/providers/{provider_name:str}/inbound"): "a phone's message, stored and listed",
 }
 
 

@@ -48,7 +48,7 @@ async def messages(db: AsyncSession) -> list[dict[str, Any]]:
                 "INSERT INTO messages (mailing_id, client_id, status, attempts, last_error, error_kind, sent_at)"
                 " VALUES (:m, :c, CAST(:s AS text), :a, :e, :k, CASE WHEN CAST(:s AS text) = 'sent' THEN now() END)"
                 " RETURNING id, mailing_id, client_id, status, created_at, due_at, sent_at, attempts, last_error,"
-                " error_kind"
+                " error_kind, delivery_state, delivery_error, receipt_at"
             ),
             {
                 "m": mailings[mailing].id,
@@ -96,6 +96,9 @@ async def test_every_message_with_each_field(client: Api, messages: list[dict[st
         "attempts",
         "last_error",
         "error_kind",
+        "delivery_state",
+        "delivery_error",
+        "receipt_at",
     }
     assert dt.datetime.fromisoformat(first["sent_at"]).tzinfo is not None
 

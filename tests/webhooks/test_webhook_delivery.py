@@ -104,6 +104,9 @@ async def test_a_mailings_events_arrive_signed_and_whole_through_500s(
         "sent_at",
         "encoding",
         "parts",
+        "delivery_state",
+        "delivery_error",
+        "receipt_at",
     }
     mailing_events = [e for e in events_of(accepted) if e["type"].startswith("mailing.")]
     assert [e["type"] for e in mailing_events][:1] == ["mailing.started"]
