@@ -37,6 +37,7 @@ _EVENTS = (
     "mailing.started",
     "mailing.paused",
     "mailing.finished",
+    "inbound.received",
 )
 _EVENT_LIST = ", ".join(f"'{e}'" for e in _EVENTS)
 

@@ -59,6 +59,35 @@ def _timestamp(name: str, *, nullable: bool = True, default: bool = False) -> sa
     )
 
 
+# A message from a phone that is not a stop word goes to the endpoints that want it, in the
+# transaction that stores it; unlike message events it carries the sender and the text, which are
+# what a receiver (a support desk, a CRM) acts on.
+_FORWARD_INBOUND = """
+CREATE FUNCTION webhook_inbound_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT webhook_subscribed(ARRAY['inbound.received']) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO webhook_outbox (endpoint_id, event_type, subject, payload)
+    SELECT e.id, 'inbound.received', 'inbound:' || r.id,
+           jsonb_build_object(
+               'type', 'inbound.received', 'timestamp', webhook_time(clock_timestamp()),
+               'data', jsonb_build_object(
+                   'inbound_id', r.id, 'provider', r.provider, 'phone', r.phone, 'text', r.text,
+                   'received_at', webhook_time(r.received_at), 'provider_message_id', r.provider_message_id
+               )
+           )
+    FROM received_messages r
+    JOIN webhook_endpoints e ON e.enabled AND 'inbound.received' = ANY (e.events::text[])
+    WHERE NOT r.stop_word
+    ORDER BY r.id, e.id;
+    RETURN NULL;
+END
+$$
+"""
+
+
 def upgrade() -> None:
     for table in ("mailings", "schedules"):
         op.add_column(table, sa.Column("kind", sa.String(16), server_default="service", nullable=False))
@@ -106,9 +135,16 @@ def upgrade() -> None:
     op.create_index("ix_inbound_messages_received_at", "inbound_messages", ["received_at"])
     op.create_index("ix_inbound_messages_phone_id", "inbound_messages", ["phone", "id"])
     _replace_error_kinds(_KINDS_AFTER)
+    op.execute(_FORWARD_INBOUND)
+    op.execute(
+        "CREATE TRIGGER inbound_messages_webhooked AFTER INSERT ON inbound_messages"
+        " REFERENCING NEW TABLE AS received_messages FOR EACH STATEMENT EXECUTE FUNCTION webhook_inbound_inserted()"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS inbound_messages_webhooked ON inbound_messages")
+    op.execute("DROP FUNCTION IF EXISTS webhook_inbound_inserted()")
     op.execute("UPDATE messages SET error_kind = 'cancelled' WHERE error_kind IN ('suppressed', 'no_consent')")
     _replace_error_kinds(_KINDS_BEFORE)
     op.drop_table("inbound_messages")

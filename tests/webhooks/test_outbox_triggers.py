@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.config import Settings
+from notification.inbound.service import receive_inbound
 from notification.receipts.store import MessageReceipt, store_message_receipts
 from notification.webhooks.dispatch import prune
 from tests.api import Api, add_clients, create_mailing
@@ -180,3 +181,27 @@ async def test_a_receipts_verdict_is_an_event_once_and_after_the_sent_it_implies
     assert (undelivered["delivery_state"], undelivered["delivery_error"]) == ("undelivered", "E42")
     assert undelivered["receipt_at"].endswith("Z")
     assert rows[1].payload["data"]["delivery_state"] == "delivered"
+
+
+async def test_a_message_from_a_phone_is_forwarded_with_its_text_and_a_stop_word_is_not(
+    client: Api, db: AsyncSession, settings: Settings
+) -> None:
+    endpoint_id = await _endpoint(client, ["inbound.received"])
+    at = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
+    async with await psycopg.AsyncConnection.connect(settings.psycopg_conninfo, autocommit=True) as conn:
+        question = await receive_inbound(conn, settings, "smsc", "79161234567", "When is the sale?", at, "mo-1")
+        await receive_inbound(conn, settings, "smsc", "79161234568", "STOP", at, "mo-2")
+        await receive_inbound(conn, settings, "smsc", "79161234567", "When is the sale?", at, "mo-1")  # a repeat
+
+    rows = await _outbox(db)
+    assert [(r.endpoint_id, r.event_type, r.subject) for r in rows] == [
+        (endpoint_id, "inbound.received", f"inbound:{question.id}")
+    ]
+    assert rows[0].payload["data"] == {
+        "inbound_id": question.id,
+        "provider": "smsc",
+        "phone": "79161234567",
+        "text": "When is the sale?",
+        "received_at": "2026-12-03T12:00:00.000000Z",
+        "provider_message_id": "mo-1",
+    }

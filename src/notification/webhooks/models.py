@@ -29,6 +29,8 @@ class WebhookEvent(enum.StrEnum):
     MAILING_STARTED = "mailing.started"
     MAILING_PAUSED = "mailing.paused"
     MAILING_FINISHED = "mailing.finished"
+    INBOUND_RECEIVED = "inbound.received"
+    """A message from a phone that is not a stop word (a stop word's effect is the suppression)."""
 
 
 _EVENTS = ", ".join(f"'{e.value}'" for e in WebhookEvent)

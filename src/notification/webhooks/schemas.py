@@ -19,6 +19,7 @@ EventName = Literal[
     "mailing.started",
     "mailing.paused",
     "mailing.finished",
+    "inbound.received",
 ]
 
 
