@@ -179,30 +179,15 @@ SELECT * FROM set_delivery_states(
 $$
 """
 
-# Receipts that overtook the write of their SMSC id: applied by the statement that writes it.
-# Nearly always there are none, and the function ends at its first line.
-_APPLY_WAITING_FUNCTION = """
-CREATE FUNCTION apply_waiting_receipts() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    matched bigint[];
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM unmatched_receipts) THEN
-        RETURN NULL;
-    END IF;
+# Waiting receipts whose message is found, moved to its parts: one statement of the rule for the
+# trigger below and for the worker's sweep (receipts/queries.sql, match_waiting). Returns the
+# messages that took a part, for decide_delivery_states.
+_MOVE_WAITING_FUNCTION = """
+CREATE FUNCTION move_waiting_receipts(providers text[], part_ids text[], message_ids bigint[], parts int[])
+RETURNS bigint[]
+LANGUAGE sql AS $$
     WITH found AS (
-        SELECT u.provider, u.part_id, n.id AS message_id,
-               cardinality(string_to_array(n.provider_message_id, ',')) AS parts
-        FROM updated_messages n
-        CROSS JOIN LATERAL unnest(string_to_array(n.provider_message_id, ',')) AS part(id)
-        -- One probe of the key per part: receipts that never find their message wait here until
-        -- the timeout, and a join the planner chose badly made every update of messages pay for them.
-        CROSS JOIN LATERAL (
-            SELECT u.provider, u.part_id FROM unmatched_receipts u
-            WHERE u.provider = n.provider AND u.part_id = part.id
-            OFFSET 0
-        ) u
-        WHERE n.provider_message_id IS NOT NULL
+        SELECT * FROM unnest(providers, part_ids, message_ids, parts) AS f(provider, part_id, message_id, parts)
     ), taken AS (
         DELETE FROM unmatched_receipts u USING found f
         WHERE u.provider = f.provider AND u.part_id = f.part_id
@@ -214,8 +199,35 @@ BEGIN
         ON CONFLICT (message_id, part_id) DO NOTHING
         RETURNING message_id
     )
-    SELECT array_agg(DISTINCT message_id) INTO matched FROM stored;
-    IF matched IS NOT NULL THEN
+    SELECT coalesce(array_agg(DISTINCT message_id), '{}') FROM stored
+$$
+"""
+
+# Receipts that overtook the write of their SMSC id: applied by the statement that writes it.
+# Nearly always there are none, and the function ends at its first line.
+_APPLY_WAITING_FUNCTION = """
+CREATE FUNCTION apply_waiting_receipts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    matched bigint[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM unmatched_receipts) THEN
+        RETURN NULL;
+    END IF;
+    SELECT move_waiting_receipts(array_agg(u.provider), array_agg(u.part_id), array_agg(n.id),
+                                 array_agg(cardinality(string_to_array(n.provider_message_id, ','))))
+    INTO matched
+    FROM updated_messages n
+    CROSS JOIN LATERAL unnest(string_to_array(n.provider_message_id, ',')) AS part(id)
+    -- One probe of the key per part: receipts that never find their message wait here until
+    -- the timeout, and a join the planner chose badly made every update of messages pay for them.
+    CROSS JOIN LATERAL (
+        SELECT u.provider, u.part_id FROM unmatched_receipts u
+        WHERE u.provider = n.provider AND u.part_id = part.id
+        OFFSET 0
+    ) u
+    WHERE n.provider_message_id IS NOT NULL;
+    IF cardinality(matched) > 0 THEN
         PERFORM * FROM decide_delivery_states(matched);
     END IF;
     RETURN NULL;
@@ -309,6 +321,7 @@ def upgrade() -> None:
         _TRUNCATE_FUNCTION,
         _SET_FUNCTION,
         _DECIDE_FUNCTION,
+        _MOVE_WAITING_FUNCTION,
         _APPLY_WAITING_FUNCTION,
     ):
         op.execute(function)
@@ -328,6 +341,7 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON messages")
     for function in (
         "apply_waiting_receipts()",
+        "move_waiting_receipts(text[], text[], bigint[], integer[])",
         "decide_delivery_states(bigint[])",
         "set_delivery_states(bigint[], text[], text[])",
         "count_truncated_message_deliveries()",

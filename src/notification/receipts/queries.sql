@@ -66,18 +66,9 @@ WITH found AS (
     ) f
     ORDER BY f.id
     FOR UPDATE OF u SKIP LOCKED
-), taken AS (
-    DELETE FROM unmatched_receipts u USING found f
-    WHERE u.provider = f.provider AND u.part_id = f.part_id
-    RETURNING u.provider, u.part_id, u.state, u.error, u.received_at
-), stored AS (
-    INSERT INTO receipt_parts (message_id, part_id, parts, state, error, received_at)
-    SELECT f.message_id, t.part_id, f.parts, t.state, t.error, t.received_at
-    FROM taken t JOIN found f ON f.provider = t.provider AND f.part_id = t.part_id
-    ON CONFLICT (message_id, part_id) DO NOTHING
-    RETURNING message_id
 )
-SELECT coalesce(array_agg(DISTINCT message_id), '{}') AS ids FROM stored
+SELECT move_waiting_receipts(array_agg(provider), array_agg(part_id), array_agg(message_id), array_agg(parts)) AS ids
+FROM found
 
 -- name: any_waiting
 SELECT EXISTS (SELECT 1 FROM unmatched_receipts) AS waiting
